@@ -1,0 +1,118 @@
+//! Session configuration, validated when it is built.
+
+use crate::error::Error;
+use crate::frame::MAX_PAYLOAD;
+
+/// The stream window both ends must use to interoperate with the original (512 KiB).
+pub const DEFAULT_WINDOW: u32 = 512 * 1024;
+
+/// Settings of a session. Every value is checked by its setter, so a `Config` is always valid.
+///
+/// ```
+/// let config = smux::Config::default()
+///     .with_accept_backlog(64)?
+///     .with_max_frame(16 * 1024)?;
+/// assert_eq!(config.window(), 512 * 1024);
+/// # Ok::<(), smux::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    window: u32,
+    max_frame: u32,
+    accept_backlog: usize,
+    write_buffer: usize,
+}
+
+impl Default for Config {
+    /// Window 512 KiB, frames up to 64 KiB, accept backlog 1024, write buffer 256 KiB.
+    fn default() -> Self {
+        Config {
+            window: DEFAULT_WINDOW,
+            max_frame: MAX_PAYLOAD,
+            accept_backlog: 1024,
+            write_buffer: 256 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Sets the per-stream window in bytes (default 512 KiB, from 1 KiB to 1 GiB).
+    ///
+    /// The window is not negotiated: both ends must use the same value, and the original Go
+    /// implementation hard-codes 512 KiB, so change it only when both ends run this crate.
+    pub fn with_window(mut self, bytes: u32) -> Result<Self, Error> {
+        if !(1024..=1 << 30).contains(&bytes) {
+            return Err(Error::InvalidConfig("window must be from 1 KiB to 1 GiB"));
+        }
+        self.window = bytes;
+        Ok(self)
+    }
+
+    /// Sets the largest PSH payload this side sends (default and maximum 64 KiB, at least 1).
+    pub fn with_max_frame(mut self, bytes: u32) -> Result<Self, Error> {
+        if !(1..=MAX_PAYLOAD).contains(&bytes) {
+            return Err(Error::InvalidConfig("max frame must be from 1 to 65536 bytes"));
+        }
+        self.max_frame = bytes;
+        Ok(self)
+    }
+
+    /// Sets how many opened streams may wait for [`Session::accept`](crate::Session::accept)
+    /// (default 1024, at most 65,535; 0 refuses every stream the peer opens). A stream the peer opens
+    /// beyond it is refused with FIN.
+    pub fn with_accept_backlog(mut self, streams: usize) -> Result<Self, Error> {
+        if streams > 65_535 {
+            return Err(Error::InvalidConfig("accept backlog must be at most 65535"));
+        }
+        self.accept_backlog = streams;
+        Ok(self)
+    }
+
+    /// Sets how many bytes of frames may wait for the transport before writers wait too (default
+    /// 256 KiB, from 1 KiB to 64 MiB). Larger values batch more; smaller ones hold less memory.
+    pub fn with_write_buffer(mut self, bytes: usize) -> Result<Self, Error> {
+        if !(1024..=64 << 20).contains(&bytes) {
+            return Err(Error::InvalidConfig("write buffer must be from 1 KiB to 64 MiB"));
+        }
+        self.write_buffer = bytes;
+        Ok(self)
+    }
+
+    /// The per-stream window in bytes.
+    pub fn window(&self) -> u32 {
+        self.window
+    }
+
+    /// The largest PSH payload this side sends.
+    pub fn max_frame(&self) -> u32 {
+        self.max_frame
+    }
+
+    /// How many opened streams may wait to be accepted.
+    pub fn accept_backlog(&self) -> usize {
+        self.accept_backlog
+    }
+
+    /// How many bytes of frames may wait for the transport before writers wait.
+    pub fn write_buffer(&self) -> usize {
+        self.write_buffer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_nonsense() {
+        let c = Config::default();
+        assert!(matches!(c.clone().with_window(0), Err(Error::InvalidConfig(_))));
+        assert!(c.clone().with_window(u32::MAX).is_err());
+        assert!(c.clone().with_max_frame(0).is_err());
+        assert!(c.clone().with_max_frame(65_537).is_err());
+        assert!(c.clone().with_accept_backlog(70_000).is_err());
+        assert!(c.clone().with_write_buffer(10).is_err());
+        let ok = c.with_window(1 << 20).unwrap().with_max_frame(1).unwrap();
+        assert_eq!((ok.window(), ok.max_frame()), (1 << 20, 1));
+    }
+}

@@ -1,0 +1,487 @@
+//! The protocol core: everything PROTOCOL.md says, as plain state changes.
+//!
+//! Frames in ([`Core::handle_frame`]), user actions in ([`Core::open`], [`Core::write`],
+//! [`Core::read`], [`Core::close`]), bytes for the transport out ([`Core::take_output`]) and events out
+//! ([`Core::take_events`]). No I/O, no wakers, no clock: every rule is testable with plain calls.
+
+mod ids;
+mod slots;
+mod stream_state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+
+pub(crate) use self::ids::Direction;
+use self::ids::Ids;
+pub(crate) use self::slots::StreamKey;
+use self::slots::Slots;
+pub(crate) use self::stream_state::State;
+use self::stream_state::StreamState;
+use crate::error::ProtocolError;
+use crate::frame::{put_header, vrm_answer, Cmd, Header, HEADER_LEN};
+
+/// VRM answers queued at most; more probes while they wait are dropped (a prober sends one).
+const MAX_VRM_ANSWERS: usize = 8;
+
+/// What happened that the I/O shell may need to wake someone for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// The stream has data, or reached end-of-stream, or its state changed.
+    Readable(StreamKey),
+    /// The stream got send credit back, or its state changed.
+    Writable(StreamKey),
+    /// A stream waits in the accept backlog.
+    Incoming,
+    /// The answer to our own VRM probe arrived.
+    Pong,
+}
+
+/// The result of [`Core::write`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// This many bytes were queued, in one frame.
+    Queued(usize),
+    /// The stream has no send credit: wait for a confirm.
+    NoCredit,
+    /// The output queue is full: wait for the transport to take it.
+    QueueFull,
+    /// The stream was closed by us.
+    ClosedLocally,
+    /// The peer closed the stream.
+    ClosedByPeer,
+}
+
+/// The result of [`Core::read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// This many bytes were copied out.
+    Data(usize),
+    /// Nothing buffered yet.
+    Empty,
+    /// The peer closed the stream and everything it sent has been read.
+    Eof,
+    /// The stream was closed by us.
+    ClosedLocally,
+}
+
+/// Why [`Core::open`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// All 65,535 ids are in use.
+    Exhausted,
+}
+
+/// The protocol limits the core enforces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) window: u32,
+    pub(crate) max_frame: u32,
+    pub(crate) backlog: usize,
+    pub(crate) write_buffer: usize,
+}
+
+/// The state of one session, without I/O. `W` is the shell's per-stream data.
+#[derive(Debug)]
+pub(crate) struct Core<W> {
+    limits: Limits,
+    /// Confirm once the application has read this much since the last confirm.
+    confirm_threshold: u32,
+    ids: Ids,
+    by_id: HashMap<u16, StreamKey>,
+    streams: Slots<StreamState<W>>,
+    backlog: VecDeque<StreamKey>,
+    /// Frames queued for the transport, in order.
+    out: Vec<u8>,
+    /// Bytes ever moved out by `take_output`, plus what is in `out`: positions for flushing.
+    out_base: u64,
+    confirm_list: Vec<StreamKey>,
+    queue_waiters: Vec<StreamKey>,
+    vrm_answers: Vec<Header>,
+    /// The answer we expect to our own probe, if one is out.
+    ping: Option<Header>,
+    events: Vec<Event>,
+}
+
+impl<W: Default> Core<W> {
+    /// A core for one side of a session.
+    pub(crate) fn new(dir: Direction, limits: Limits) -> Self {
+        Core {
+            limits,
+            confirm_threshold: (limits.window / 4).max(1),
+            ids: Ids::new(dir),
+            by_id: HashMap::new(),
+            streams: Slots::default(),
+            backlog: VecDeque::new(),
+            out: Vec::new(),
+            out_base: 0,
+            confirm_list: Vec::new(),
+            queue_waiters: Vec::new(),
+            vrm_answers: Vec::new(),
+            ping: None,
+            events: Vec::new(),
+        }
+    }
+
+    // ----- frames from the peer -----
+
+    /// Handles one frame from the peer. `payload` is the PSH payload (empty for other commands).
+    /// An error is a protocol violation: the session must end.
+    #[must_use = "a protocol error must end the session"]
+    pub(crate) fn handle_frame(&mut self, h: Header, payload: &[u8]) -> Result<(), ProtocolError> {
+        debug_assert_eq!(payload.len(), h.payload_len());
+        match h.cmd {
+            Cmd::Syn => self.on_syn(h.sid),
+            Cmd::Fin => {
+                self.on_fin(h.sid);
+                Ok(())
+            }
+            Cmd::Psh => self.on_psh(h.sid, payload),
+            Cmd::Cfm => self.on_cfm(h.sid, h.len),
+            Cmd::Vrm => {
+                self.on_vrm(h);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_syn(&mut self, sid: u16) -> Result<(), ProtocolError> {
+        if sid == 0 {
+            return Err(ProtocolError::SynForIdZero);
+        }
+        if self.by_id.contains_key(&sid) {
+            // Both sides opened this id at once: both ends now share the one stream.
+            return Ok(());
+        }
+        self.ids.insert(sid);
+        if self.backlog.len() >= self.limits.backlog {
+            // Refuse: close it at once; the id stays in use until the peer's FIN comes back.
+            let key = self.streams.insert(StreamState::new(sid, false));
+            self.by_id.insert(sid, key);
+            self.queue_fin(key);
+            self.streams.get_mut(key).expect("just inserted").state = State::FinSent;
+            return Ok(());
+        }
+        let key = self.streams.insert(StreamState::new(sid, true));
+        self.by_id.insert(sid, key);
+        self.backlog.push_back(key);
+        self.events.push(Event::Incoming);
+        Ok(())
+    }
+
+    fn on_fin(&mut self, sid: u16) {
+        let Some(&key) = self.by_id.get(&sid) else {
+            return; // FIN for an id with no stream: ignored
+        };
+        let s = self.streams.get_mut(key).expect("by_id points at live streams");
+        match s.state {
+            State::Open => {
+                s.state = State::FinReceived;
+                put_header(&mut self.out, Cmd::Fin, sid, 0);
+                s.last_queued = self.out_base + self.out.len() as u64;
+            }
+            State::FinSent => s.state = State::Closed,
+            State::FinReceived | State::Closed => unreachable!("not in by_id"),
+        }
+        self.release_id(key);
+        self.events.push(Event::Readable(key));
+        self.events.push(Event::Writable(key));
+    }
+
+    fn on_psh(&mut self, sid: u16, payload: &[u8]) -> Result<(), ProtocolError> {
+        let Some(&key) = self.by_id.get(&sid) else {
+            return Ok(()); // PSH for an id with no stream: read and discarded
+        };
+        let window = self.limits.window;
+        let s = self.streams.get_mut(key).expect("by_id points at live streams");
+        if s.state != State::Open {
+            return Ok(()); // we closed it; the peer had not seen our FIN yet
+        }
+        let n = payload.len() as u32;
+        if n > window - s.recv_unconfirmed {
+            return Err(ProtocolError::WindowExceeded { stream: sid, window });
+        }
+        if n > 0 {
+            s.recv_unconfirmed += n;
+            s.recv.extend(payload);
+            self.events.push(Event::Readable(key));
+        }
+        Ok(())
+    }
+
+    fn on_cfm(&mut self, sid: u16, n: u32) -> Result<(), ProtocolError> {
+        let Some(&key) = self.by_id.get(&sid) else {
+            return Ok(());
+        };
+        let s = self.streams.get_mut(key).expect("by_id points at live streams");
+        if n > s.send_unconfirmed {
+            return Err(ProtocolError::ConfirmExceedsSent {
+                stream: sid,
+                confirmed: n,
+                unconfirmed: s.send_unconfirmed,
+            });
+        }
+        s.send_unconfirmed -= n;
+        if n > 0 {
+            self.events.push(Event::Writable(key));
+        }
+        Ok(())
+    }
+
+    fn on_vrm(&mut self, h: Header) {
+        if self.ping == Some(h) {
+            // The answer to our own probe: recognised, not answered.
+            self.ping = None;
+            self.events.push(Event::Pong);
+        } else if self.vrm_answers.len() < MAX_VRM_ANSWERS {
+            self.vrm_answers.push(vrm_answer(h.sid, h.len));
+        }
+    }
+
+    // ----- user actions -----
+
+    /// Opens a stream: allocates an id and queues its SYN.
+    pub(crate) fn open(&mut self) -> Result<StreamKey, OpenError> {
+        let id = self.ids.allocate().ok_or(OpenError::Exhausted)?;
+        let key = self.streams.insert(StreamState::new(id, true));
+        self.by_id.insert(id, key);
+        put_header(&mut self.out, Cmd::Syn, id, 0);
+        self.streams.get_mut(key).expect("just inserted").last_queued = self.out_pos();
+        Ok(key)
+    }
+
+    /// Takes the oldest stream waiting in the accept backlog.
+    pub(crate) fn accept(&mut self) -> Option<StreamKey> {
+        self.backlog.pop_front()
+    }
+
+    /// Queues at most one frame of `data` on the stream, within its credit and the queue's bound.
+    /// On `Queued(n)` exactly `n` bytes were committed; otherwise nothing was.
+    pub(crate) fn write(&mut self, key: StreamKey, data: &[u8]) -> Write {
+        let limits = self.limits;
+        let Some(s) = self.streams.get_mut(key) else {
+            return Write::ClosedLocally;
+        };
+        match s.state {
+            State::Open => {}
+            State::FinReceived => return Write::ClosedByPeer,
+            State::FinSent | State::Closed => return Write::ClosedLocally,
+        }
+        if data.is_empty() {
+            return Write::Queued(0);
+        }
+        let credit = limits.window - s.send_unconfirmed;
+        if credit == 0 {
+            return Write::NoCredit;
+        }
+        if self.out.len() >= limits.write_buffer {
+            if !s.queue_waiting {
+                s.queue_waiting = true;
+                self.queue_waiters.push(key);
+            }
+            return Write::QueueFull;
+        }
+        let n = data.len().min(credit as usize).min(limits.max_frame as usize);
+        s.send_unconfirmed += n as u32;
+        self.out.reserve(HEADER_LEN + n);
+        put_header(&mut self.out, Cmd::Psh, s.id, n as u32);
+        self.out.extend_from_slice(&data[..n]);
+        s.last_queued = self.out_base + self.out.len() as u64;
+        Write::Queued(n)
+    }
+
+    /// Copies buffered data into `buf`; may list the stream for a confirm.
+    pub(crate) fn read(&mut self, key: StreamKey, buf: &mut [u8]) -> Read {
+        let threshold = self.confirm_threshold;
+        let Some(s) = self.streams.get_mut(key) else {
+            return Read::ClosedLocally;
+        };
+        match s.state {
+            State::FinSent | State::Closed => return Read::ClosedLocally,
+            State::Open | State::FinReceived => {}
+        }
+        if s.recv.is_empty() {
+            return if s.state == State::FinReceived {
+                Read::Eof
+            } else {
+                Read::Empty
+            };
+        }
+        if buf.is_empty() {
+            return Read::Data(0);
+        }
+        let n = s.take_recv(buf);
+        if s.state == State::Open && !s.confirm_listed && s.unconfirmed_reads() >= threshold {
+            s.confirm_listed = true;
+            self.confirm_list.push(key);
+        }
+        Read::Data(n)
+    }
+
+    /// Closes the stream from our side: queues FIN if the stream is open. Idempotent.
+    pub(crate) fn close(&mut self, key: StreamKey) {
+        let Some(s) = self.streams.get_mut(key) else {
+            return;
+        };
+        match s.state {
+            State::Open => {
+                s.state = State::FinSent;
+                self.queue_fin(key);
+            }
+            State::FinReceived => s.state = State::Closed,
+            State::FinSent | State::Closed => {}
+        }
+    }
+
+    /// The handle to the stream is gone: close it, and forget it once its id is released.
+    pub(crate) fn drop_handle(&mut self, key: StreamKey) {
+        self.close(key);
+        if let Some(s) = self.streams.get_mut(key) {
+            s.has_handle = false;
+            if !s.state.holds_id() {
+                self.streams.remove(key);
+            }
+        }
+    }
+
+    /// Closes every stream (FIN for each open one) and empties the accept backlog.
+    pub(crate) fn close_all(&mut self) {
+        let open: Vec<StreamKey> = self.by_id.values().copied().collect();
+        for key in open {
+            self.close(key);
+            self.events.push(Event::Readable(key));
+            self.events.push(Event::Writable(key));
+        }
+        while let Some(key) = self.backlog.pop_front() {
+            self.drop_handle(key);
+        }
+    }
+
+    /// The peer closed the transport: every stream ends as if its FIN had come (buffered data stays
+    /// readable; nothing is answered) and every id is released.
+    pub(crate) fn peer_gone(&mut self) {
+        let held: Vec<StreamKey> = self.by_id.values().copied().collect();
+        for key in held {
+            let s = self.streams.get_mut(key).expect("by_id points at live streams");
+            s.state = match s.state {
+                State::Open => State::FinReceived,
+                _ => State::Closed,
+            };
+            self.release_id(key);
+            self.events.push(Event::Readable(key));
+            self.events.push(Event::Writable(key));
+        }
+    }
+
+    /// Empties the accept backlog (the session failed: nobody will take them).
+    pub(crate) fn clear_backlog(&mut self) {
+        while let Some(key) = self.backlog.pop_front() {
+            if let Some(s) = self.streams.get_mut(key) {
+                s.has_handle = false;
+            }
+        }
+    }
+
+    /// Queues a VRM probe; its answer produces [`Event::Pong`]. Returns the probe sent.
+    pub(crate) fn ping(&mut self, v1: u16, v2: u32) -> Header {
+        let probe = Header::new(Cmd::Vrm, v1, v2);
+        self.ping = Some(vrm_answer(v1, v2));
+        self.out.extend_from_slice(&probe.encode());
+        probe
+    }
+
+    // ----- output -----
+
+    /// Moves everything queued for the transport into `into` (which must be empty), first adding
+    /// the coalesced confirms and the VRM answers. Returns the streams waiting for queue space.
+    pub(crate) fn take_output(&mut self, into: &mut Vec<u8>) {
+        debug_assert!(into.is_empty());
+        for key in self.confirm_list.drain(..) {
+            let Some(s) = self.streams.get_mut(key) else {
+                continue;
+            };
+            s.confirm_listed = false;
+            let n = s.unconfirmed_reads();
+            if s.state == State::Open && n > 0 {
+                put_header(&mut self.out, Cmd::Cfm, s.id, n);
+                s.recv_unconfirmed -= n;
+            }
+        }
+        for h in self.vrm_answers.drain(..) {
+            self.out.extend_from_slice(&h.encode());
+        }
+        self.out_base += self.out.len() as u64;
+        std::mem::swap(&mut self.out, into);
+        for key in self.queue_waiters.drain(..) {
+            if let Some(s) = self.streams.get_mut(key) {
+                s.queue_waiting = false;
+                self.events.push(Event::Writable(key));
+            }
+        }
+    }
+
+    /// Whether anything waits to be taken by [`Core::take_output`].
+    pub(crate) fn has_output(&self) -> bool {
+        !self.out.is_empty() || !self.confirm_list.is_empty() || !self.vrm_answers.is_empty()
+    }
+
+    /// Bytes queued and not yet taken.
+    pub(crate) fn queued_len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// The output position just after everything queued so far.
+    pub(crate) fn out_pos(&self) -> u64 {
+        self.out_base + self.out.len() as u64
+    }
+
+    /// Events since the last call, in order.
+    pub(crate) fn take_events(&mut self, into: &mut Vec<Event>) {
+        into.append(&mut self.events);
+    }
+
+    // ----- queries -----
+
+    /// Ids in use: streams not yet fully closed.
+    pub(crate) fn num_streams(&self) -> usize {
+        self.ids.in_use()
+    }
+
+    /// The stream's state, or `None` once it is forgotten.
+    pub(crate) fn stream(&self, key: StreamKey) -> Option<&StreamState<W>> {
+        self.streams.get(key)
+    }
+
+    /// The shell's data for the stream.
+    pub(crate) fn waiters_mut(&mut self, key: StreamKey) -> Option<&mut W> {
+        self.streams.get_mut(key).map(|s| &mut s.waiters)
+    }
+
+    /// Every live stream's key (for waking all of them when the session ends).
+    pub(crate) fn keys(&self) -> Vec<StreamKey> {
+        self.streams.keys()
+    }
+
+    /// The stream's id.
+    pub(crate) fn id(&self, key: StreamKey) -> Option<u16> {
+        self.streams.get(key).map(|s| s.id)
+    }
+
+    // ----- helpers -----
+
+    fn queue_fin(&mut self, key: StreamKey) {
+        let s = self.streams.get_mut(key).expect("live stream");
+        put_header(&mut self.out, Cmd::Fin, s.id, 0);
+        s.last_queued = self.out_base + self.out.len() as u64;
+    }
+
+    fn release_id(&mut self, key: StreamKey) {
+        let s = self.streams.get(key).expect("live stream");
+        let (id, has_handle) = (s.id, s.has_handle);
+        self.by_id.remove(&id);
+        self.ids.remove(id);
+        if !has_handle {
+            self.streams.remove(key);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The state one stream holds in the protocol core.
+//!
+//! ```text
+//!                 local close: send FIN              peer's FIN arrives
+//!   Open ──────────────────────────────► FinSent ─────────────────────► Closed
+//!    │                                   (id in use)                    (id released)
+//!    │ peer's FIN: answer FIN, release id
+//!    ▼                      local close
+//!   FinReceived ─────────────────────────────────────────────────────► Closed
+//!   (buffered data still readable, then end-of-stream)
+//! ```
+//! The id is in use in `Open` and `FinSent`; the state itself lives on until both the id is released
+//! and no handle refers to it, so a handle never reaches a newer stream that reuses its id.
+
+use std::collections::VecDeque;
+
+/// Where a stream is in its close handshake (PROTOCOL.md 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Both directions open; the id is in use.
+    Open,
+    /// We sent FIN and wait for the peer's; the id stays in use until then.
+    FinSent,
+    /// The peer sent FIN and we answered: buffered data is readable, writes fail; id released.
+    FinReceived,
+    /// Closed on our side after the handshake ended: nothing more to do; id released.
+    Closed,
+}
+
+impl State {
+    /// Whether the stream's id is still in use in this state.
+    pub(crate) fn holds_id(self) -> bool {
+        matches!(self, State::Open | State::FinSent)
+    }
+}
+
+/// One stream's protocol state. `W` is the I/O shell's per-stream data (its wakers); the core never
+/// looks at it.
+#[derive(Debug)]
+pub(crate) struct StreamState<W> {
+    pub(crate) id: u16,
+    pub(crate) state: State,
+    /// A handle (or the accept backlog) refers to this stream.
+    pub(crate) has_handle: bool,
+    /// Bytes sent and not yet confirmed by the peer: at most the window.
+    pub(crate) send_unconfirmed: u32,
+    /// Received bytes not yet read by the application.
+    pub(crate) recv: VecDeque<u8>,
+    /// Bytes received and not yet confirmed to the peer (read or not): at most the window.
+    pub(crate) recv_unconfirmed: u32,
+    /// Listed in the core's confirm list.
+    pub(crate) confirm_listed: bool,
+    /// Listed in the core's queue-space waiters.
+    pub(crate) queue_waiting: bool,
+    /// The core's output counter just after this stream's last frame was queued (for flush).
+    pub(crate) last_queued: u64,
+    /// The shell's data.
+    pub(crate) waiters: W,
+}
+
+impl<W: Default> StreamState<W> {
+    pub(crate) fn new(id: u16, has_handle: bool) -> Self {
+        StreamState {
+            id,
+            state: State::Open,
+            has_handle,
+            send_unconfirmed: 0,
+            recv: VecDeque::new(),
+            recv_unconfirmed: 0,
+            confirm_listed: false,
+            queue_waiting: false,
+            last_queued: 0,
+            waiters: W::default(),
+        }
+    }
+
+    /// Bytes the application has read that the peer has not yet been told of.
+    pub(crate) fn unconfirmed_reads(&self) -> u32 {
+        self.recv_unconfirmed - self.recv.len() as u32
+    }
+
+    /// Copies buffered data into `buf`, returns the count, and releases memory once drained.
+    pub(crate) fn take_recv(&mut self, buf: &mut [u8]) -> usize {
+        let (a, b) = self.recv.as_slices();
+        let n1 = a.len().min(buf.len());
+        buf[..n1].copy_from_slice(&a[..n1]);
+        let n2 = b.len().min(buf.len() - n1);
+        buf[n1..n1 + n2].copy_from_slice(&b[..n2]);
+        let n = n1 + n2;
+        self.recv.drain(..n);
+        if self.recv.is_empty() && self.recv.capacity() > SHRINK_ABOVE {
+            // Buffers grow with waiting data and shrink back once it is read.
+            self.recv = VecDeque::new();
+        }
+        n
+    }
+}
+
+/// A drained receive buffer larger than this is freed rather than kept.
+const SHRINK_ABOVE: usize = 64 * 1024;

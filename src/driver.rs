@@ -1,0 +1,321 @@
+//! The driver: the one future that owns the transport.
+//!
+//! Each round it reads whatever the transport has into one reusable buffer and feeds every whole
+//! frame to the core under a single lock; then it takes everything queued (frames of all streams,
+//! confirms, answers) as one buffer and writes it, flushing once nothing more is queued. Reading
+//! never waits for writing: a peer that does not read cannot make this side stop reading, so the
+//! two sides cannot deadlock. Only if the peer leaves an absurd amount of answers unread (see
+//! [`CONTROL_SLACK`]) does reading pause until writing moves again.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::config::Config;
+use crate::core::Event;
+use crate::error::{Error, ProtocolError};
+use crate::frame::{Header, HEADER_LEN, MAX_PAYLOAD};
+use crate::session::{End, Inner, Shared};
+
+/// The read buffer: several maximal frames, so one read usually brings many frames.
+const READ_BUFFER: usize = 256 * 1024;
+/// The largest frame on the wire.
+const MAX_FRAME_LEN: usize = HEADER_LEN + MAX_PAYLOAD as usize;
+/// Answers (FIN, CFM, VRM) queued beyond the write buffer before reading pauses.
+const CONTROL_SLACK: usize = 1 << 20;
+/// Rounds in one poll before the driver yields to its executor.
+const ROUNDS_PER_POLL: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading and writing.
+    Running,
+    /// Writing out what is queued, then closing the transport.
+    Closing,
+    /// Returned.
+    Done,
+}
+
+/// The background future of a session: it owns the transport and moves every frame.
+///
+/// Spawn it on any executor (or poll it yourself). It resolves when the session ends: `Ok(())` when
+/// it was closed cleanly (by [`Session::close`](crate::Session::close), by the peer, or because
+/// every handle was dropped), or the error that ended it. Dropping it ends the session: every
+/// stream then fails with [`Error::SessionClosed`].
+#[must_use = "the driver does nothing unless it is spawned or polled"]
+#[derive(Debug)]
+pub struct Driver<T> {
+    io: T,
+    shared: Arc<Shared>,
+    phase: Phase,
+    rbuf: Vec<u8>,
+    /// Unparsed data is `rbuf[rstart..rend]`.
+    rstart: usize,
+    rend: usize,
+    read_closed: bool,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// Output position at the end of `wbuf`.
+    wbuf_end: u64,
+    need_flush: bool,
+    write_limit: usize,
+    events: Vec<Event>,
+    wake: Vec<Waker>,
+}
+
+impl<T> Driver<T> {
+    pub(crate) fn new(io: T, shared: Arc<Shared>, config: &Config) -> Self {
+        Driver {
+            io,
+            shared,
+            phase: Phase::Running,
+            rbuf: Vec::new(),
+            rstart: 0,
+            rend: 0,
+            read_closed: false,
+            wbuf: Vec::new(),
+            wpos: 0,
+            wbuf_end: 0,
+            need_flush: false,
+            write_limit: config.write_buffer() + CONTROL_SLACK,
+            events: Vec::new(),
+            wake: Vec::new(),
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.phase == Phase::Done {
+            return Poll::Ready(Ok(()));
+        }
+        for _ in 0..ROUNDS_PER_POLL {
+            match this.round(cx) {
+                Ok(true) => continue,
+                Ok(false) => return Poll::Pending,
+                Err(Some(e)) => return Poll::Ready(this.finish(Some(e))),
+                Err(None) => return Poll::Ready(this.finish(None)),
+            }
+        }
+        // Still busy: give the executor a turn, and come back.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// `Err(None)`: the session is over, cleanly; `Err(Some(e))`: it failed.
+type RoundResult = Result<bool, Option<Error>>;
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
+    /// One round: refill the write buffer, write, flush, read and handle. Returns whether anything
+    /// moved (another round may find more to do).
+    fn round(&mut self, cx: &mut Context<'_>) -> RoundResult {
+        let mut progress = false;
+        let paused;
+        {
+            let mut inner = self.shared.lock();
+            inner.register_driver(cx.waker());
+            if self.phase == Phase::Running {
+                if inner.end.is_some() {
+                    self.phase = Phase::Closing;
+                } else if inner.handles == 0 {
+                    // Nobody can use the session any more: close it.
+                    inner.end = Some(End::Local);
+                    inner.core.close_all();
+                    self.phase = Phase::Closing;
+                }
+            }
+            if self.wpos == self.wbuf.len() && inner.core.has_output() {
+                self.wbuf.clear();
+                self.wpos = 0;
+                inner.core.take_output(&mut self.wbuf);
+                self.wbuf_end = inner.core.out_pos();
+                inner.collect_wakers(&self.shared, &mut self.events, &mut self.wake);
+            }
+            paused = inner.core.queued_len() > self.write_limit;
+        }
+        self.wake_now();
+
+        // Write.
+        while self.wpos < self.wbuf.len() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
+                Poll::Ready(Ok(0)) => return Err(Some(io::Error::from(io::ErrorKind::WriteZero).into())),
+                Poll::Ready(Ok(n)) => {
+                    self.wpos += n;
+                    self.need_flush = true;
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => return Err(Some(e.into())),
+                Poll::Pending => break,
+            }
+        }
+        if self.wpos == self.wbuf.len() && self.need_flush {
+            let more_queued = self.shared.lock().core.has_output();
+            if !more_queued {
+                match Pin::new(&mut self.io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.need_flush = false;
+                        let mut inner = self.shared.lock();
+                        inner.flushed = self.wbuf_end;
+                        inner.wake_flushed(&mut self.wake);
+                        drop(inner);
+                        self.wake_now();
+                    }
+                    Poll::Ready(Err(e)) => return Err(Some(e.into())),
+                    Poll::Pending => {}
+                }
+            } else {
+                progress = true; // more to write: the next round takes it
+            }
+        }
+
+        // Close, once everything is out.
+        if self.phase == Phase::Closing && self.wpos == self.wbuf.len() && !self.need_flush {
+            let more_queued = self.shared.lock().core.has_output();
+            if !more_queued {
+                return match Pin::new(&mut self.io).poll_close(cx) {
+                    Poll::Ready(Ok(())) => Err(None),
+                    Poll::Ready(Err(e)) if self.read_closed => {
+                        // The peer is gone already; failing to close our side loses nothing.
+                        let _ = e;
+                        Err(None)
+                    }
+                    Poll::Ready(Err(e)) => Err(Some(e.into())),
+                    Poll::Pending => Ok(progress),
+                };
+            }
+            progress = true;
+        }
+
+        // Read.
+        if !self.read_closed && !paused {
+            if self.rbuf.is_empty() {
+                self.rbuf = vec![0; READ_BUFFER];
+            }
+            if self.rstart == self.rend {
+                self.rstart = 0;
+                self.rend = 0;
+            } else if self.rbuf.len() - self.rstart < MAX_FRAME_LEN {
+                self.rbuf.copy_within(self.rstart..self.rend, 0);
+                self.rend -= self.rstart;
+                self.rstart = 0;
+            }
+            match Pin::new(&mut self.io).poll_read(cx, &mut self.rbuf[self.rend..]) {
+                Poll::Ready(Ok(0)) => {
+                    self.read_closed = true;
+                    if self.rstart != self.rend {
+                        return Err(Some(ProtocolError::Truncated.into()));
+                    }
+                    let mut inner = self.shared.lock();
+                    if inner.end.is_none() {
+                        inner.end = Some(End::Peer);
+                        inner.core.peer_gone();
+                        inner.collect_wakers(&self.shared, &mut self.events, &mut self.wake);
+                    }
+                    drop(inner);
+                    self.wake_now();
+                    self.phase = Phase::Closing;
+                    progress = true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.rend += n;
+                    self.handle_frames()?;
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+                Poll::Ready(Err(e)) => return Err(Some(e.into())),
+                Poll::Pending => {}
+            }
+        } else if self.read_closed && self.phase == Phase::Running {
+            self.phase = Phase::Closing;
+        }
+        Ok(progress)
+    }
+
+    /// Feeds every whole frame in the read buffer to the core, under one lock.
+    fn handle_frames(&mut self) -> Result<(), Option<Error>> {
+        let shared = self.shared.clone();
+        let mut inner = shared.lock();
+        let result = self.handle_frames_locked(&mut inner);
+        inner.collect_wakers(&self.shared, &mut self.events, &mut self.wake);
+        if inner.core.has_output() {
+            // Answers to send: this round's write step comes after the next refill.
+            inner.notify_driver();
+        }
+        drop(inner);
+        self.wake_now();
+        result.map_err(|e| Some(e.into()))
+    }
+
+    fn handle_frames_locked(&mut self, inner: &mut Inner) -> Result<(), ProtocolError> {
+        while self.rend - self.rstart >= HEADER_LEN {
+            let head: &[u8; HEADER_LEN] =
+                self.rbuf[self.rstart..self.rstart + HEADER_LEN].try_into().expect("7 bytes");
+            let h = Header::decode(head)?;
+            let total = HEADER_LEN + h.payload_len();
+            if self.rend - self.rstart < total {
+                break;
+            }
+            let payload = &self.rbuf[self.rstart + HEADER_LEN..self.rstart + total];
+            if inner.end.is_none() || matches!(inner.end, Some(End::Local)) {
+                inner.core.handle_frame(h, payload)?;
+            }
+            self.rstart += total;
+        }
+        Ok(())
+    }
+
+    fn wake_now(&mut self) {
+        for w in self.wake.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Driver<T> {
+    /// Ends the session: records how, wakes everyone, and tells waiters the driver is done.
+    fn finish(&mut self, error: Option<Error>) -> Result<(), Error> {
+        self.phase = Phase::Done;
+        let mut inner = self.shared.lock();
+        let result = match error {
+            Some(e) => {
+                if !matches!(inner.end, Some(End::Failed(_))) {
+                    inner.end = Some(End::Failed(e.clone()));
+                }
+                Err(e)
+            }
+            None => {
+                if inner.end.is_none() {
+                    inner.end = Some(End::Local);
+                }
+                Ok(())
+            }
+        };
+        if let Some(End::Failed(_)) = inner.end {
+            inner.core.clear_backlog();
+        }
+        inner.driver_finished = true;
+        inner.wake_all(&self.shared, &mut self.wake);
+        drop(inner);
+        for w in self.wake.drain(..) {
+            w.wake();
+        }
+        self.shared.driver_done.notify(usize::MAX);
+        result
+    }
+}
+
+impl<T> Drop for Driver<T> {
+    fn drop(&mut self) {
+        if self.phase != Phase::Done {
+            let _ = self.finish(Some(Error::SessionClosed));
+        }
+    }
+}

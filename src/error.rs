@@ -1,0 +1,165 @@
+//! Errors: what a caller can match on, and how each maps to `std::io::ErrorKind`.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+/// Everything that can go wrong with a session or a stream.
+///
+/// Converts into [`std::io::Error`] with a deliberate [`io::ErrorKind`] (see the `From` impl), which
+/// is what the `AsyncRead`/`AsyncWrite` methods of [`Stream`](crate::Stream) return.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed; every stream of the session sees the same error.
+    Io(Arc<io::Error>),
+    /// The peer broke the protocol; the session was ended.
+    Protocol(ProtocolError),
+    /// The session has ended (closed by us, by the peer, or its driver is gone).
+    SessionClosed,
+    /// The stream was closed on this side: it can no longer read or write.
+    StreamClosed,
+    /// All 65,535 stream ids are in use; one must close before another stream can open.
+    IdsExhausted,
+    /// A [`Config`](crate::Config) value is out of range.
+    InvalidConfig(&'static str),
+}
+
+/// How the peer broke the protocol (PROTOCOL.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A command byte the protocol does not define.
+    UnknownCommand(u8),
+    /// A PSH longer than the 64 KiB maximum.
+    PayloadTooLong {
+        /// The announced length.
+        len: u32,
+    },
+    /// More data for a stream than its window allows.
+    WindowExceeded {
+        /// The stream.
+        stream: u16,
+        /// The window.
+        window: u32,
+    },
+    /// A CFM confirmed more than was sent and not yet confirmed.
+    ConfirmExceedsSent {
+        /// The stream.
+        stream: u16,
+        /// What the CFM confirmed.
+        confirmed: u32,
+        /// What was outstanding.
+        unconfirmed: u32,
+    },
+    /// A SYN for the reserved id 0.
+    SynForIdZero,
+    /// The transport ended in the middle of a frame.
+    Truncated,
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ProtocolError::UnknownCommand(c) => write!(f, "unknown command byte {c}"),
+            ProtocolError::PayloadTooLong { len } => {
+                write!(f, "PSH payload of {len} bytes exceeds the 65536-byte maximum")
+            }
+            ProtocolError::WindowExceeded { stream, window } => {
+                write!(f, "stream {stream} received more than its window of {window} bytes")
+            }
+            ProtocolError::ConfirmExceedsSent { stream, confirmed, unconfirmed } => write!(
+                f,
+                "CFM for stream {stream} confirmed {confirmed} bytes, but only {unconfirmed} were outstanding"
+            ),
+            ProtocolError::SynForIdZero => f.write_str("SYN for the reserved stream id 0"),
+            ProtocolError::Truncated => f.write_str("the transport ended in the middle of a frame"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+impl From<crate::frame::DecodeError> for ProtocolError {
+    fn from(e: crate::frame::DecodeError) -> Self {
+        match e {
+            crate::frame::DecodeError::UnknownCommand(c) => ProtocolError::UnknownCommand(c),
+            crate::frame::DecodeError::PayloadTooLong(len) => ProtocolError::PayloadTooLong { len },
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "transport error: {e}"),
+            Error::Protocol(e) => write!(f, "protocol violation by the peer: {e}"),
+            Error::SessionClosed => f.write_str("the session is closed"),
+            Error::StreamClosed => f.write_str("the stream was closed on this side"),
+            Error::IdsExhausted => f.write_str("all 65535 stream ids are in use"),
+            Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(&**e),
+            Error::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(Arc::new(e))
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+/// The mapping: `Io` keeps the transport's kind; `Protocol` is `InvalidData`; `SessionClosed` is
+/// `ConnectionAborted`; `StreamClosed` is `NotConnected`; `IdsExhausted` is `Other`;
+/// `InvalidConfig` is `InvalidInput`.
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match &e {
+            Error::Io(inner) => inner.kind(),
+            Error::Protocol(_) => io::ErrorKind::InvalidData,
+            Error::SessionClosed => io::ErrorKind::ConnectionAborted,
+            Error::StreamClosed => io::ErrorKind::NotConnected,
+            Error::IdsExhausted => io::ErrorKind::Other,
+            Error::InvalidConfig(_) => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_kinds() {
+        let io: io::Error = Error::from(io::Error::from(io::ErrorKind::ConnectionReset)).into();
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionReset);
+        let io: io::Error = Error::Protocol(ProtocolError::Truncated).into();
+        assert_eq!(io.kind(), io::ErrorKind::InvalidData);
+        assert!(io.to_string().contains("middle of a frame"));
+        let io: io::Error = Error::StreamClosed.into();
+        assert_eq!(io.kind(), io::ErrorKind::NotConnected);
+    }
+
+    #[test]
+    fn is_send_sync_static() {
+        fn check<T: std::error::Error + Send + Sync + 'static>() {}
+        check::<Error>();
+        check::<ProtocolError>();
+    }
+}

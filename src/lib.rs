@@ -1,0 +1,69 @@
+//! # smux: a stream multiplexer, byte-compatible with the original Go `smux`
+//!
+//! Many independent, ordered, flow-controlled byte streams over one reliable connection (TCP, TLS,
+//! a Unix socket, an in-memory pipe: anything that is [`AsyncRead`](futures_io::AsyncRead) +
+//! [`AsyncWrite`](futures_io::AsyncWrite)). The objects you meet:
+//!
+//! - [`Session`]: a cheap, cloneable handle; [`Session::open`] and [`Session::accept`] give streams.
+//! - [`Driver`]: the future that owns the transport. The crate has no runtime of its own: spawn the
+//!   driver on whatever executor you use.
+//! - [`Stream`]: `AsyncRead + AsyncWrite`, one per conversation. Dropping it closes it.
+//!
+//! ```
+//! # smol::block_on(async {
+//! use futures::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let (a, b) = smux::pipe(); // an in-memory transport; any AsyncRead + AsyncWrite works
+//! let (client, driver) = smux::Session::client(a, smux::Config::default());
+//! smol::spawn(driver).detach();
+//! let (server, driver) = smux::Session::server(b, smux::Config::default());
+//! smol::spawn(driver).detach();
+//!
+//! let mut s = client.open().await?;
+//! s.write_all(b"ping").await?;
+//! let mut t = server.accept().await?;
+//! let mut buf = [0; 4];
+//! t.read_exact(&mut buf).await?;
+//! assert_eq!(&buf, b"ping");
+//! client.close().await?;
+//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+//! ```
+//!
+//! ## Flow control and backpressure
+//! Every stream has its own window (512 KiB by default, the value the original uses) in each
+//! direction. A writer may have at most one window of data unconfirmed by the reading side, and the
+//! reader confirms (CFM) only what the application has actually read. So a stream that nobody
+//! reads stops only its own writer: the other streams, and the transport, keep moving.
+//!
+//! ## Close is a full close
+//! The protocol has no half-close: closing a stream (or dropping it) ends it in both directions.
+//! Frame your requests (length prefix, delimiter) instead of closing to mark their end. See
+//! [`Stream`].
+//!
+//! ## Writes are exact and cancel-safe
+//! A write that returns `Ok(n)` committed exactly `n` bytes in whole frames; a write that is still
+//! pending when it is cancelled (say, by a timeout) committed nothing. Nothing is sent twice, and
+//! no frame is ever cut.
+//!
+//! ## Probing
+//! [`is_smux`] tells whether the peer of a raw transport is a multiplexer (the VRM probe).
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
+mod config;
+mod core;
+mod driver;
+mod error;
+pub mod frame;
+mod pipe;
+mod probe;
+mod session;
+mod stream;
+
+pub use crate::config::{Config, DEFAULT_WINDOW};
+pub use crate::driver::Driver;
+pub use crate::error::{Error, ProtocolError};
+pub use crate::pipe::{pipe, Pipe};
+pub use crate::probe::is_smux;
+pub use crate::session::Session;
+pub use crate::stream::Stream;

@@ -1,0 +1,55 @@
+//! The VRM probe: is the peer on a raw transport a multiplexer at all? (PROTOCOL.md 8)
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::frame::{vrm_answer, Cmd, Header, HEADER_LEN};
+
+/// Sends a VRM probe on a raw transport and reads one 7-byte answer: `Ok(true)` if and only if the
+/// peer answered as a multiplexer does.
+///
+/// Any other answer, and end-of-stream before a whole answer, give `Ok(false)`; only a real I/O
+/// failure gives an error. The probe holds no timer (this crate has no runtime): bound it with your
+/// runtime's timeout, since a peer that says nothing would keep it waiting, for example with smol:
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// use std::time::Duration;
+/// use smol::future::FutureExt;
+/// let mut io = smol::net::TcpStream::connect("127.0.0.1:7000").await?;
+/// let is_mux = smux::is_smux(&mut io)
+///     .or(async {
+///         smol::Timer::after(Duration::from_secs(2)).await;
+///         Ok(false) // no answer in time: not a multiplexer
+///     })
+///     .await?;
+/// # Ok::<(), std::io::Error>(()) });
+/// ```
+///
+/// Use it before starting a session on the transport; the session then starts on a clean stream.
+pub async fn is_smux<T>(io: &mut T) -> io::Result<bool>
+where
+    T: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let (v1, v2) = random_probe();
+    io.write_all(&Header::new(Cmd::Vrm, v1, v2).encode()).await?;
+    io.flush().await?;
+    let mut answer = [0u8; HEADER_LEN];
+    match io.read_exact(&mut answer).await {
+        Ok(()) => Ok(answer == vrm_answer(v1, v2).encode()),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Random probe values, from the standard library's randomly seeded hasher.
+pub(crate) fn random_probe() -> (u16, u32) {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    let r = h.finish();
+    (r as u16, (r >> 16) as u32)
+}

@@ -1,0 +1,348 @@
+//! The session handle and the state it shares with the driver and the streams.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+
+use event_listener::Event as Notify;
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::config::Config;
+use crate::core::{Core, Direction, Event, Limits, OpenError, StreamKey};
+use crate::driver::Driver;
+use crate::error::Error;
+use crate::stream::Stream;
+
+/// The I/O shell's per-stream data inside the core: who to wake.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    pub(crate) read: Option<Waker>,
+    pub(crate) write: Option<Waker>,
+    pub(crate) flush_listed: bool,
+}
+
+/// How the session ended.
+#[derive(Debug, Clone)]
+pub(crate) enum End {
+    /// Closed by this side (`Session::close`, or every handle dropped).
+    Local,
+    /// The peer closed the transport at a frame boundary: streams see end-of-stream.
+    Peer,
+    /// The transport failed, the peer broke the protocol, or the driver was dropped.
+    Failed(Error),
+}
+
+/// What the driver, the session handles and the streams share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    /// Notified when a stream arrives in the accept backlog or the session ends.
+    pub(crate) accept_ready: Notify,
+    /// Notified when the driver has finished.
+    pub(crate) driver_done: Notify,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) core: Core<Waiters>,
+    pub(crate) end: Option<End>,
+    /// The driver returned or was dropped: nothing more reaches the transport.
+    pub(crate) driver_finished: bool,
+    driver_waker: Option<Waker>,
+    driver_notified: bool,
+    /// Output position known written and flushed.
+    pub(crate) flushed: u64,
+    pub(crate) flush_waiters: Vec<StreamKey>,
+    /// Session handles plus stream handles: when none is left, the driver closes the session.
+    pub(crate) handles: usize,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the core half-updated in a way that matters
+        // more than losing the session; keep going rather than propagate the poison.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    /// Asks the driver to run (once per driver poll, however many times it is called).
+    pub(crate) fn notify_driver(&mut self) {
+        if !self.driver_notified {
+            self.driver_notified = true;
+            if let Some(w) = &self.driver_waker {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// Called by the driver at the top of each round.
+    pub(crate) fn register_driver(&mut self, waker: &Waker) {
+        self.driver_notified = false;
+        match &self.driver_waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.driver_waker = Some(waker.clone()),
+        }
+    }
+
+    /// The error a stream operation must return because of how the session ended, if any.
+    /// After a clean end by the peer, streams go on by their own state (buffered data, then EOF).
+    pub(crate) fn session_error(&self) -> Option<Error> {
+        match &self.end {
+            None | Some(End::Peer) => None,
+            Some(End::Local) => Some(Error::SessionClosed),
+            Some(End::Failed(e)) => Some(e.clone()),
+        }
+    }
+
+    /// Turns the core's events into wakers to call once the lock is released.
+    pub(crate) fn collect_wakers(&mut self, shared: &Shared, events: &mut Vec<Event>, wake: &mut Vec<Waker>) {
+        self.core.take_events(events);
+        let mut incoming = false;
+        for ev in events.drain(..) {
+            match ev {
+                Event::Readable(k) => {
+                    if let Some(w) = self.core.waiters_mut(k).and_then(|w| w.read.take()) {
+                        wake.push(w);
+                    }
+                }
+                Event::Writable(k) => {
+                    if let Some(w) = self.core.waiters_mut(k).and_then(|w| w.write.take()) {
+                        wake.push(w);
+                    }
+                }
+                Event::Incoming => incoming = true,
+                Event::Pong => {}
+            }
+        }
+        if incoming {
+            shared.accept_ready.notify(usize::MAX);
+        }
+    }
+
+    /// Wakes everyone waiting on anything: the session ended.
+    pub(crate) fn wake_all(&mut self, shared: &Shared, wake: &mut Vec<Waker>) {
+        for k in self.core.keys() {
+            if let Some(w) = self.core.waiters_mut(k) {
+                wake.extend(w.read.take());
+                wake.extend(w.write.take());
+                w.flush_listed = false;
+            }
+        }
+        self.flush_waiters.clear();
+        shared.accept_ready.notify(usize::MAX);
+    }
+
+    /// Wakes the streams whose flushes are now complete.
+    pub(crate) fn wake_flushed(&mut self, wake: &mut Vec<Waker>) {
+        let flushed = self.flushed;
+        let core = &mut self.core;
+        self.flush_waiters.retain(|&k| {
+            let Some(pos) = core.stream(k).map(|s| s.last_queued) else {
+                return false;
+            };
+            if pos > flushed {
+                return true;
+            }
+            if let Some(w) = core.waiters_mut(k) {
+                w.flush_listed = false;
+                wake.extend(w.write.take());
+            }
+            false
+        });
+    }
+}
+
+/// A handle to a multiplexed session: opens and accepts streams, and closes the session.
+///
+/// Cheap to clone; every clone acts on the same session. When every `Session` handle and every
+/// [`Stream`] is dropped, the driver closes the session and returns.
+#[derive(Debug)]
+pub struct Session {
+    shared: Arc<Shared>,
+}
+
+impl Clone for Session {
+    fn clone(&self) -> Self {
+        self.shared.lock().handles += 1;
+        Session { shared: self.shared.clone() }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        release_handle(&self.shared);
+    }
+}
+
+/// One handle (session or stream) is gone; the last one makes the driver close the session.
+pub(crate) fn release_handle(shared: &Shared) {
+    let mut inner = shared.lock();
+    inner.handles -= 1;
+    if inner.handles == 0 {
+        inner.notify_driver();
+    }
+}
+
+impl Session {
+    /// Starts the client side of a session over `io`. Streams this side opens get odd-looking ids
+    /// counting up from 1.
+    ///
+    /// Returns the handle and the driver: a future that owns the transport and must be spawned (or
+    /// otherwise polled) for anything to happen. It resolves when the session ends: `Ok(())` after a
+    /// clean close by either side, or the error that ended it.
+    pub fn client<T>(io: T, config: Config) -> (Session, Driver<T>)
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        Session::new(io, config, Direction::Up)
+    }
+
+    /// Starts the server side of a session over `io`: as [`Session::client`], but ids this side
+    /// opens count down from 65,535, so that two sides opening at once do not pick the same id.
+    pub fn server<T>(io: T, config: Config) -> (Session, Driver<T>)
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        Session::new(io, config, Direction::Down)
+    }
+
+    fn new<T>(io: T, config: Config, dir: Direction) -> (Session, Driver<T>)
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        let limits = Limits {
+            window: config.window(),
+            max_frame: config.max_frame(),
+            backlog: config.accept_backlog(),
+            write_buffer: config.write_buffer(),
+        };
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                core: Core::new(dir, limits),
+                end: None,
+                driver_finished: false,
+                driver_waker: None,
+                driver_notified: false,
+                flushed: 0,
+                flush_waiters: Vec::new(),
+                handles: 1,
+            }),
+            accept_ready: Notify::new(),
+            driver_done: Notify::new(),
+        });
+        let driver = Driver::new(io, shared.clone(), &config);
+        (Session { shared }, driver)
+    }
+
+    /// Opens a new stream. The peer learns of it with the first frame; data may follow at once.
+    ///
+    /// Fails with [`Error::IdsExhausted`] while all 65,535 ids are in use, and with the session's
+    /// error once it has ended.
+    pub async fn open(&self) -> Result<Stream, Error> {
+        let mut inner = self.shared.lock();
+        if let Some(e) = ended_error(&inner) {
+            return Err(e);
+        }
+        let key = inner.core.open().map_err(|e| match e {
+            OpenError::Exhausted => Error::IdsExhausted,
+        })?;
+        let id = inner.core.id(key).expect("just opened");
+        inner.handles += 1;
+        inner.notify_driver();
+        drop(inner);
+        Ok(Stream::new(self.shared.clone(), key, id))
+    }
+
+    /// Waits for a stream opened by the peer. Fails once the session has ended.
+    pub async fn accept(&self) -> Result<Stream, Error> {
+        loop {
+            if let Some(s) = self.try_accept()? {
+                return Ok(s);
+            }
+            let listener = self.shared.accept_ready.listen();
+            if let Some(s) = self.try_accept()? {
+                return Ok(s);
+            }
+            listener.await;
+        }
+    }
+
+    fn try_accept(&self) -> Result<Option<Stream>, Error> {
+        let mut inner = self.shared.lock();
+        if let Some(End::Failed(e)) = &inner.end {
+            return Err(e.clone());
+        }
+        if let Some(key) = inner.core.accept() {
+            let id = inner.core.id(key).expect("backlog streams are live");
+            inner.handles += 1;
+            drop(inner);
+            return Ok(Some(Stream::new(self.shared.clone(), key, id)));
+        }
+        match ended_error(&inner) {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    /// The number of streams not yet fully closed (ids in use).
+    pub fn num_streams(&self) -> usize {
+        self.shared.lock().core.num_streams()
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().end.is_some()
+    }
+
+    /// Closes the session: sends FIN for every open stream, writes out everything queued, then
+    /// closes the transport. Streams of this session fail with [`Error::SessionClosed`] afterwards;
+    /// data the peer has not read yet may be lost (PROTOCOL.md 6).
+    ///
+    /// Resolves once the driver has closed the transport (or at once if it is not running any
+    /// more): `Ok(())` if the session ended cleanly, or the error that ended it.
+    pub async fn close(&self) -> Result<(), Error> {
+        let mut inner = self.shared.lock();
+        if inner.end.is_none() {
+            inner.end = Some(End::Local);
+            inner.core.close_all();
+            let mut wake = Vec::new();
+            inner.wake_all(&self.shared, &mut wake);
+            inner.notify_driver();
+            drop(inner);
+            wake.into_iter().for_each(Waker::wake);
+        } else {
+            drop(inner);
+        }
+        self.closed().await
+    }
+
+    /// A future that resolves when the session has ended, with how it ended.
+    pub fn closed(&self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            loop {
+                let listener = shared.driver_done.listen();
+                {
+                    let inner = shared.lock();
+                    if inner.driver_finished {
+                        return match &inner.end {
+                            Some(End::Failed(e)) => Err(e.clone()),
+                            _ => Ok(()),
+                        };
+                    }
+                }
+                listener.await;
+            }
+        }
+    }
+}
+
+/// The error for opening or accepting on an ended session.
+fn ended_error(inner: &Inner) -> Option<Error> {
+    match &inner.end {
+        None => None,
+        Some(End::Local) | Some(End::Peer) => Some(Error::SessionClosed),
+        Some(End::Failed(e)) => Some(e.clone()),
+    }
+}

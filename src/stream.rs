@@ -1,0 +1,183 @@
+//! A stream: a cheap handle onto one multiplexed byte stream.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::core::{Read, StreamKey, Write};
+use crate::error::Error;
+use crate::session::{release_handle, Inner, Shared};
+
+/// One ordered, flow-controlled byte stream of a session.
+///
+/// Implements [`AsyncRead`] and [`AsyncWrite`].
+///
+/// # Close is a full close
+/// The protocol has no half-close: [`poll_close`](AsyncWrite::poll_close) (or dropping the stream)
+/// sends FIN and ends the stream in *both* directions. So a client must not close its stream to
+/// signal "end of request" and then wait for the response: frame requests (length prefix, or a
+/// delimiter), read the response, then close. After the peer closes, reads return what is buffered
+/// and then end-of-stream (`Ok(0)`), and writes fail with `BrokenPipe`.
+///
+/// # Errors
+/// - after this side closed the stream: reads and writes fail with `NotConnected`
+///   ([`Error::StreamClosed`]);
+/// - after the session was closed by this side: `ConnectionAborted` ([`Error::SessionClosed`]);
+/// - after the transport failed or the peer broke the protocol: that error, on every stream.
+///
+/// # Writes are exact and cancel-safe
+/// `poll_write` returning `Ready(Ok(n))` means exactly `n` bytes were committed, in whole frames,
+/// and will be delivered unless the transport fails; `Pending` means nothing of that call was
+/// committed. A write raced against a timeout therefore never duplicates or garbles data.
+#[derive(Debug)]
+pub struct Stream {
+    shared: Arc<Shared>,
+    key: StreamKey,
+    id: u16,
+}
+
+impl Stream {
+    pub(crate) fn new(shared: Arc<Shared>, key: StreamKey, id: u16) -> Self {
+        Stream { shared, key, id }
+    }
+
+    /// The stream's id on the wire (ids are recycled once a stream is fully closed).
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+}
+
+fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}
+
+impl Stream {
+    fn register_read(&self, inner: &mut Inner, cx: &Context<'_>) {
+        if let Some(w) = inner.core.waiters_mut(self.key) {
+            set_waker(&mut w.read, cx.waker());
+        }
+    }
+
+    fn register_write(&self, inner: &mut Inner, cx: &Context<'_>) {
+        if let Some(w) = inner.core.waiters_mut(self.key) {
+            set_waker(&mut w.write, cx.waker());
+        }
+    }
+
+    /// Ready once everything this stream queued is written and flushed.
+    fn poll_flushed(&self, inner: &mut Inner, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        let pos = inner.core.stream(self.key).map_or(0, |s| s.last_queued);
+        if inner.flushed >= pos {
+            return Poll::Ready(Ok(()));
+        }
+        if inner.driver_finished {
+            return Poll::Ready(Err(inner.session_error().unwrap_or(Error::SessionClosed).into()));
+        }
+        self.register_write(inner, cx);
+        if let Some(w) = inner.core.waiters_mut(self.key) {
+            if !w.flush_listed {
+                w.flush_listed = true;
+                inner.flush_waiters.push(self.key);
+            }
+        }
+        inner.notify_driver();
+        Poll::Pending
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut inner = self.shared.lock();
+        if let Some(e) = inner.session_error() {
+            return Poll::Ready(Err(e.into()));
+        }
+        match inner.core.read(self.key, buf) {
+            Read::Data(n) => {
+                if inner.core.has_output() {
+                    inner.notify_driver(); // a confirm to send
+                }
+                Poll::Ready(Ok(n))
+            }
+            Read::Eof => Poll::Ready(Ok(0)),
+            Read::ClosedLocally => Poll::Ready(Err(Error::StreamClosed.into())),
+            Read::Empty => {
+                self.register_read(&mut inner, cx);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let mut inner = self.shared.lock();
+        if let Some(e) = inner.session_error() {
+            return Poll::Ready(Err(e.into()));
+        }
+        let mut done = 0;
+        let outcome = loop {
+            match inner.core.write(self.key, &buf[done..]) {
+                Write::Queued(n) => {
+                    done += n;
+                    if n == 0 || done == buf.len() {
+                        break None;
+                    }
+                }
+                other => break Some(other),
+            }
+        };
+        if done > 0 {
+            inner.notify_driver();
+            return Poll::Ready(Ok(done));
+        }
+        match outcome {
+            None => Poll::Ready(Ok(0)),
+            Some(Write::ClosedLocally) => Poll::Ready(Err(Error::StreamClosed.into())),
+            Some(Write::ClosedByPeer) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            Some(_) => {
+                // No credit, or the queue is full: the core wakes us when either changes.
+                self.register_write(&mut inner, cx);
+                inner.notify_driver();
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.shared.lock();
+        if let Some(e) = inner.session_error() {
+            return Poll::Ready(Err(e.into()));
+        }
+        self.poll_flushed(&mut inner, cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.shared.lock();
+        if let Some(e) = inner.session_error() {
+            return match e {
+                // Closing a stream of a closed session: it is closed.
+                Error::SessionClosed => Poll::Ready(Ok(())),
+                e => Poll::Ready(Err(e.into())),
+            };
+        }
+        inner.core.close(self.key);
+        self.poll_flushed(&mut inner, cx)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        {
+            let mut inner = self.shared.lock();
+            inner.core.drop_handle(self.key);
+            inner.notify_driver();
+        }
+        release_handle(&self.shared);
+    }
+}
