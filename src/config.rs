@@ -21,16 +21,19 @@ pub struct Config {
     max_frame: u32,
     accept_backlog: usize,
     write_buffer: usize,
+    max_streams: usize,
 }
 
 impl Default for Config {
-    /// Window 512 KiB, frames up to 64 KiB, accept backlog 1024, write buffer 256 KiB.
+    /// Window 512 KiB, frames up to 64 KiB, accept backlog 1024, write buffer 256 KiB, no stream
+    /// limit but the 65,535 ids.
     fn default() -> Self {
         Config {
             window: DEFAULT_WINDOW,
             max_frame: MAX_PAYLOAD,
             accept_backlog: 1024,
             write_buffer: 256 * 1024,
+            max_streams: 65_535,
         }
     }
 }
@@ -76,6 +79,22 @@ impl Config {
         }
         self.write_buffer = bytes;
         Ok(self)
+    }
+
+    /// Sets how many streams may be open on the session (ids in use, whichever side opened them)
+    /// before [`Session::open`](crate::Session::open) waits for one to close (default 65,535, the
+    /// whole id space; from 1). Streams the peer opens are bounded by the accept backlog instead.
+    pub fn with_max_streams(mut self, streams: usize) -> Result<Self, Error> {
+        if !(1..=65_535).contains(&streams) {
+            return Err(Error::InvalidConfig("max streams must be from 1 to 65535"));
+        }
+        self.max_streams = streams;
+        Ok(self)
+    }
+
+    /// How many streams may be open before opening waits.
+    pub fn max_streams(&self) -> usize {
+        self.max_streams
     }
 
     /// The per-stream window in bytes.

@@ -55,6 +55,9 @@ mod core;
 mod driver;
 mod error;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod pipe;
 mod probe;
 mod session;

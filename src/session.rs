@@ -1,10 +1,12 @@
 //! The session handle and the state it shares with the driver and the streams.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
-use event_listener::Event as Notify;
+use event_listener::{Event as Notify, EventListener};
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::config::Config;
@@ -40,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) accept_ready: Notify,
     /// Notified when the driver has finished.
     pub(crate) driver_done: Notify,
+    /// Notified when an id is released or a reservation dropped (room to open), or the session ends.
+    pub(crate) room: Notify,
 }
 
 #[derive(Debug)]
@@ -98,7 +102,7 @@ impl Inner {
     /// Turns the core's events into wakers to call once the lock is released.
     pub(crate) fn collect_wakers(&mut self, shared: &Shared, events: &mut Vec<Event>, wake: &mut Vec<Waker>) {
         self.core.take_events(events);
-        let mut incoming = false;
+        let (mut incoming, mut released) = (false, false);
         for ev in events.drain(..) {
             match ev {
                 Event::Readable(k) => {
@@ -113,10 +117,14 @@ impl Inner {
                 }
                 Event::Incoming => incoming = true,
                 Event::Pong => {}
+                Event::Released => released = true,
             }
         }
         if incoming {
             shared.accept_ready.notify(usize::MAX);
+        }
+        if released {
+            shared.room.notify(usize::MAX);
         }
     }
 
@@ -131,6 +139,7 @@ impl Inner {
         }
         self.flush_waiters.clear();
         shared.accept_ready.notify(usize::MAX);
+        shared.room.notify(usize::MAX);
     }
 
     /// Wakes the streams whose flushes are now complete.
@@ -216,6 +225,7 @@ impl Session {
             max_frame: config.max_frame(),
             backlog: config.accept_backlog(),
             write_buffer: config.write_buffer(),
+            max_streams: config.max_streams(),
         };
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
@@ -230,6 +240,7 @@ impl Session {
             }),
             accept_ready: Notify::new(),
             driver_done: Notify::new(),
+            room: Notify::new(),
         });
         let driver = Driver::new(io, shared.clone(), &config);
         (Session { shared }, driver)
@@ -237,21 +248,78 @@ impl Session {
 
     /// Opens a new stream. The peer learns of it with the first frame; data may follow at once.
     ///
-    /// Fails with [`Error::IdsExhausted`] while all 65,535 ids are in use, and with the session's
-    /// error once it has ended.
+    /// Waits while [`Config::with_max_streams`] streams are open. Fails with
+    /// [`Error::IdsExhausted`] while all 65,535 ids are in use, and with the session's error once it
+    /// has ended.
     pub async fn open(&self) -> Result<Stream, Error> {
+        loop {
+            let listener = match self.try_open(false)? {
+                Some(s) => return Ok(s),
+                None => self.shared.room.listen(),
+            };
+            if let Some(s) = self.try_open(false)? {
+                return Ok(s);
+            }
+            listener.await;
+        }
+    }
+
+    /// Opens a stream now, or `None` at the stream limit. `reserved`: use a reservation.
+    pub(crate) fn try_open(&self, reserved: bool) -> Result<Option<Stream>, Error> {
         let mut inner = self.shared.lock();
         if let Some(e) = ended_error(&inner) {
+            if reserved {
+                inner.core.unreserve();
+            }
             return Err(e);
         }
-        let key = inner.core.open().map_err(|e| match e {
-            OpenError::Exhausted => Error::IdsExhausted,
-        })?;
+        let opened = if reserved { inner.core.open_reserved() } else { inner.core.open() };
+        let key = match opened {
+            Ok(key) => key,
+            Err(OpenError::Exhausted) => return Err(Error::IdsExhausted),
+            Err(OpenError::AtLimit) => return Ok(None),
+        };
         let id = inner.core.id(key).expect("just opened");
         inner.handles += 1;
         inner.notify_driver();
         drop(inner);
-        Ok(Stream::new(self.shared.clone(), key, id))
+        Ok(Some(Stream::new(self.shared.clone(), key, id)))
+    }
+
+    /// Reserves room for one open under the stream limit: `Pending` (woken through `listener`)
+    /// while there is none. The reservation is released when dropped unused.
+    pub(crate) fn poll_reserve(
+        &self,
+        listener: &mut Option<EventListener>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Reservation, Error>> {
+        loop {
+            {
+                let mut inner = self.shared.lock();
+                if let Some(e) = ended_error(&inner) {
+                    *listener = None;
+                    return Poll::Ready(Err(e));
+                }
+                match inner.core.reserve() {
+                    Ok(()) => {
+                        *listener = None;
+                        return Poll::Ready(Ok(Reservation { session: self.clone(), armed: true }));
+                    }
+                    Err(OpenError::Exhausted) => {
+                        *listener = None;
+                        return Poll::Ready(Err(Error::IdsExhausted));
+                    }
+                    Err(OpenError::AtLimit) => {}
+                }
+            }
+            match listener {
+                None => *listener = Some(self.shared.room.listen()),
+                Some(l) => {
+                    ready!(Pin::new(l).poll(cx));
+                    *listener = None;
+                }
+            }
+        }
     }
 
     /// Waits for a stream opened by the peer. Fails once the session has ended.
@@ -335,6 +403,37 @@ impl Session {
                 listener.await;
             }
         }
+    }
+}
+
+/// Room for one open, promised by [`Session::poll_reserve`]; given back when dropped unused.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    session: Session,
+    /// Still to be given back on drop.
+    armed: bool,
+}
+
+impl Reservation {
+    /// Opens the stream the reservation was for. Fails only if the session ended or the peer took
+    /// the last free ids in the meantime.
+    pub(crate) fn open(mut self) -> Result<Stream, Error> {
+        self.armed = false;
+        self.session.try_open(true)?.ok_or(Error::IdsExhausted)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut inner = self.session.shared.lock();
+        inner.core.unreserve();
+        let (mut events, mut wake) = (Vec::new(), Vec::new());
+        inner.collect_wakers(&self.session.shared, &mut events, &mut wake);
+        drop(inner);
+        wake.into_iter().for_each(Waker::wake);
     }
 }
 

@@ -35,6 +35,8 @@ pub(crate) enum Event {
     Incoming,
     /// The answer to our own VRM probe arrived.
     Pong,
+    /// An id was released or a reservation dropped: an open waiting for room may retry.
+    Released,
 }
 
 /// The result of [`Core::write`].
@@ -70,6 +72,8 @@ pub(crate) enum Read {
 pub(crate) enum OpenError {
     /// All 65,535 ids are in use.
     Exhausted,
+    /// The configured limit on open streams is reached: wait for [`Event::Released`].
+    AtLimit,
 }
 
 /// The protocol limits the core enforces.
@@ -79,6 +83,8 @@ pub(crate) struct Limits {
     pub(crate) max_frame: u32,
     pub(crate) backlog: usize,
     pub(crate) write_buffer: usize,
+    /// Streams (ids in use) this side lets itself open up to; at most 65,535.
+    pub(crate) max_streams: usize,
 }
 
 /// The state of one session, without I/O. `W` is the shell's per-stream data.
@@ -91,6 +97,8 @@ pub(crate) struct Core<W> {
     by_id: HashMap<u16, StreamKey>,
     streams: Slots<StreamState<W>>,
     backlog: VecDeque<StreamKey>,
+    /// Opens promised by [`Core::reserve`] and not yet used.
+    reserved: usize,
     /// Frames queued for the transport, in order.
     out: Vec<u8>,
     /// Bytes ever moved out by `take_output`, plus what is in `out`: positions for flushing.
@@ -113,6 +121,7 @@ impl<W: Default> Core<W> {
             by_id: HashMap::new(),
             streams: Slots::default(),
             backlog: VecDeque::new(),
+            reserved: 0,
             out: Vec::new(),
             out_base: 0,
             confirm_list: Vec::new(),
@@ -242,6 +251,41 @@ impl<W: Default> Core<W> {
 
     /// Opens a stream: allocates an id and queues its SYN.
     pub(crate) fn open(&mut self) -> Result<StreamKey, OpenError> {
+        self.check_room()?;
+        self.open_unchecked()
+    }
+
+    /// Promises one later [`Core::open_reserved`] room under the stream limit.
+    pub(crate) fn reserve(&mut self) -> Result<(), OpenError> {
+        self.check_room()?;
+        self.reserved += 1;
+        Ok(())
+    }
+
+    /// Gives back a reservation that will not be used.
+    pub(crate) fn unreserve(&mut self) {
+        self.reserved -= 1;
+        self.events.push(Event::Released);
+    }
+
+    /// Opens a stream with a reservation. Fails only if the peer took the last free ids since.
+    pub(crate) fn open_reserved(&mut self) -> Result<StreamKey, OpenError> {
+        self.reserved -= 1;
+        self.open_unchecked()
+    }
+
+    fn check_room(&self) -> Result<(), OpenError> {
+        let used = self.ids.in_use() + self.reserved;
+        if used >= 65_535 {
+            Err(OpenError::Exhausted)
+        } else if used >= self.limits.max_streams {
+            Err(OpenError::AtLimit)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn open_unchecked(&mut self) -> Result<StreamKey, OpenError> {
         let id = self.ids.allocate().ok_or(OpenError::Exhausted)?;
         let key = self.streams.insert(StreamState::new(id, true));
         self.by_id.insert(id, key);
@@ -480,6 +524,7 @@ impl<W: Default> Core<W> {
         let (id, has_handle) = (s.id, s.has_handle);
         self.by_id.remove(&id);
         self.ids.remove(id);
+        self.events.push(Event::Released);
         if !has_handle {
             self.streams.remove(key);
         }
