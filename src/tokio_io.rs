@@ -1,0 +1,72 @@
+//! With the `tokio` feature: tokio's [`AsyncRead`] and [`AsyncWrite`] for [`Stream`], directly.
+//!
+//! A [`Stream`] then goes straight into tokio's io utilities, tokio codecs, hyper-util's
+//! `TokioIo` and `tower::make::MakeConnection`, with no compat wrapper:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use futures::{SinkExt, StreamExt};
+//! use tokio_util::codec::{Framed, LinesCodec};
+//!
+//! let (a, b) = smux::pipe();
+//! let (client, driver) = smux::Session::client(a, smux::Config::default());
+//! tokio::spawn(driver);
+//! let (server, driver) = smux::Session::server(b, smux::Config::default());
+//! tokio::spawn(driver);
+//!
+//! let mut lines = Framed::new(client.open().await?, LinesCodec::new());
+//! lines.send("hello").await?;
+//! let mut peer = Framed::new(server.accept().await?, LinesCodec::new());
+//! assert_eq!(peer.next().await.transpose()?.as_deref(), Some("hello"));
+//! # Ok(()) }
+//! ```
+//!
+//! Without the feature, wrap a stream with `tokio_util::compat::FuturesAsyncReadCompatExt::compat`
+//! (and a tokio transport with `TokioAsyncReadCompatExt::compat` before handing it to
+//! [`Session::client`](crate::Session::client)).
+//!
+//! `poll_shutdown` is the stream's `poll_close`: the protocol has no half-close, so it ends the
+//! stream in both directions (see [`Stream`]).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::stream::Stream;
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = ready!(futures_io::AsyncRead::poll_read(
+            self,
+            cx,
+            buf.initialize_unfilled()
+        ))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        futures_io::AsyncWrite::poll_write(self, cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_io::AsyncWrite::poll_flush(self, cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_io::AsyncWrite::poll_close(self, cx)
+    }
+}

@@ -1,0 +1,53 @@
+//! tower integration: a [`Service`](tower_service::Service) that opens streams, and a way to serve
+//! accepted streams with one.
+//!
+//! - [`Session::opener`] gives an [`Opener`]: `Clone + Service<R, Response = Stream, Error =
+//!   smux::Error>` for any request type. Its `poll_ready` reserves a stream (an id, and a slot
+//!   under [`Config::with_max_streams`](crate::Config::with_max_streams)) and is `Pending` while
+//!   none is free, so tower middleware sees the session's real capacity.
+//! - [`Session::serve`] runs every stream the peer opens through a `Service<Stream>`, accepting
+//!   only while that service is ready, on the executor you hand it.
+//!
+//! ```
+//! # smol::block_on(async {
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//!
+//! let (a, b) = smux::pipe();
+//! let config = smux::Config::default().with_max_streams(64)?;
+//! let (client, driver) = smux::Session::client(a, config);
+//! smol::spawn(driver).detach();
+//! let (server, driver) = smux::Session::server(b, smux::Config::default());
+//! smol::spawn(driver).detach();
+//!
+//! // Middleware composes as with any tower service.
+//! let mut opener = ServiceBuilder::new()
+//!     .concurrency_limit(8)
+//!     .service(client.opener());
+//! let stream = opener.ready().await?.call(()).await?;
+//! let accepted = server.accept().await?;
+//! assert_eq!(stream.id(), accepted.id());
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(()) }).unwrap();
+//! ```
+//!
+//! The pieces follow the layout of `tower::limit::concurrency`: [`Opener`] in `service.rs`, its
+//! [`ResponseFuture`] in `future.rs`, serving in `serve.rs`.
+
+mod future;
+mod serve;
+mod service;
+
+pub use self::future::ResponseFuture;
+pub use self::serve::ServeError;
+pub use self::service::Opener;
+
+use crate::session::Session;
+
+impl Session {
+    /// A `tower` service that opens a stream per call; see [`Opener`] for its readiness.
+    ///
+    /// The opener holds a handle to the session (keeping it open, as a clone of the `Session`
+    /// would).
+    pub fn opener(&self) -> Opener {
+        Opener::new(self.clone())
+    }
+}
