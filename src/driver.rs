@@ -182,9 +182,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             if !more_queued {
                 return match Pin::new(&mut self.io).poll_close(cx) {
                     Poll::Ready(Ok(())) => Err(None),
-                    Poll::Ready(Err(e)) if self.read_closed => {
-                        // The peer is gone already; failing to close our side loses nothing.
-                        let _ = e;
+                    Poll::Ready(Err(e)) if self.read_closed || peer_gone(&e) => {
+                        // Everything was written and flushed; the peer closed its end first.
+                        // Failing to close ours loses nothing.
                         Err(None)
                     }
                     Poll::Ready(Err(e)) => Err(Some(e.into())),
@@ -277,6 +277,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             w.wake();
         }
     }
+}
+
+/// Errors that only say the peer closed the connection first.
+fn peer_gone(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(e.kind(), NotConnected | BrokenPipe | ConnectionReset | ConnectionAborted)
 }
 
 impl<T> Driver<T> {
