@@ -1,0 +1,462 @@
+//! Frames in, frames out: the protocol rules, without I/O.
+
+use super::*;
+use crate::frame::MAX_PAYLOAD;
+
+fn limits() -> Limits {
+    Limits {
+        window: 512 * 1024,
+        max_frame: MAX_PAYLOAD,
+        backlog: 4,
+        write_buffer: 256 * 1024,
+        max_streams: 65_535,
+    }
+}
+
+fn client() -> Core<()> {
+    Core::new(Direction::Up, limits())
+}
+
+fn server() -> Core<()> {
+    Core::new(Direction::Down, limits())
+}
+
+/// Everything the core queued, as (header, payload) frames.
+fn output(core: &mut Core<()>) -> Vec<(Header, Vec<u8>)> {
+    let mut bytes = Vec::new();
+    core.take_output(&mut bytes);
+    let mut frames = Vec::new();
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let h = Header::decode(rest[..HEADER_LEN].try_into().unwrap()).unwrap();
+        let n = h.payload_len();
+        frames.push((h, rest[HEADER_LEN..HEADER_LEN + n].to_vec()));
+        rest = &rest[HEADER_LEN + n..];
+    }
+    frames
+}
+
+fn hdr(cmd: Cmd, sid: u16, len: u32) -> Header {
+    Header::new(cmd, sid, len)
+}
+
+fn frame(core: &mut Core<()>, cmd: Cmd, sid: u16, len: u32) -> Result<(), ProtocolError> {
+    core.handle_frame(hdr(cmd, sid, len), &[])
+}
+
+fn psh(core: &mut Core<()>, sid: u16, data: &[u8]) -> Result<(), ProtocolError> {
+    core.handle_frame(hdr(Cmd::Psh, sid, data.len() as u32), data)
+}
+
+/// Moves every queued byte from `a` to `b` (a deterministic in-memory pair).
+fn deliver(from: &mut Core<()>, to: &mut Core<()>) {
+    for (h, p) in output(from) {
+        to.handle_frame(h, &p).expect("valid frames between two cores");
+    }
+}
+
+#[test]
+fn trace_open_write_close_matches_the_original() {
+    // Scenario 1 of the original's traces: SYN, PSH "hello", FIN; the passive side answers FIN.
+    let (mut c, mut s) = (client(), server());
+    let k = c.open().unwrap();
+    assert_eq!(c.write(k, b"hello"), Write::Queued(5));
+    c.close(k);
+    let mut bytes = Vec::new();
+    c.take_output(&mut bytes);
+    let want = "000100000000000201000500000068656c6c6f01010000000000";
+    assert_eq!(hex(&bytes), want);
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let h = Header::decode(rest[..7].try_into().unwrap()).unwrap();
+        let n = h.payload_len();
+        s.handle_frame(h, &rest[7..7 + n]).unwrap();
+        rest = &rest[7 + n..];
+    }
+    let t = s.accept().unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(t, &mut buf), Read::Data(5));
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(s.read(t, &mut buf), Read::Eof);
+    let mut answer = Vec::new();
+    s.take_output(&mut answer);
+    assert_eq!(hex(&answer), "01010000000000");
+    // The passive side released the id at once; the active side when the FIN comes back.
+    assert_eq!(s.num_streams(), 0);
+    assert_eq!(c.num_streams(), 1);
+    c.handle_frame(hdr(Cmd::Fin, 1, 0), &[]).unwrap();
+    assert_eq!(c.num_streams(), 0);
+}
+
+#[test]
+fn trace_confirm_after_reading_matches_the_original_amounts() {
+    // Scenario 5: 256 KiB sent in 64 KiB frames; reading it all confirms 262144 bytes in total.
+    let (mut c, mut s) = (client(), server());
+    let k = c.open().unwrap();
+    let data = vec![0xAA; 262_144];
+    let mut sent = 0;
+    while sent < data.len() {
+        match c.write(k, &data[sent..]) {
+            Write::Queued(n) => sent += n,
+            other => panic!("{other:?}"),
+        }
+    }
+    let frames = output(&mut c);
+    assert_eq!(frames.len(), 5);
+    assert!(frames[1..].iter().all(|(h, p)| h.len == 65_536 && p.len() == 65_536));
+    for (h, p) in frames {
+        s.handle_frame(h, &p).unwrap();
+    }
+    let t = s.accept().unwrap();
+    let mut buf = vec![0u8; 300_000];
+    let mut got = 0;
+    while let Read::Data(n) = s.read(t, &mut buf) {
+        got += n;
+    }
+    assert_eq!(got, 262_144);
+    let confirmed: u32 = output(&mut s)
+        .iter()
+        .filter(|(h, _)| h.cmd == Cmd::Cfm)
+        .map(|(h, _)| h.len)
+        .sum();
+    assert_eq!(confirmed, 262_144);
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn send_credit_is_the_window() {
+    let mut c = client();
+    let k = c.open().unwrap();
+    let data = vec![1u8; 1 << 20];
+    let mut sent = 0;
+    loop {
+        match c.write(k, &data[sent..]) {
+            Write::Queued(n) => sent += n,
+            Write::QueueFull => {
+                let _ = output(&mut c);
+            }
+            Write::NoCredit => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(sent, 512 * 1024);
+    let _ = output(&mut c);
+    frame(&mut c, Cmd::Cfm, 1, 1000).unwrap();
+    assert_eq!(c.write(k, &data), Write::Queued(1000));
+    assert_eq!(c.write(k, &data), Write::NoCredit);
+}
+
+#[test]
+fn writes_commit_whole_frames_or_nothing() {
+    let mut c = client();
+    let k = c.open().unwrap();
+    let _ = output(&mut c);
+    let big = vec![7u8; 100_000];
+    // One call commits at most one frame of at most 64 KiB.
+    assert_eq!(c.write(k, &big), Write::Queued(65_536));
+    let frames = output(&mut c);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].0, hdr(Cmd::Psh, 1, 65_536));
+    assert_eq!(frames[0].1.len(), 65_536);
+}
+
+#[test]
+fn queue_bound_blocks_writers_and_frees_them() {
+    let mut c = client();
+    let keys: Vec<_> = (0..8).map(|_| c.open().unwrap()).collect();
+    let chunk = vec![0u8; 65_536];
+    let mut blocked = None;
+    for &k in &keys {
+        match c.write(k, &chunk) {
+            Write::Queued(_) => {}
+            Write::QueueFull => {
+                blocked = Some(k);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let k = blocked.expect("the 256 KiB write buffer fills");
+    assert!(c.queued_len() >= 256 * 1024);
+    let mut out = Vec::new();
+    c.take_output(&mut out);
+    let mut events = Vec::new();
+    c.take_events(&mut events);
+    assert!(events.contains(&Event::Writable(k)), "the blocked writer is woken");
+    assert!(matches!(c.write(k, &chunk), Write::Queued(_)));
+}
+
+#[test]
+fn receiving_beyond_the_window_is_an_error() {
+    let mut s = server();
+    frame(&mut s, Cmd::Syn, 1, 0).unwrap();
+    let chunk = vec![0u8; 65_536];
+    for _ in 0..8 {
+        psh(&mut s, 1, &chunk).unwrap();
+    }
+    assert_eq!(
+        psh(&mut s, 1, b"x"),
+        Err(ProtocolError::WindowExceeded { stream: 1, window: 512 * 1024 })
+    );
+}
+
+#[test]
+fn confirms_grant_what_was_read_and_are_coalesced() {
+    let mut s = server();
+    frame(&mut s, Cmd::Syn, 1, 0).unwrap();
+    let t = s.accept().unwrap();
+    let chunk = vec![0u8; 65_536];
+    for _ in 0..8 {
+        psh(&mut s, 1, &chunk).unwrap();
+    }
+    let mut buf = vec![0u8; 1000];
+    let mut read = 0;
+    while read < 400_000 {
+        let Read::Data(n) = s.read(t, &mut buf) else { panic!() };
+        read += n;
+    }
+    // One CFM for everything read so far, however many reads crossed the threshold.
+    let cfm: Vec<_> = output(&mut s).into_iter().filter(|(h, _)| h.cmd == Cmd::Cfm).collect();
+    assert_eq!(cfm.len(), 1);
+    assert_eq!(cfm[0].0.len as usize, read);
+    // The credit is back: the peer may send that much again.
+    for _ in 0..6 {
+        psh(&mut s, 1, &chunk).unwrap();
+    }
+}
+
+#[test]
+fn confirm_for_more_than_sent_is_an_error() {
+    let mut c = client();
+    let k = c.open().unwrap();
+    assert_eq!(c.write(k, b"abc"), Write::Queued(3));
+    assert_eq!(
+        frame(&mut c, Cmd::Cfm, 1, 4),
+        Err(ProtocolError::ConfirmExceedsSent { stream: 1, confirmed: 4, unconfirmed: 3 })
+    );
+}
+
+#[test]
+fn syn_for_id_zero_is_an_error() {
+    assert_eq!(frame(&mut server(), Cmd::Syn, 0, 0), Err(ProtocolError::SynForIdZero));
+}
+
+#[test]
+fn frames_for_unknown_ids_are_ignored() {
+    let mut s = server();
+    psh(&mut s, 9, b"lost").unwrap();
+    frame(&mut s, Cmd::Fin, 9, 0).unwrap();
+    frame(&mut s, Cmd::Cfm, 9, 100).unwrap();
+    assert!(output(&mut s).is_empty());
+    assert_eq!(s.num_streams(), 0);
+}
+
+#[test]
+fn syns_beyond_the_backlog_are_refused_with_fin() {
+    let mut s = server();
+    for id in 1..=5 {
+        frame(&mut s, Cmd::Syn, id, 0).unwrap();
+    }
+    // Backlog of 4: the fifth is refused, its id held until the peer's FIN comes back.
+    assert_eq!(output(&mut s), vec![(hdr(Cmd::Fin, 5, 0), vec![])]);
+    assert_eq!(s.num_streams(), 5);
+    frame(&mut s, Cmd::Fin, 5, 0).unwrap();
+    assert_eq!(s.num_streams(), 4);
+    for _ in 0..4 {
+        assert!(s.accept().is_some());
+    }
+    assert!(s.accept().is_none());
+}
+
+#[test]
+fn simultaneous_open_binds_both_ends_to_one_stream() {
+    let mut c = client();
+    let k = c.open().unwrap();
+    let _ = output(&mut c);
+    frame(&mut c, Cmd::Syn, 1, 0).unwrap();
+    assert!(c.accept().is_none(), "the SYN for our own open id is ignored");
+    psh(&mut c, 1, b"hi").unwrap();
+    let mut buf = [0; 2];
+    assert_eq!(c.read(k, &mut buf), Read::Data(2));
+}
+
+#[test]
+fn simultaneous_close_releases_the_id_on_both_sides() {
+    let (mut c, mut s) = (client(), server());
+    let k = c.open().unwrap();
+    deliver(&mut c, &mut s);
+    let t = s.accept().unwrap();
+    c.close(k);
+    s.close(t);
+    // Both FINs cross: each side receives FIN while waiting for one.
+    let (fc, fs) = (output(&mut c), output(&mut s));
+    for (h, p) in fc {
+        s.handle_frame(h, &p).unwrap();
+    }
+    for (h, p) in fs {
+        c.handle_frame(h, &p).unwrap();
+    }
+    assert_eq!((c.num_streams(), s.num_streams()), (0, 0));
+    assert!(output(&mut c).is_empty() && output(&mut s).is_empty(), "no FIN answers a FIN");
+}
+
+#[test]
+fn a_stale_handle_never_touches_a_newer_stream_with_the_same_id() {
+    let mut s = server();
+    frame(&mut s, Cmd::Syn, 7, 0).unwrap();
+    let old = s.accept().unwrap();
+    frame(&mut s, Cmd::Fin, 7, 0).unwrap(); // the peer closes: id 7 released here
+    let _ = output(&mut s);
+    frame(&mut s, Cmd::Syn, 7, 0).unwrap(); // and reopens it
+    let new = s.accept().unwrap();
+    assert_ne!(old, new);
+    s.close(old);
+    s.drop_handle(old);
+    assert!(output(&mut s).is_empty(), "no FIN for the newer stream");
+    psh(&mut s, 7, b"new").unwrap();
+    let mut buf = [0; 3];
+    assert_eq!(s.read(new, &mut buf), Read::Data(3));
+    assert_eq!(s.write(old, b"x"), Write::ClosedLocally);
+}
+
+#[test]
+fn passive_close_keeps_buffered_data_then_ends() {
+    let mut s = server();
+    frame(&mut s, Cmd::Syn, 1, 0).unwrap();
+    let t = s.accept().unwrap();
+    psh(&mut s, 1, b"last words").unwrap();
+    frame(&mut s, Cmd::Fin, 1, 0).unwrap();
+    assert_eq!(s.write(t, b"x"), Write::ClosedByPeer);
+    let mut buf = [0; 32];
+    assert_eq!(s.read(t, &mut buf), Read::Data(10));
+    assert_eq!(s.read(t, &mut buf), Read::Eof);
+    s.drop_handle(t);
+    assert_eq!(s.num_streams(), 0);
+    assert!(s.keys().is_empty(), "the stream is forgotten once its handle is gone");
+}
+
+#[test]
+fn local_close_then_reads_and_writes_fail() {
+    let mut c = client();
+    let k = c.open().unwrap();
+    c.close(k);
+    c.close(k); // idempotent: one FIN
+    let fins = output(&mut c).into_iter().filter(|(h, _)| h.cmd == Cmd::Fin).count();
+    assert_eq!(fins, 1);
+    assert_eq!(c.write(k, b"x"), Write::ClosedLocally);
+    assert_eq!(c.read(k, &mut [0; 4]), Read::ClosedLocally);
+    // Data still in flight from the peer is discarded, not an error.
+    psh(&mut c, 1, b"late").unwrap();
+}
+
+#[test]
+fn no_confirm_is_sent_after_our_fin() {
+    let (mut c, mut s) = (client(), server());
+    let k = c.open().unwrap();
+    deliver(&mut c, &mut s);
+    let t = s.accept().unwrap();
+    psh(&mut c, 1, &vec![0u8; 65_536]).unwrap();
+    for _ in 0..2 {
+        psh(&mut c, 1, &vec![0u8; 65_536]).unwrap();
+    }
+    let mut buf = vec![0u8; 200_000];
+    assert!(matches!(c.read(k, &mut buf), Read::Data(_)));
+    c.close(k);
+    let frames = output(&mut c);
+    assert_eq!(frames.last().unwrap().0.cmd, Cmd::Fin);
+    assert!(frames.iter().all(|(h, _)| h.cmd != Cmd::Cfm));
+    let _ = t;
+}
+
+#[test]
+fn vrm_is_answered_and_our_own_answer_is_recognised() {
+    let mut s = server();
+    frame(&mut s, Cmd::Vrm, 0x1234, 0x1234_5678).unwrap();
+    assert_eq!(output(&mut s), vec![(hdr(Cmd::Vrm, 0x3420, 0x1278_3456), vec![])]);
+    let probe = s.ping(0x1234, 0x1234_5678);
+    assert_eq!(probe, hdr(Cmd::Vrm, 0x1234, 0x1234_5678));
+    let _ = output(&mut s);
+    frame(&mut s, Cmd::Vrm, 0x3420, 0x1278_3456).unwrap();
+    assert!(output(&mut s).is_empty(), "the answer to our own probe is not answered");
+    let mut events = Vec::new();
+    s.take_events(&mut events);
+    assert!(events.contains(&Event::Pong));
+}
+
+#[test]
+fn vrm_answers_are_bounded() {
+    let mut s = server();
+    for i in 0..1000 {
+        frame(&mut s, Cmd::Vrm, i, i as u32).unwrap();
+    }
+    assert_eq!(output(&mut s).len(), MAX_VRM_ANSWERS);
+}
+
+#[test]
+fn ids_recycle_on_both_sides_through_many_cycles() {
+    let (mut c, mut s) = (client(), server());
+    for _ in 0..70_000 {
+        let k = c.open().unwrap();
+        deliver(&mut c, &mut s);
+        let t = s.accept().unwrap();
+        c.close(k);
+        c.drop_handle(k);
+        deliver(&mut c, &mut s);
+        s.drop_handle(t);
+        deliver(&mut s, &mut c);
+    }
+    assert_eq!((c.num_streams(), s.num_streams()), (0, 0));
+    assert!(c.keys().is_empty() && s.keys().is_empty());
+    // The other side can still open.
+    let t = s.open().unwrap();
+    assert_eq!(s.id(t), Some(65_535));
+}
+
+#[test]
+fn the_stream_limit_holds_and_reservations_count() {
+    let mut c = Core::<()>::new(Direction::Up, Limits { max_streams: 2, ..limits() });
+    c.reserve().unwrap();
+    let a = c.open().unwrap();
+    assert_eq!(c.open(), Err(OpenError::AtLimit));
+    assert_eq!(c.reserve(), Err(OpenError::AtLimit));
+    c.unreserve();
+    let _b = c.open().unwrap();
+    c.close(a);
+    deliver_fin_back(&mut c, 1);
+    assert!(c.open().is_ok());
+}
+
+fn deliver_fin_back(c: &mut Core<()>, id: u16) {
+    let _ = output(c);
+    frame(c, Cmd::Fin, id, 0).unwrap();
+}
+
+#[test]
+fn peer_gone_ends_streams_with_their_data() {
+    let mut s = server();
+    frame(&mut s, Cmd::Syn, 1, 0).unwrap();
+    let t = s.accept().unwrap();
+    psh(&mut s, 1, b"tail").unwrap();
+    s.peer_gone();
+    assert_eq!(s.num_streams(), 0);
+    let mut buf = [0; 8];
+    assert_eq!(s.read(t, &mut buf), Read::Data(4));
+    assert_eq!(s.read(t, &mut buf), Read::Eof);
+    assert_eq!(s.write(t, b"x"), Write::ClosedByPeer);
+}
+
+#[test]
+fn receive_buffers_shrink_back() {
+    let mut s = server();
+    frame(&mut s, Cmd::Syn, 1, 0).unwrap();
+    let t = s.accept().unwrap();
+    for _ in 0..4 {
+        psh(&mut s, 1, &vec![0u8; 65_536]).unwrap();
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    assert_eq!(s.read(t, &mut buf), Read::Data(4 * 65_536));
+    assert_eq!(s.stream(t).unwrap().recv.capacity(), 0);
+}
