@@ -105,6 +105,8 @@ pub(crate) struct Core<W> {
     out_base: u64,
     confirm_list: Vec<StreamKey>,
     queue_waiters: Vec<StreamKey>,
+    /// Streams with `contending` set.
+    contenders: usize,
     vrm_answers: Vec<Header>,
     /// The answer we expect to our own probe, if one is out.
     ping: Option<Header>,
@@ -126,6 +128,7 @@ impl<W: Default> Core<W> {
             out_base: 0,
             confirm_list: Vec::new(),
             queue_waiters: Vec::new(),
+            contenders: 0,
             vrm_answers: Vec::new(),
             ping: None,
             events: Vec::new(),
@@ -186,6 +189,7 @@ impl<W: Default> Core<W> {
         match s.state {
             State::Open => {
                 s.state = State::FinReceived;
+                stop_contending(s, &mut self.contenders);
                 put_header(&mut self.out, Cmd::Fin, sid, 0);
                 s.last_queued = self.out_base + self.out.len() as u64;
             }
@@ -318,15 +322,29 @@ impl<W: Default> Core<W> {
         if credit == 0 {
             return Write::NoCredit;
         }
-        if self.out.len() >= limits.write_buffer {
+        if s.batch != self.out_base {
+            s.batch = self.out_base;
+            s.batch_bytes = 0;
+        }
+        // Fairness: while other streams wait for room, a stream takes at most about one frame of
+        // each batch, so many writers share the transport frame by frame and none starves.
+        let others_waiting = self.contenders > usize::from(s.contending);
+        let over_share = others_waiting && s.batch_bytes >= limits.max_frame;
+        if self.out.len() >= limits.write_buffer || over_share {
+            if !s.contending {
+                s.contending = true;
+                self.contenders += 1;
+            }
             if !s.queue_waiting {
                 s.queue_waiting = true;
                 self.queue_waiters.push(key);
             }
             return Write::QueueFull;
         }
+        stop_contending(s, &mut self.contenders);
         let n = data.len().min(credit as usize).min(limits.max_frame as usize);
         s.send_unconfirmed += n as u32;
+        s.batch_bytes += n as u32;
         self.out.reserve(HEADER_LEN + n);
         put_header(&mut self.out, Cmd::Psh, s.id, n as u32);
         self.out.extend_from_slice(&data[..n]);
@@ -370,6 +388,7 @@ impl<W: Default> Core<W> {
         match s.state {
             State::Open => {
                 s.state = State::FinSent;
+                stop_contending(s, &mut self.contenders);
                 self.queue_fin(key);
             }
             State::FinReceived => s.state = State::Closed,
@@ -411,6 +430,7 @@ impl<W: Default> Core<W> {
                 State::Open => State::FinReceived,
                 _ => State::Closed,
             };
+            stop_contending(s, &mut self.contenders);
             self.release_id(key);
             self.events.push(Event::Readable(key));
             self.events.push(Event::Writable(key));
@@ -528,5 +548,12 @@ impl<W: Default> Core<W> {
         if !has_handle {
             self.streams.remove(key);
         }
+    }
+}
+
+/// The stream no longer waits for room (it wrote, or it can write no more).
+fn stop_contending<W>(s: &mut StreamState<W>, contenders: &mut usize) {
+    if std::mem::take(&mut s.contending) {
+        *contenders -= 1;
     }
 }

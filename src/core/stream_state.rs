@@ -52,6 +52,12 @@ pub(crate) struct StreamState<W> {
     pub(crate) confirm_listed: bool,
     /// Listed in the core's queue-space waiters.
     pub(crate) queue_waiting: bool,
+    /// Waited for queue space and has not written since: other writers yield to it.
+    pub(crate) contending: bool,
+    /// The output batch (the core's `out_base` when this stream last wrote) and what this stream
+    /// put in it: a stream takes at most a frame's worth of a batch while others contend.
+    pub(crate) batch: u64,
+    pub(crate) batch_bytes: u32,
     /// The core's output counter just after this stream's last frame was queued (for flush).
     pub(crate) last_queued: u64,
     /// The shell's data.
@@ -69,6 +75,9 @@ impl<W: Default> StreamState<W> {
             recv_unconfirmed: 0,
             confirm_listed: false,
             queue_waiting: false,
+            contending: false,
+            batch: 0,
+            batch_bytes: 0,
             last_queued: 0,
             waiters: W::default(),
         }

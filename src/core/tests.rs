@@ -460,3 +460,29 @@ fn receive_buffers_shrink_back() {
     assert_eq!(s.read(t, &mut buf), Read::Data(4 * 65_536));
     assert_eq!(s.stream(t).unwrap().recv.capacity(), 0);
 }
+
+#[test]
+fn writers_share_the_queue_frame_by_frame() {
+    let mut c = client();
+    let (a, b) = (c.open().unwrap(), c.open().unwrap());
+    let chunk = vec![0u8; 65_536];
+    // A fills the queue; B finds it full and waits.
+    while let Write::Queued(_) = c.write(a, &chunk) {}
+    assert_eq!(c.write(b, &chunk), Write::QueueFull);
+    let mut from_b = 0;
+    for _round in 0..4 {
+        let mut out = Vec::new();
+        c.take_output(&mut out);
+        // A is woken first and greedy, but it may take only about one frame while B waits.
+        let mut a_frames = 0;
+        while let Write::Queued(_) = c.write(a, &chunk) {
+            a_frames += 1;
+        }
+        assert!(a_frames <= 1, "A took {a_frames} frames while B waited");
+        // B, greedy too, gets its share.
+        while let Write::Queued(n) = c.write(b, &chunk) {
+            from_b += n;
+        }
+    }
+    assert!(from_b >= 3 * 65_536, "B got {from_b} bytes");
+}
