@@ -62,6 +62,8 @@ pub struct Driver<T> {
     /// Output position at the end of `wbuf`.
     wbuf_end: u64,
     need_flush: bool,
+    /// Writing failed as if the peer had closed: reading decides whether it did.
+    write_error: Option<io::Error>,
     write_limit: usize,
     events: Vec<Event>,
     wake: Vec<Waker>,
@@ -81,6 +83,7 @@ impl<T> Driver<T> {
             wpos: 0,
             wbuf_end: 0,
             need_flush: false,
+            write_error: None,
             write_limit: config.write_buffer() + CONTROL_SLACK,
             events: Vec::new(),
             wake: Vec::new(),
@@ -143,55 +146,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
         self.wake_now();
 
-        // Write.
-        while self.wpos < self.wbuf.len() {
-            match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
-                Poll::Ready(Ok(0)) => return Err(Some(io::Error::from(io::ErrorKind::WriteZero).into())),
-                Poll::Ready(Ok(n)) => {
-                    self.wpos += n;
-                    self.need_flush = true;
-                    progress = true;
-                }
-                Poll::Ready(Err(e)) => return Err(Some(e.into())),
-                Poll::Pending => break,
+        // Write, flush, close.
+        match self.write_side(cx) {
+            Ok(Some(moved)) => progress |= moved,
+            Ok(None) => return Err(None),
+            Err(e) if peer_gone(&e) && !self.read_closed => {
+                // The peer may have closed the connection after its last frames: read what is
+                // left; end-of-stream there makes this a clean end by the peer.
+                self.write_error = Some(e);
+                self.wpos = self.wbuf.len();
+                self.need_flush = false;
+                progress = true;
             }
-        }
-        if self.wpos == self.wbuf.len() && self.need_flush {
-            let more_queued = self.shared.lock().core.has_output();
-            if !more_queued {
-                match Pin::new(&mut self.io).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => {
-                        self.need_flush = false;
-                        let mut inner = self.shared.lock();
-                        inner.flushed = self.wbuf_end;
-                        inner.wake_flushed(&mut self.wake);
-                        drop(inner);
-                        self.wake_now();
-                    }
-                    Poll::Ready(Err(e)) => return Err(Some(e.into())),
-                    Poll::Pending => {}
-                }
-            } else {
-                progress = true; // more to write: the next round takes it
-            }
-        }
-
-        // Close, once everything is out.
-        if self.phase == Phase::Closing && self.wpos == self.wbuf.len() && !self.need_flush {
-            let more_queued = self.shared.lock().core.has_output();
-            if !more_queued {
-                return match Pin::new(&mut self.io).poll_close(cx) {
-                    Poll::Ready(Ok(())) => Err(None),
-                    Poll::Ready(Err(e)) if self.read_closed || peer_gone(&e) => {
-                        // Everything was written and flushed; the peer closed its end first.
-                        // Failing to close ours loses nothing.
-                        Err(None)
-                    }
-                    Poll::Ready(Err(e)) => Err(Some(e.into())),
-                    Poll::Pending => Ok(progress),
-                };
-            }
-            progress = true;
+            Err(e) => return Err(self.write_failed(e)),
         }
 
         // Read.
@@ -222,6 +189,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     drop(inner);
                     self.wake_now();
                     self.phase = Phase::Closing;
+                    if self.write_error.is_some() {
+                        return Err(None); // the peer closed first and did not wait for answers
+                    }
                     progress = true;
                 }
                 Poll::Ready(Ok(n)) => {
@@ -231,12 +201,68 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => progress = true,
                 Poll::Ready(Err(e)) => return Err(Some(e.into())),
-                Poll::Pending => {}
+                Poll::Pending => {
+                    if let Some(e) = self.write_error.take() {
+                        return Err(Some(e.into())); // not closed by the peer: a real failure
+                    }
+                }
             }
         } else if self.read_closed && self.phase == Phase::Running {
             self.phase = Phase::Closing;
         }
         Ok(progress)
+    }
+
+    /// Writes what is in the write buffer, flushes once nothing more is queued, and closes the
+    /// transport when closing and everything is out. `Ok(Some(moved))`: whether anything moved;
+    /// `Ok(None)`: the transport is closed.
+    fn write_side(&mut self, cx: &mut Context<'_>) -> io::Result<Option<bool>> {
+        if self.write_error.is_some() {
+            self.wpos = self.wbuf.len(); // nothing more reaches the peer
+            return Ok(Some(false));
+        }
+        let mut progress = false;
+        while self.wpos < self.wbuf.len() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    self.wpos += n;
+                    self.need_flush = true;
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => return Ok(Some(progress)),
+            }
+        }
+        if self.shared.lock().core.has_output() {
+            return Ok(Some(true)); // more to write: the next round takes it
+        }
+        if self.need_flush {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.need_flush = false;
+                    let mut inner = self.shared.lock();
+                    inner.flushed = self.wbuf_end;
+                    inner.wake_flushed(&mut self.wake);
+                    drop(inner);
+                    self.wake_now();
+                }
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => return Ok(Some(progress)),
+            }
+        }
+        if self.phase == Phase::Closing {
+            return match Pin::new(&mut self.io).poll_close(cx) {
+                Poll::Ready(Ok(())) => Ok(None),
+                // Everything was written and flushed; the peer closed its end first. Failing to
+                // close ours loses nothing.
+                Poll::Ready(Err(e)) if self.read_closed || peer_gone(&e) => Ok(None),
+                Poll::Ready(Err(e)) => Err(e),
+                Poll::Pending => Ok(Some(progress)),
+            };
+        }
+        Ok(Some(progress))
     }
 
     /// Feeds every whole frame in the read buffer to the core, under one lock.
@@ -270,6 +296,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             self.rstart += total;
         }
         Ok(())
+    }
+
+    /// A write or flush failed. After the peer closed its end (we read end-of-stream), a peer-gone
+    /// error only says it did not wait for our answers: the session ended cleanly, by the peer.
+    fn write_failed(&self, e: io::Error) -> Option<Error> {
+        if self.read_closed && peer_gone(&e) {
+            None
+        } else {
+            Some(e.into())
+        }
     }
 
     fn wake_now(&mut self) {

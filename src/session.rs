@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) accept_ready: Notify,
     /// Notified when the driver has finished.
     pub(crate) driver_done: Notify,
+    /// Notified when the answer to our VRM probe arrives, or the session ends.
+    pub(crate) pong: Notify,
     /// Notified when an id is released or a reservation dropped (room to open), or the session ends.
     pub(crate) room: Notify,
 }
@@ -59,6 +62,8 @@ pub(crate) struct Inner {
     pub(crate) flush_waiters: Vec<StreamKey>,
     /// Session handles plus stream handles: when none is left, the driver closes the session.
     pub(crate) handles: usize,
+    /// Answers to our VRM probes received so far.
+    pub(crate) pongs: u64,
 }
 
 impl Shared {
@@ -116,7 +121,10 @@ impl Inner {
                     }
                 }
                 Event::Incoming => incoming = true,
-                Event::Pong => {}
+                Event::Pong => {
+                    self.pongs += 1;
+                    shared.pong.notify(usize::MAX);
+                }
                 Event::Released => released = true,
             }
         }
@@ -140,6 +148,7 @@ impl Inner {
         self.flush_waiters.clear();
         shared.accept_ready.notify(usize::MAX);
         shared.room.notify(usize::MAX);
+        shared.pong.notify(usize::MAX);
     }
 
     /// Wakes the streams whose flushes are now complete.
@@ -237,10 +246,12 @@ impl Session {
                 flushed: 0,
                 flush_waiters: Vec::new(),
                 handles: 1,
+                pongs: 0,
             }),
             accept_ready: Notify::new(),
             driver_done: Notify::new(),
             room: Notify::new(),
+            pong: Notify::new(),
         });
         let driver = Driver::new(io, shared.clone(), &config);
         (Session { shared }, driver)
@@ -350,6 +361,37 @@ impl Session {
         match ended_error(&inner) {
             Some(e) => Err(e),
             None => Ok(None),
+        }
+    }
+
+    /// Measures the round trip to the peer with a VRM probe (PROTOCOL.md 8), which the original
+    /// answers too. The answer is recognised, not answered back. Concurrent pings share one probe.
+    ///
+    /// Holds no timer: bound it with your runtime's timeout. Fails once the session has ended.
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        let start = Instant::now();
+        let seen = {
+            let mut inner = self.shared.lock();
+            if let Some(e) = ended_error(&inner) {
+                return Err(e);
+            }
+            let (v1, v2) = crate::probe::random_probe();
+            let _ = inner.core.ping(v1, v2);
+            inner.notify_driver();
+            inner.pongs
+        };
+        loop {
+            let listener = self.shared.pong.listen();
+            {
+                let inner = self.shared.lock();
+                if inner.pongs > seen {
+                    return Ok(start.elapsed());
+                }
+                if let Some(e) = ended_error(&inner) {
+                    return Err(e);
+                }
+            }
+            listener.await;
         }
     }
 

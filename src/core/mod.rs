@@ -446,12 +446,17 @@ impl<W: Default> Core<W> {
         }
     }
 
-    /// Queues a VRM probe; its answer produces [`Event::Pong`]. Returns the probe sent.
-    pub(crate) fn ping(&mut self, v1: u16, v2: u32) -> Header {
+    /// Queues a VRM probe unless one is already out; its answer produces [`Event::Pong`].
+    /// Returns the probe sent, or `None` if the outstanding one will answer for this one too
+    /// (one probe at a time, so that two sessions never answer each other's answers).
+    pub(crate) fn ping(&mut self, v1: u16, v2: u32) -> Option<Header> {
+        if self.ping.is_some() {
+            return None;
+        }
         let probe = Header::new(Cmd::Vrm, v1, v2);
         self.ping = Some(vrm_answer(v1, v2));
         self.out.extend_from_slice(&probe.encode());
-        probe
+        Some(probe)
     }
 
     // ----- output -----

@@ -85,10 +85,6 @@ impl<T> Slots<T> {
         generation
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
     pub(crate) fn keys(&self) -> Vec<StreamKey> {
         self.slots
             .iter()

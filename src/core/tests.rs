@@ -377,7 +377,8 @@ fn vrm_is_answered_and_our_own_answer_is_recognised() {
     frame(&mut s, Cmd::Vrm, 0x1234, 0x1234_5678).unwrap();
     assert_eq!(output(&mut s), vec![(hdr(Cmd::Vrm, 0x3420, 0x1278_3456), vec![])]);
     let probe = s.ping(0x1234, 0x1234_5678);
-    assert_eq!(probe, hdr(Cmd::Vrm, 0x1234, 0x1234_5678));
+    assert_eq!(probe, Some(hdr(Cmd::Vrm, 0x1234, 0x1234_5678)));
+    assert_eq!(s.ping(1, 2), None, "one probe at a time");
     let _ = output(&mut s);
     frame(&mut s, Cmd::Vrm, 0x3420, 0x1278_3456).unwrap();
     assert!(output(&mut s).is_empty(), "the answer to our own probe is not answered");
