@@ -1,0 +1,598 @@
+//! Shared harness of the integration tests: transports, a per-test executor, bounded waits,
+//! position-dependent data patterns, transport wrappers that count or fail, and a tiny frame codec
+//! written independently of the crate's (so a codec bug cannot hide itself).
+//!
+//! Every wait is bounded: a bug shows as a panic naming what it waited for, never as a hang.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::task::AtomicWaker;
+use smol::future::FutureExt;
+use smol::{Executor, Task, Timer};
+use smux::{Config, Error, Session, Stream};
+
+/// The executor of one test: tasks spawned on it run on the test's own thread.
+pub type Ex = Arc<Executor<'static>>;
+
+/// The longest a whole test may take.
+pub const TEST_LIMIT: Duration = Duration::from_secs(120);
+/// The longest one step of a test may wait for something that must happen.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs one test on its own executor, bounded by [`TEST_LIMIT`].
+pub fn run<F, Fut>(test: F)
+where
+    F: FnOnce(Ex) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let ex: Ex = Arc::new(Executor::new());
+    let fut = test(ex.clone());
+    smol::block_on(ex.run(within(TEST_LIMIT, "the whole test", fut)));
+}
+
+async fn expire<T>(limit: Duration, what: &str) -> T {
+    Timer::after(limit).await;
+    panic!("timed out after {limit:?} waiting for: {what}")
+}
+
+/// Awaits `fut`, panicking with `what` if it takes longer than `limit`.
+pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    fut.or(expire(limit, what)).await
+}
+
+/// Awaits `fut` for at most [`WAIT`].
+pub async fn wait<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    within(WAIT, what, fut).await
+}
+
+/// Polls `cond` (yielding between tries, sleeping a little once it takes a while) until it holds,
+/// for at most [`WAIT`].
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    wait(what, async {
+        let mut tries = 0u32;
+        while !cond() {
+            tries += 1;
+            if tries < 100 {
+                smol::future::yield_now().await;
+            } else {
+                Timer::after(Duration::from_millis(1)).await;
+            }
+        }
+    })
+    .await
+}
+
+// ----- transports -----
+
+/// A way to make a connected pair of transports.
+pub trait Transport: 'static {
+    /// One end.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// A connected pair: (client end, server end).
+    fn pair() -> impl Future<Output = (Self::Io, Self::Io)>;
+}
+
+/// The crate's in-memory pipe.
+pub struct PipeTransport;
+
+impl Transport for PipeTransport {
+    type Io = smux::Pipe;
+    async fn pair() -> (smux::Pipe, smux::Pipe) {
+        smux::pipe()
+    }
+}
+
+/// Loopback TCP.
+pub struct TcpTransport;
+
+impl Transport for TcpTransport {
+    type Io = smol::net::TcpStream;
+    async fn pair() -> (Self::Io, Self::Io) {
+        let listener = smol::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (client, server) = wait(
+            "loopback TCP connect",
+            smol::future::zip(smol::net::TcpStream::connect(addr), listener.accept()),
+        )
+        .await;
+        let client = client.expect("connect");
+        let (server, _) = server.expect("accept");
+        client.set_nodelay(true).expect("nodelay");
+        server.set_nodelay(true).expect("nodelay");
+        (client, server)
+    }
+}
+
+/// A Unix socket pair.
+pub struct UnixTransport;
+
+impl Transport for UnixTransport {
+    type Io = smol::net::unix::UnixStream;
+    async fn pair() -> (Self::Io, Self::Io) {
+        smol::net::unix::UnixStream::pair().expect("unix socket pair")
+    }
+}
+
+// ----- sessions -----
+
+/// A client and a server session over one transport, their drivers running on the test's executor.
+pub struct Pair {
+    pub client: Session,
+    pub server: Session,
+    pub client_driver: Task<Result<(), Error>>,
+    pub server_driver: Task<Result<(), Error>>,
+}
+
+/// Starts a client on `a` and a server on `b`.
+pub fn sessions<A, B>(ex: &Ex, a: A, b: B, client: Config, server: Config) -> Pair
+where
+    A: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (client, cd) = Session::client(a, client);
+    let (server, sd) = Session::server(b, server);
+    Pair {
+        client,
+        server,
+        client_driver: ex.spawn(cd),
+        server_driver: ex.spawn(sd),
+    }
+}
+
+/// A client and a server with default configs over a fresh pair of `T`.
+pub async fn pair<T: Transport>(ex: &Ex) -> Pair {
+    let (a, b) = T::pair().await;
+    sessions(ex, a, b, Config::default(), Config::default())
+}
+
+/// Accepts every stream of `session` and echoes it until it ends.
+pub fn serve_echo(ex: &Ex, session: Session) {
+    let ex2 = ex.clone();
+    ex.spawn(async move {
+        while let Ok(s) = session.accept().await {
+            ex2.spawn(echo(s)).detach();
+        }
+    })
+    .detach();
+}
+
+/// Echoes everything read on `s` back on it, until end-of-stream or an error.
+pub async fn echo(mut s: Stream) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+// ----- data patterns -----
+
+/// The 8 bytes at `8 * word` of the pattern `seed`.
+fn pattern_word(seed: u64, word: u64) -> [u8; 8] {
+    let x = word
+        .wrapping_add(seed.wrapping_mul(0xD1B5_4A32_D192_ED03))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x ^ (x >> 29)).to_le_bytes()
+}
+
+/// The byte at `offset` of the pattern `seed`: position-dependent, so a lost, duplicated or
+/// reordered byte shows, and different for each seed, so data of two streams never matches.
+pub fn pattern_byte(seed: u64, offset: u64) -> u8 {
+    pattern_word(seed, offset / 8)[(offset % 8) as usize]
+}
+
+/// Fills `buf` with the pattern `seed` from `offset` (a word at a time: the tests run unoptimized).
+pub fn fill(seed: u64, offset: u64, buf: &mut [u8]) {
+    let mut i = 0;
+    while i < buf.len() {
+        let at = offset + i as u64;
+        let word = pattern_word(seed, at / 8);
+        let skip = (at % 8) as usize;
+        let n = (8 - skip).min(buf.len() - i);
+        buf[i..i + n].copy_from_slice(&word[skip..skip + n]);
+        i += n;
+    }
+}
+
+/// `len` bytes of the pattern `seed`.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![0; len];
+    fill(seed, 0, &mut v);
+    v
+}
+
+/// Panics unless `buf` is the pattern `seed` from `offset`.
+pub fn check(seed: u64, offset: u64, buf: &[u8], what: &str) {
+    let mut want = vec![0; buf.len()];
+    fill(seed, offset, &mut want);
+    if buf != &want[..] {
+        let i = buf
+            .iter()
+            .zip(&want)
+            .position(|(a, b)| a != b)
+            .expect("a difference");
+        panic!(
+            "{what}: byte {} of the pattern {seed} is wrong",
+            offset + i as u64
+        );
+    }
+}
+
+/// Writes `len` bytes of the pattern `seed` in writes of at most `chunk` bytes.
+pub async fn write_pattern<W: AsyncWrite + Unpin>(w: &mut W, seed: u64, len: u64, chunk: usize) {
+    let mut buf = vec![0u8; chunk];
+    let mut off = 0u64;
+    while off < len {
+        let n = chunk.min((len - off) as usize);
+        fill(seed, off, &mut buf[..n]);
+        w.write_all(&buf[..n])
+            .await
+            .unwrap_or_else(|e| panic!("write at {off} of {len}: {e}"));
+        off += n as u64;
+    }
+}
+
+/// Reads exactly `len` bytes and checks they are the pattern `seed`.
+pub async fn read_pattern<R: AsyncRead + Unpin>(r: &mut R, seed: u64, len: u64) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut off = 0u64;
+    while off < len {
+        let want = buf.len().min((len - off) as usize);
+        let n = r
+            .read(&mut buf[..want])
+            .await
+            .unwrap_or_else(|e| panic!("read at {off} of {len}: {e}"));
+        assert!(n > 0, "end-of-stream after {off} of {len} bytes");
+        check(seed, off, &buf[..n], "read_pattern");
+        off += n as u64;
+    }
+}
+
+/// Reads to end-of-stream, checking the pattern; returns the count.
+pub async fn read_pattern_to_eof<R: AsyncRead + Unpin>(r: &mut R, seed: u64) -> u64 {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut off = 0u64;
+    loop {
+        let n = r
+            .read(&mut buf)
+            .await
+            .unwrap_or_else(|e| panic!("read at {off}: {e}"));
+        if n == 0 {
+            return off;
+        }
+        check(seed, off, &buf[..n], "read_pattern_to_eof");
+        off += n as u64;
+    }
+}
+
+// ----- transport wrappers -----
+
+/// A switch that makes a [`Faulty`] transport fail every operation from the moment it is thrown.
+#[derive(Clone, Default)]
+pub struct FailSwitch {
+    inner: Arc<FailInner>,
+}
+
+#[derive(Default)]
+struct FailInner {
+    failed: AtomicBool,
+    read: AtomicWaker,
+    write: AtomicWaker,
+}
+
+impl FailSwitch {
+    /// From now on, every read, write, flush and close of the transport fails with
+    /// `ConnectionReset`; pending ones are woken to see it.
+    pub fn fail(&self) {
+        self.inner.failed.store(true, Ordering::SeqCst);
+        self.inner.read.wake();
+        self.inner.write.wake();
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.inner.failed.load(Ordering::SeqCst) {
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "injected transport failure",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A transport that fails on demand (see [`FailSwitch`]).
+pub struct Faulty<T> {
+    pub io: T,
+    pub switch: FailSwitch,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Faulty<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.switch.inner.read.register(cx.waker());
+        self.switch.check()?;
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Faulty<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.switch.inner.write.register(cx.waker());
+        self.switch.check()?;
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.switch.inner.write.register(cx.waker());
+        self.switch.check()?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.switch.check()?;
+        Pin::new(&mut self.io).poll_close(cx)
+    }
+}
+
+/// What a [`Counting`] transport has seen.
+#[derive(Clone, Default)]
+pub struct Counts {
+    inner: Arc<(AtomicU64, AtomicU64)>,
+}
+
+impl Counts {
+    /// Bytes written to the transport.
+    pub fn written(&self) -> u64 {
+        self.inner.0.load(Ordering::SeqCst)
+    }
+    /// Bytes written to the transport before its last completed flush.
+    pub fn flushed(&self) -> u64 {
+        self.inner.1.load(Ordering::SeqCst)
+    }
+}
+
+/// A transport that counts the bytes written and flushed through it.
+pub struct Counting<T> {
+    pub io: T,
+    pub counts: Counts,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counting<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counting<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.counts.inner.0.fetch_add(n as u64, Ordering::SeqCst);
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let written = self.counts.written();
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = r {
+            self.counts.inner.1.fetch_max(written, Ordering::SeqCst);
+        }
+        r
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_close(cx)
+    }
+}
+
+// ----- frames, encoded independently of the crate -----
+
+pub const SYN: u8 = 0;
+pub const FIN: u8 = 1;
+pub const PSH: u8 = 2;
+pub const CFM: u8 = 3;
+pub const VRM: u8 = 4;
+
+/// A frame as it travels: header fields plus the payload (PSH only).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub cmd: u8,
+    pub sid: u16,
+    pub len: u32,
+    pub payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = ["SYN", "FIN", "PSH", "CFM", "VRM"]
+            .get(self.cmd as usize)
+            .copied()
+            .unwrap_or("???");
+        write!(f, "{name}(sid={}, len={}", self.sid, self.len)?;
+        if !self.payload.is_empty() {
+            let shown: Vec<String> = self
+                .payload
+                .iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            write!(
+                f,
+                ", payload {}{}",
+                shown.join(""),
+                if self.payload.len() > 8 { ".." } else { "" }
+            )?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl Frame {
+    pub fn new(cmd: u8, sid: u16, len: u32) -> Frame {
+        Frame {
+            cmd,
+            sid,
+            len,
+            payload: Vec::new(),
+        }
+    }
+    pub fn syn(sid: u16) -> Frame {
+        Frame::new(SYN, sid, 0)
+    }
+    pub fn fin(sid: u16) -> Frame {
+        Frame::new(FIN, sid, 0)
+    }
+    pub fn cfm(sid: u16, n: u32) -> Frame {
+        Frame::new(CFM, sid, n)
+    }
+    pub fn psh(sid: u16, payload: &[u8]) -> Frame {
+        Frame {
+            cmd: PSH,
+            sid,
+            len: payload.len() as u32,
+            payload: payload.to_vec(),
+        }
+    }
+    /// The wire bytes: `cmd | sid (LE u16) | len (LE u32) | payload`.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut v = vec![self.cmd];
+        v.extend_from_slice(&self.sid.to_le_bytes());
+        v.extend_from_slice(&self.len.to_le_bytes());
+        v.extend_from_slice(&self.payload);
+        v
+    }
+}
+
+/// Splits a byte stream into frames (panics on a cut-off frame).
+pub fn parse_frames(mut b: &[u8]) -> Vec<Frame> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        assert!(b.len() >= 7, "cut-off header: {b:02x?}");
+        let cmd = b[0];
+        let sid = u16::from_le_bytes([b[1], b[2]]);
+        let len = u32::from_le_bytes([b[3], b[4], b[5], b[6]]);
+        let plen = if cmd == PSH { len as usize } else { 0 };
+        assert!(b.len() >= 7 + plen, "cut-off payload");
+        out.push(Frame {
+            cmd,
+            sid,
+            len,
+            payload: b[7..7 + plen].to_vec(),
+        });
+        b = &b[7 + plen..];
+    }
+    out
+}
+
+/// Decodes a hex string (whitespace ignored).
+pub fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// A scripted peer on a raw transport: sends exact bytes and reads exact frames.
+pub struct RawPeer<T> {
+    pub io: T,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> RawPeer<T> {
+    pub fn new(io: T) -> Self {
+        RawPeer { io }
+    }
+
+    /// Writes raw bytes and flushes.
+    pub async fn send_bytes(&mut self, b: &[u8]) {
+        wait("the raw peer's write", async {
+            self.io.write_all(b).await.expect("raw peer write");
+            self.io.flush().await.expect("raw peer flush");
+        })
+        .await
+    }
+
+    /// Writes frames (all in one write) and flushes.
+    pub async fn send(&mut self, frames: &[Frame]) {
+        let b: Vec<u8> = frames.iter().flat_map(Frame::bytes).collect();
+        self.send_bytes(&b).await
+    }
+
+    /// Reads exactly `n` bytes.
+    pub async fn recv_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut b = vec![0; n];
+        wait(
+            &format!("{n} bytes from the session"),
+            self.io.read_exact(&mut b),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading {n} bytes from the session: {e}"));
+        b
+    }
+
+    /// Reads one frame.
+    pub async fn recv(&mut self) -> Frame {
+        let h = self.recv_bytes(7).await;
+        let cmd = h[0];
+        let sid = u16::from_le_bytes([h[1], h[2]]);
+        let len = u32::from_le_bytes([h[3], h[4], h[5], h[6]]);
+        let payload = if cmd == PSH {
+            self.recv_bytes(len as usize).await
+        } else {
+            Vec::new()
+        };
+        Frame {
+            cmd,
+            sid,
+            len,
+            payload,
+        }
+    }
+
+    /// Reads one frame and checks it is `want`.
+    pub async fn expect(&mut self, want: Frame) {
+        let got = self.recv().await;
+        assert_eq!(got, want, "the session sent the wrong frame");
+    }
+
+    /// Reads frames up to end-of-stream.
+    pub async fn recv_to_eof(&mut self) -> Vec<Frame> {
+        let mut b = Vec::new();
+        wait(
+            "end-of-stream from the session",
+            self.io.read_to_end(&mut b),
+        )
+        .await
+        .expect("raw peer read to end");
+        parse_frames(&b)
+    }
+}
