@@ -492,6 +492,17 @@ impl Frame {
     }
 }
 
+/// Decodes a 7-byte header (the payload, if any, is left empty).
+pub fn header(b: &[u8]) -> Frame {
+    assert_eq!(b.len(), 7, "a header is 7 bytes");
+    Frame {
+        cmd: b[0],
+        sid: u16::from_le_bytes([b[1], b[2]]),
+        len: u32::from_le_bytes([b[3], b[4], b[5], b[6]]),
+        payload: Vec::new(),
+    }
+}
+
 /// Splits a byte stream into frames (panics on a cut-off frame).
 pub fn parse_frames(mut b: &[u8]) -> Vec<Frame> {
     let mut out = Vec::new();
