@@ -27,6 +27,8 @@ const READ_BUFFER: usize = 256 * 1024;
 const MAX_FRAME_LEN: usize = HEADER_LEN + MAX_PAYLOAD as usize;
 /// Answers (FIN, CFM, VRM) queued beyond the write buffer before reading pauses.
 const CONTROL_SLACK: usize = 1 << 20;
+/// Write buffer capacity kept while the driver sleeps.
+const KEEP_WRITE_BUFFER: usize = 64 * 1024;
 /// Rounds in one poll before the driver yields to its executor.
 const ROUNDS_PER_POLL: usize = 32;
 
@@ -102,7 +104,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
         for _ in 0..ROUNDS_PER_POLL {
             match this.round(cx) {
                 Ok(true) => continue,
-                Ok(false) => return Poll::Pending,
+                Ok(false) => {
+                    this.shrink_idle_buffers();
+                    return Poll::Pending;
+                }
                 Err(Some(e)) => return Poll::Ready(this.finish(Some(e))),
                 Err(None) => return Poll::Ready(this.finish(None)),
             }
@@ -263,6 +268,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             };
         }
         Ok(Some(progress))
+    }
+
+    /// Going to sleep: give back write buffers a burst grew (buffers shrink back when idle; the
+    /// read buffer stays, since every wake needs it).
+    fn shrink_idle_buffers(&mut self) {
+        if self.wpos == self.wbuf.len() && self.wbuf.capacity() > KEEP_WRITE_BUFFER {
+            self.wbuf = Vec::new();
+            self.wpos = 0;
+        }
+        self.shared.lock().core.shrink_output(KEEP_WRITE_BUFFER);
     }
 
     /// Feeds every whole frame in the read buffer to the core, under one lock.

@@ -61,6 +61,9 @@ impl AsyncRead for Pipe {
         let n2 = b.len().min(buf.len() - n1);
         buf[n1..n1 + n2].copy_from_slice(&b[..n2]);
         h.buf.drain(..n1 + n2);
+        if h.buf.is_empty() && h.buf.capacity() > 64 * 1024 {
+            h.buf = VecDeque::new(); // shrink back after a burst
+        }
         if let Some(w) = h.writer.take() {
             w.wake();
         }

@@ -489,6 +489,13 @@ impl<W: Default> Core<W> {
         }
     }
 
+    /// Frees the output queue's memory if it is empty and larger than `keep`.
+    pub(crate) fn shrink_output(&mut self, keep: usize) {
+        if self.out.is_empty() && self.out.capacity() > keep {
+            self.out = Vec::new();
+        }
+    }
+
     /// Whether anything waits to be taken by [`Core::take_output`].
     pub(crate) fn has_output(&self) -> bool {
         !self.out.is_empty() || !self.confirm_list.is_empty() || !self.vrm_answers.is_empty()

@@ -487,3 +487,4 @@ fn writers_share_the_queue_frame_by_frame() {
     }
     assert!(from_b >= 3 * 65_536, "B got {from_b} bytes");
 }
+
