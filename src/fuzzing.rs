@@ -116,7 +116,11 @@ pub struct FuzzCore {
 impl FuzzCore {
     /// A core for the client side (ids upward) or the server side (ids downward).
     pub fn new(client: bool, limits: CoreLimits) -> Self {
-        let dir = if client { Direction::Up } else { Direction::Down };
+        let dir = if client {
+            Direction::Up
+        } else {
+            Direction::Down
+        };
         let l = Limits {
             window: limits.window,
             max_frame: limits.max_frame,
@@ -124,7 +128,11 @@ impl FuzzCore {
             write_buffer: limits.write_buffer,
             max_streams: limits.max_streams,
         };
-        FuzzCore { core: Core::new(dir, l), limits, control_headers: 0 }
+        FuzzCore {
+            core: Core::new(dir, l),
+            limits,
+            control_headers: 0,
+        }
     }
 
     /// The limits this core was made with.
@@ -134,7 +142,11 @@ impl FuzzCore {
 
     /// One frame from the peer; `payload.len()` must equal `h.payload_len()`.
     pub fn handle_frame(&mut self, h: Header, payload: &[u8]) -> Result<(), ProtocolError> {
-        assert_eq!(payload.len(), h.payload_len(), "the harness passes whole frames");
+        assert_eq!(
+            payload.len(),
+            h.payload_len(),
+            "the harness passes whole frames"
+        );
         self.control_headers += 1; // a FIN answer or a FIN refusing a SYN
         self.core.handle_frame(h, payload)
     }
@@ -159,7 +171,10 @@ impl FuzzCore {
     /// Opens a stream: `Err(true)` when all ids are in use, `Err(false)` at the stream limit.
     pub fn open(&mut self) -> Result<Handle, bool> {
         self.control_headers += 1;
-        self.core.open().map(Handle).map_err(|e| e == OpenError::Exhausted)
+        self.core
+            .open()
+            .map(Handle)
+            .map_err(|e| e == OpenError::Exhausted)
     }
 
     /// Reserves room for one later [`FuzzCore::open_reserved`]; errors as [`FuzzCore::open`].
@@ -175,7 +190,10 @@ impl FuzzCore {
     /// Opens with a reservation; fails only when the peer took the last ids since.
     pub fn open_reserved(&mut self) -> Result<Handle, bool> {
         self.control_headers += 1;
-        self.core.open_reserved().map(Handle).map_err(|e| e == OpenError::Exhausted)
+        self.core
+            .open_reserved()
+            .map(Handle)
+            .map_err(|e| e == OpenError::Exhausted)
     }
 
     /// Takes the oldest stream of the accept backlog.
@@ -328,7 +346,10 @@ impl FuzzCore {
                 return Err("a stream has id 0".into());
             }
             if s.send_unconfirmed > window {
-                return Err(format!("stream {id}: {} unconfirmed > window {window}", s.send_unconfirmed));
+                return Err(format!(
+                    "stream {id}: {} unconfirmed > window {window}",
+                    s.send_unconfirmed
+                ));
             }
             if s.recv.len() as u64 > u64::from(s.recv_unconfirmed) || s.recv_unconfirmed > window {
                 return Err(format!(
@@ -338,31 +359,47 @@ impl FuzzCore {
                 ));
             }
             if s.recv.capacity() > 2 * window as usize + 64 {
-                return Err(format!("stream {id}: buffer capacity {} for window {window}", s.recv.capacity()));
+                return Err(format!(
+                    "stream {id}: buffer capacity {} for window {window}",
+                    s.recv.capacity()
+                ));
             }
             if s.state.holds_id() {
                 if !ids.insert(id) {
                     return Err(format!("two streams hold id {id}"));
                 }
             } else if !s.has_handle && !orphans_allowed {
-                return Err(format!("stream {id} ({:?}) holds no id and has no handle, yet is kept", s.state));
+                return Err(format!(
+                    "stream {id} ({:?}) holds no id and has no handle, yet is kept",
+                    s.state
+                ));
             }
             if s.contending && s.state != State::Open {
-                return Err(format!("stream {id} ({:?}) still contends for the queue", s.state));
+                return Err(format!(
+                    "stream {id} ({:?}) still contends for the queue",
+                    s.state
+                ));
             }
             if s.last_queued > self.core.out_pos() {
                 return Err(format!("stream {id}: flush position beyond the queue"));
             }
         }
         if ids.len() != self.core.num_streams() {
-            return Err(format!("{} ids in use, {} streams hold one", self.core.num_streams(), ids.len()));
+            return Err(format!(
+                "{} ids in use, {} streams hold one",
+                self.core.num_streams(),
+                ids.len()
+            ));
         }
         let bound = self.limits.write_buffer
             + HEADER_LEN
             + self.limits.max_frame as usize
             + HEADER_LEN * self.control_headers;
         if self.core.queued_len() > bound {
-            return Err(format!("output queue {} > bound {bound}", self.core.queued_len()));
+            return Err(format!(
+                "output queue {} > bound {bound}",
+                self.core.queued_len()
+            ));
         }
         Ok(())
     }
@@ -371,7 +408,10 @@ impl FuzzCore {
 /// Splits `wire` into frames, checking each is well-formed as this crate sends it: a known
 /// command, a PSH no longer than `max_frame`, a SYN never for id 0. Returns the headers and
 /// payload ranges; a trailing partial frame is an error (the core never cuts a frame).
-pub fn parse_output(wire: &[u8], max_frame: u32) -> Result<Vec<(Header, std::ops::Range<usize>)>, String> {
+pub fn parse_output(
+    wire: &[u8],
+    max_frame: u32,
+) -> Result<Vec<(Header, std::ops::Range<usize>)>, String> {
     let mut frames = Vec::new();
     let mut at = 0;
     while at < wire.len() {
