@@ -1,0 +1,482 @@
+//! smux against raw TCP and the other Rust multiplexers (issue 5).
+//!
+//! ```text
+//! cargo bench --bench compare                          # everything, full sizes (takes a while)
+//! SMUX_BENCH_QUICK=1 cargo bench --bench compare       # everything, small sizes (about a minute)
+//! cargo bench --bench compare -- rtt churn             # only some scenarios
+//! ```
+//!
+//! Scenarios (each over loopback TCP and over an in-memory pipe, under tokio with 2 workers and
+//! under smol with 2 executor threads; client and server in this one process):
+//! - `bulk`: S streams (1, 64, 1024) share N bytes (512 MiB; quick 64 MiB) client to server, 64 KiB
+//!   writes, timed from the first open until the server counted every byte. Ratio: to ONE raw
+//!   connection moving the same N bytes.
+//! - `rtt`: one stream, 64-byte messages echoed, 20,000 rounds (quick 2,000) after 200 warm-up
+//!   rounds; median and p99 of the rounds. Ratio: to the same on one raw connection.
+//! - `churn`: open, write 1 byte, read its echo, close, 20,000 times (quick 2,000) in sequence.
+//!   Ratio: to the same with raw connections (TCP connect + exchange + close, per cycle).
+//! - `stalled`: a stream whose reader never reads, its writer writing for as long as it is let;
+//!   then a second stream moves 64 MiB (quick 32 MiB). Ratio: that stream's rate against its rate
+//!   alone (`solo`). Also shown: how much the stalled writer got accepted (flow control should hold
+//!   it to about one window).
+//! - `idle`: RSS growth per stream pair (both ends) with 10,000 open idle streams, each measured in
+//!   a fresh process (this binary re-executed with `--idle-child`).
+//!
+//! Every run gets a fresh runtime; runs are interleaved (run 1 of every implementation, then run 2,
+//! ...) and repeated (`SMUX_BENCH_RUNS`, default 3), and the table shows medians. How each peer is
+//! made to run each scenario fairly: see `compare/peers.rs`.
+//!
+//! Environment: `SMUX_BENCH_QUICK=1`, `SMUX_BENCH_RUNS`, `SMUX_BENCH_SCENARIOS` (bulk,rtt,churn,
+//! stalled,idle), `SMUX_BENCH_IMPLS` (raw,smux,yamux,tokio-yamux,async_smux), `SMUX_BENCH_NETS`
+//! (tcp,pipe), `SMUX_BENCH_RUNTIMES` (tokio,smol), `SMUX_BENCH_STREAMS` (1,64,1024),
+//! `SMUX_BENCH_BULK_MIB`, `SMUX_BENCH_STALLED_MIB`, `SMUX_BENCH_ROUNDS`, `SMUX_BENCH_IDLE_STREAMS`,
+//! `SMUX_BENCH_TIMEOUT_S` (per run), `SMUX_BENCH_OUT` (directory for compare.svg, compare.md and
+//! compare.csv; default target/smux-bench).
+
+#[path = "compare/peers.rs"]
+mod peers;
+#[path = "compare/report.rs"]
+mod report;
+#[path = "compare/rt.rs"]
+mod rt;
+#[path = "compare/scenarios.rs"]
+mod scenarios;
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use peers::{Impl, Side};
+use report::{Metric, Results};
+use rt::{Net, NetKind, Rt, RtKind, Spawner};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Scenario {
+    Bulk,
+    Rtt,
+    Churn,
+    Stalled,
+    Idle,
+}
+
+const SCENARIOS: [(Scenario, &str); 5] = [
+    (Scenario::Bulk, "bulk"),
+    (Scenario::Rtt, "rtt"),
+    (Scenario::Churn, "churn"),
+    (Scenario::Stalled, "stalled"),
+    (Scenario::Idle, "idle"),
+];
+
+struct Cfg {
+    quick: bool,
+    runs: usize,
+    scenarios: Vec<Scenario>,
+    impls: Vec<Impl>,
+    nets: Vec<NetKind>,
+    runtimes: Vec<RtKind>,
+    streams: Vec<usize>,
+    bulk_bytes: u64,
+    stalled_bytes: u64,
+    rounds: usize,
+    idle_streams: usize,
+    timeout: Duration,
+    out: PathBuf,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|s| !s.trim().is_empty())
+}
+
+fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match env(name) {
+        Some(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: not a number: {s}")),
+        None => default,
+    }
+}
+
+fn env_list<T>(name: &str, all: Vec<T>, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
+    match env(name) {
+        Some(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(|x| parse(x).unwrap_or_else(|| panic!("{name}: unknown value {x}")))
+            .collect(),
+        None => all,
+    }
+}
+
+impl Cfg {
+    fn from_env(args: &[String]) -> Cfg {
+        let quick = env("SMUX_BENCH_QUICK").is_some_and(|v| v != "0");
+        let parse_scenario = |x: &str| SCENARIOS.iter().find(|(_, n)| *n == x).map(|(s, _)| *s);
+        let mut scenarios = env_list(
+            "SMUX_BENCH_SCENARIOS",
+            SCENARIOS.iter().map(|s| s.0).collect(),
+            parse_scenario,
+        );
+        // `cargo bench --bench compare -- rtt churn`: scenario names as arguments (cargo adds
+        // `--bench`, which is ignored with every other flag).
+        let named: Vec<Scenario> = args.iter().filter_map(|a| parse_scenario(a)).collect();
+        if !named.is_empty() {
+            scenarios = named;
+        }
+        let mib = 1u64 << 20;
+        Cfg {
+            quick,
+            runs: env_num("SMUX_BENCH_RUNS", 3),
+            scenarios,
+            impls: env_list("SMUX_BENCH_IMPLS", peers::ALL.to_vec(), Impl::parse),
+            nets: env_list(
+                "SMUX_BENCH_NETS",
+                vec![NetKind::Tcp, NetKind::Pipe],
+                |x| match x {
+                    "tcp" => Some(NetKind::Tcp),
+                    "pipe" => Some(NetKind::Pipe),
+                    _ => None,
+                },
+            ),
+            runtimes: env_list(
+                "SMUX_BENCH_RUNTIMES",
+                vec![RtKind::Tokio, RtKind::Smol],
+                |x| match x {
+                    "tokio" => Some(RtKind::Tokio),
+                    "smol" => Some(RtKind::Smol),
+                    _ => None,
+                },
+            ),
+            streams: env_list("SMUX_BENCH_STREAMS", vec![1, 64, 1024], |x| x.parse().ok()),
+            bulk_bytes: env_num("SMUX_BENCH_BULK_MIB", if quick { 64 } else { 512 }) * mib,
+            stalled_bytes: env_num("SMUX_BENCH_STALLED_MIB", if quick { 32 } else { 64 }) * mib,
+            rounds: env_num("SMUX_BENCH_ROUNDS", if quick { 2_000 } else { 20_000 }),
+            idle_streams: env_num("SMUX_BENCH_IDLE_STREAMS", 10_000),
+            timeout: Duration::from_secs(env_num(
+                "SMUX_BENCH_TIMEOUT_S",
+                if quick { 15 } else { 120 },
+            )),
+            out: env("SMUX_BENCH_OUT").map(PathBuf::from).unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/smux-bench")
+            }),
+        }
+    }
+}
+
+/// One measured run: a fresh runtime, a fresh transport, a fresh session pair of `imp`, then `f`
+/// with a timeout.
+fn run_one<T, F, Fut>(cfg: &Cfg, rtk: RtKind, netk: NetKind, imp: Impl, f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce(Spawner, Side, Side) -> Fut + Send + 'static,
+    Fut: Future<Output = io::Result<T>> + Send + 'static,
+{
+    let rt = Rt::new(rtk);
+    let sp = rt.spawner();
+    let timeout = cfg.timeout;
+    rt.run(async move {
+        let net = Arc::new(
+            Net::new(netk, rtk)
+                .await
+                .map_err(|e| format!("transport: {e}"))?,
+        );
+        let (c, s) = peers::pair(imp, &sp, net)
+            .await
+            .map_err(|e| format!("session: {e}"))?;
+        match sp.timeout(timeout, f(sp.clone(), c, s)).await {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(format!("{e}")),
+            None => Err(format!("timed out after {} s", timeout.as_secs())),
+        }
+    })
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64().max(1e-9)
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--idle-child") {
+        idle_child(&args[2..]);
+        return;
+    }
+    let cfg = Cfg::from_env(&args[1..]);
+    let mut res = Results::default();
+    let started = Instant::now();
+    eprintln!(
+        "smux compare: {} mode, {} run(s); scenarios {:?}; impls {:?}; bulk {} MiB over {:?} streams, {} rounds, stalled {} MiB, idle {} streams",
+        if cfg.quick { "QUICK" } else { "full" },
+        cfg.runs,
+        cfg.scenarios,
+        cfg.impls.iter().map(|i| i.name()).collect::<Vec<_>>(),
+        cfg.bulk_bytes >> 20,
+        cfg.streams,
+        cfg.rounds,
+        cfg.stalled_bytes >> 20,
+        cfg.idle_streams
+    );
+    for run in 0..cfg.runs {
+        for &rtk in &cfg.runtimes {
+            for &netk in &cfg.nets {
+                for &sc in &cfg.scenarios {
+                    if sc == Scenario::Idle && run > 0 {
+                        continue; // memory does not vary from run to run: measured once
+                    }
+                    let t = Instant::now();
+                    one_scenario(&cfg, &mut res, sc, rtk, netk);
+                    eprintln!(
+                        "  run {}/{} {:>5} {:>4} {:<7} {:>6.1} s",
+                        run + 1,
+                        cfg.runs,
+                        rtk.name(),
+                        netk.name(),
+                        format!("{sc:?}").to_lowercase(),
+                        t.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        }
+    }
+    let took = started.elapsed();
+    let table = res.tables(false);
+    println!("{table}");
+    println!(
+        "medians of {} run(s); (x) = ratio: bulk to ONE raw connection, rtt/churn to raw, stalled busy to its solo rate. {:.0} s in all.",
+        cfg.runs,
+        took.as_secs_f64()
+    );
+    if let Err(e) = write_files(&cfg, &res, took) {
+        eprintln!("could not write results to {}: {e}", cfg.out.display());
+    }
+}
+
+fn write_files(cfg: &Cfg, res: &Results, took: Duration) -> io::Result<()> {
+    std::fs::create_dir_all(&cfg.out)?;
+    let mut md = format!(
+        "Command: `{}cargo bench --bench compare` ({} mode, {} runs, medians; {:.0} s). Bulk {} MiB, {} rtt/churn rounds, stalled {} MiB, idle {} streams. 2 workers per runtime, client and server in one process.\n",
+        if cfg.quick { "SMUX_BENCH_QUICK=1 " } else { "" },
+        if cfg.quick { "quick" } else { "full" },
+        cfg.runs,
+        took.as_secs_f64(),
+        cfg.bulk_bytes >> 20,
+        cfg.rounds,
+        cfg.stalled_bytes >> 20,
+        cfg.idle_streams
+    );
+    md.push_str(&res.tables(true));
+    std::fs::write(cfg.out.join("compare.md"), md)?;
+    std::fs::write(cfg.out.join("compare.csv"), res.csv())?;
+    if let Some(svg) = res.svg() {
+        let p = cfg.out.join("compare.svg");
+        std::fs::write(&p, svg)?;
+        println!("chart: {}", p.display());
+    }
+    println!("table: {}", cfg.out.join("compare.md").display());
+    Ok(())
+}
+
+fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: NetKind) {
+    let key = |m: Metric, i: Impl| (netk, rtk, m, i);
+    // What failed (timed out, stuck) in an earlier run is not run again: it would only cost time.
+    let failed = |res: &Results, m: Metric, i: Impl| res.failures.contains_key(&key(m, i));
+    match sc {
+        Scenario::Bulk => {
+            for &streams in &cfg.streams {
+                for &imp in &cfg.impls {
+                    // The baseline is ONE raw connection moving the same bytes.
+                    if imp == Impl::Raw && streams != 1 || failed(res, Metric::Bulk(streams), imp) {
+                        continue;
+                    }
+                    let share = cfg.bulk_bytes / streams as u64;
+                    let bytes = share * streams as u64;
+                    let r = run_one(cfg, rtk, netk, imp, move |sp, c, s| {
+                        scenarios::bulk(sp, c, s, streams, share)
+                    });
+                    match r {
+                        Ok(d) => res.add(key(Metric::Bulk(streams), imp), bytes as f64 / secs(d)),
+                        Err(e) => res.fail(key(Metric::Bulk(streams), imp), e),
+                    }
+                }
+            }
+        }
+        Scenario::Rtt => {
+            let rounds = cfg.rounds;
+            for &imp in &cfg.impls {
+                if failed(res, Metric::RttP50, imp) {
+                    continue;
+                }
+                match run_one(cfg, rtk, netk, imp, move |sp, c, s| {
+                    scenarios::rtt(sp, c, s, 64, rounds, 200)
+                }) {
+                    Ok(mut t) => {
+                        res.add(key(Metric::RttP50, imp), secs(percentile(&mut t, 0.5)));
+                        res.add(key(Metric::RttP99, imp), secs(percentile(&mut t, 0.99)));
+                    }
+                    Err(e) => res.fail(key(Metric::RttP50, imp), e),
+                }
+            }
+        }
+        Scenario::Churn => {
+            let rounds = cfg.rounds;
+            for &imp in &cfg.impls {
+                if failed(res, Metric::Churn, imp) {
+                    continue;
+                }
+                match run_one(cfg, rtk, netk, imp, move |sp, c, s| {
+                    scenarios::churn(sp, c, s, rounds)
+                }) {
+                    Ok(d) => res.add(key(Metric::Churn, imp), rounds as f64 / secs(d)),
+                    Err(e) => res.fail(key(Metric::Churn, imp), e),
+                }
+            }
+        }
+        Scenario::Stalled => {
+            let bytes = cfg.stalled_bytes;
+            for &imp in &cfg.impls {
+                if imp == Impl::Raw {
+                    continue;
+                }
+                for stall in [false, true] {
+                    let m = if stall {
+                        Metric::StalledBusy
+                    } else {
+                        Metric::StalledSolo
+                    };
+                    if failed(res, m, imp) {
+                        continue;
+                    }
+                    match run_one(cfg, rtk, netk, imp, move |sp, c, s| {
+                        scenarios::stalled(sp, c, s, bytes, stall)
+                    }) {
+                        Ok(r) => {
+                            res.add(key(m, imp), bytes as f64 / secs(r.busy));
+                            if stall {
+                                res.add(
+                                    key(Metric::StalledCommitted, imp),
+                                    r.stalled_committed as f64,
+                                );
+                            }
+                        }
+                        Err(e) => res.fail(key(m, imp), e),
+                    }
+                }
+            }
+        }
+        Scenario::Idle => {
+            for &imp in &cfg.impls {
+                if imp == Impl::Raw {
+                    continue;
+                }
+                match idle_parent(cfg, imp, rtk, netk) {
+                    Ok(v) => res.add(key(Metric::Idle, imp), v),
+                    Err(e) => res.fail(key(Metric::Idle, imp), e),
+                }
+            }
+        }
+    }
+}
+
+/// Runs the idle scenario in a fresh process and reads its answer.
+fn idle_parent(cfg: &Cfg, imp: Impl, rtk: RtKind, netk: NetKind) -> Result<f64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .args([
+            "--idle-child",
+            imp.name(),
+            netk.name(),
+            rtk.name(),
+            &cfg.idle_streams.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + cfg.timeout;
+    loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(_) => break,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("timed out after {} s", cfg.timeout.as_secs()));
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("IDLE ").and_then(|v| v.trim().parse().ok()))
+        .ok_or_else(|| {
+            format!(
+                "child failed: {} {}",
+                stdout.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        })
+}
+
+fn rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("Rss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// `--idle-child IMPL NET RUNTIME N`: prints `IDLE <bytes per stream pair>`.
+fn idle_child(args: &[String]) {
+    let imp = Impl::parse(&args[0]).expect("impl");
+    let netk = if args[1] == "pipe" {
+        NetKind::Pipe
+    } else {
+        NetKind::Tcp
+    };
+    let rtk = if args[2] == "smol" {
+        RtKind::Smol
+    } else {
+        RtKind::Tokio
+    };
+    let n: usize = args[3].parse().expect("n");
+    let rt = Rt::new(rtk);
+    let sp = rt.spawner();
+    let r: Result<f64, String> = rt.run(async move {
+        let net = Arc::new(Net::new(netk, rtk).await.map_err(|e| e.to_string())?);
+        let (c, s) = peers::pair(imp, &sp, net)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Warm up: a few streams, so that the session's own structures and the allocator's first
+        // arenas are in the baseline, not in the per-stream cost.
+        let warm = scenarios::idle(sp.clone(), c.clone(), s.clone(), 16)
+            .await
+            .map_err(|e| e.to_string())?;
+        let before = rss_bytes();
+        let held = scenarios::idle(sp.clone(), c.clone(), s.clone(), n)
+            .await
+            .map_err(|e| e.to_string())?;
+        let after = rss_bytes();
+        drop((warm, held, c, s));
+        Ok(after.saturating_sub(before) as f64 / n as f64)
+    });
+    match r {
+        Ok(v) => println!("IDLE {v:.1}"),
+        Err(e) => {
+            println!("ERR {e}");
+            std::process::exit(1);
+        }
+    }
+    // Leave without tearing 10,000 streams down.
+    std::process::exit(0);
+}

@@ -1,0 +1,288 @@
+//! The scenarios of issue 5, each written once against `Side` (see peers.rs).
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::peers::{BoxW, Side};
+use crate::rt::{BoxFio, Spawner};
+
+pub const CHUNK: usize = 64 * 1024;
+
+/// Reads exactly `n` bytes (counting them, not checking them), then hands the stream back so that
+/// it stays open until the run ends (closing, or tokio-yamux's reset on drop, cannot cut anything).
+async fn read_count(mut s: BoxFio, n: u64) -> io::Result<BoxFio> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0u64;
+    while got < n {
+        let want = CHUNK.min((n - got) as usize);
+        match s.read(&mut buf[..want]).await? {
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("eof after {got} of {n} bytes"),
+                ))
+            }
+            k => got += k as u64,
+        }
+    }
+    Ok(s)
+}
+
+/// As `read_count`, publishing its progress.
+async fn read_progress(mut s: BoxFio, n: u64, progress: Arc<AtomicU64>) -> io::Result<BoxFio> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0u64;
+    while got < n {
+        let want = CHUNK.min((n - got) as usize);
+        match s.read(&mut buf[..want]).await? {
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("eof after {got} of {n} bytes"),
+                ))
+            }
+            k => got += k as u64,
+        }
+        progress.store(got, Ordering::Relaxed);
+    }
+    Ok(s)
+}
+
+/// Writes `n` bytes in 64 KiB writes, then hands the writer back (kept open, as above).
+async fn write_n(mut w: BoxW, n: u64) -> io::Result<BoxW> {
+    let buf = vec![0x5au8; CHUNK];
+    let mut left = n;
+    while left > 0 {
+        let k = CHUNK.min(left as usize);
+        w.write_all(&buf[..k]).await?;
+        left -= k as u64;
+    }
+    w.flush().await?;
+    Ok(w)
+}
+
+/// bulk: `streams` streams each moving `share` bytes client to server, at once. Timed from before the
+/// first open until the server has counted every byte.
+pub async fn bulk(
+    sp: Spawner,
+    c: Side,
+    s: Side,
+    streams: usize,
+    share: u64,
+) -> io::Result<Duration> {
+    let start = Instant::now();
+    let sp2 = sp.clone();
+    let server = sp.spawn(async move {
+        let mut readers = Vec::with_capacity(streams);
+        for _ in 0..streams {
+            let st = s.accept_reader().await?;
+            readers.push(sp2.spawn(read_count(st, share)));
+        }
+        let mut kept = Vec::with_capacity(streams);
+        for r in readers {
+            kept.push(r.await?);
+        }
+        Ok::<_, io::Error>(kept)
+    });
+    let mut writers = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        let st = c.open().await?;
+        let w = c.write_half(&sp, st);
+        writers.push(sp.spawn(write_n(w, share)));
+    }
+    let kept = server.await?;
+    let elapsed = start.elapsed();
+    for w in writers {
+        w.await?;
+    }
+    drop(kept);
+    Ok(elapsed)
+}
+
+async fn echo(mut s: BoxFio, size: usize) {
+    let mut buf = vec![0u8; size];
+    loop {
+        if s.read_exact(&mut buf).await.is_err() || s.write_all(&buf).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// rtt: one stream, `size`-byte messages echoed; the time of each round (after `warmup` rounds).
+pub async fn rtt(
+    sp: Spawner,
+    c: Side,
+    s: Side,
+    size: usize,
+    rounds: usize,
+    warmup: usize,
+) -> io::Result<Vec<Duration>> {
+    let mut st = c.open().await?;
+    let msg = vec![7u8; size];
+    let mut back = vec![0u8; size];
+    // The first message makes the stream known to the peer (yamux and tokio-yamux send SYN with it).
+    st.write_all(&msg).await?;
+    let srv = s.accept().await?;
+    let server = sp.spawn(echo(srv, size));
+    st.read_exact(&mut back).await?;
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..warmup + rounds {
+        let t = Instant::now();
+        st.write_all(&msg).await?;
+        st.read_exact(&mut back).await?;
+        if i >= warmup {
+            times.push(t.elapsed());
+        }
+    }
+    drop(st);
+    drop(server);
+    Ok(times)
+}
+
+/// churn: open, write 1 byte, read its echo, close; `rounds` times in sequence. The server accepts
+/// in a loop and answers each stream in its own task.
+pub async fn churn(sp: Spawner, c: Side, s: Side, rounds: usize) -> io::Result<Duration> {
+    let sp2 = sp.clone();
+    let server = sp.spawn(async move {
+        while let Ok(mut st) = s.accept().await {
+            sp2.detach(async move {
+                let mut b = [0u8; 1];
+                if st.read_exact(&mut b).await.is_ok() && st.write_all(&b).await.is_ok() {
+                    // Wait for the client's close, then drop.
+                    while let Ok(1..) = st.read(&mut b).await {}
+                }
+            });
+        }
+    });
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let mut st = c.open().await?;
+        st.write_all(&[1]).await?;
+        let mut b = [0u8; 1];
+        st.read_exact(&mut b).await?;
+        st.close().await?;
+    }
+    let elapsed = start.elapsed();
+    drop(server);
+    Ok(elapsed)
+}
+
+pub struct Stalled {
+    pub busy: Duration,
+    /// Bytes the never-read stream's writer got accepted (flow control should hold it to about one
+    /// window).
+    pub stalled_committed: u64,
+}
+
+/// stalled: with `stall`, a first stream whose reader never reads gets a writer that writes as
+/// long as it is let; once it is stuck, a second stream moves `bytes`, timed from its open until
+/// the server counted them. Without `stall`, only the second stream runs (its solo rate).
+pub async fn stalled(
+    sp: Spawner,
+    c: Side,
+    s: Side,
+    bytes: u64,
+    stall: bool,
+) -> io::Result<Stalled> {
+    let committed = Arc::new(AtomicU64::new(0));
+    let mut keep = Vec::new();
+    if stall {
+        let st = c.open().await?;
+        let mut w = c.write_half(&sp, st);
+        let count = committed.clone();
+        keep.push(sp.spawn(async move {
+            let buf = vec![1u8; CHUNK];
+            while let Ok(n) = w.write(&buf).await {
+                if n == 0 {
+                    break;
+                }
+                count.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            drop(w);
+        }));
+        let never_read = s.accept_reader().await?;
+        // Wait until the stalled writer is stuck: no progress over 50 ms (at most 2 s).
+        let mut last = u64::MAX;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            sp.sleep(Duration::from_millis(50)).await;
+            let now = committed.load(Ordering::Relaxed);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        keep.push(sp.spawn(async move {
+            let _hold = never_read;
+            futures::future::pending::<()>().await;
+        }));
+    }
+    let start = Instant::now();
+    let st = c.open().await?;
+    let w = c.write_half(&sp, st);
+    let writer = sp.spawn(write_n(w, bytes));
+    // Accept and read with a watchdog: a busy stream that makes no progress for 2 s is stuck behind
+    // the stalled one (head-of-line blocking), and the run fails then rather than at its timeout.
+    let progress = Arc::new(AtomicU64::new(0));
+    let p = progress.clone();
+    let mut reader =
+        sp.spawn(async move { read_progress(s.accept_reader().await?, bytes, p).await });
+    let mut seen = (0, Instant::now());
+    let r = loop {
+        if let Some(r) = sp.timeout(Duration::from_millis(100), &mut reader).await {
+            break r?;
+        }
+        let now = progress.load(Ordering::Relaxed);
+        if now != seen.0 {
+            seen = (now, Instant::now());
+        } else if seen.1.elapsed() > Duration::from_secs(2) {
+            return Err(io::Error::other(format!(
+                "stuck: no progress in 2 s, at {} of {} KiB",
+                now >> 10,
+                bytes >> 10
+            )));
+        }
+    };
+    let busy = start.elapsed();
+    let w = writer.await?;
+    drop((r, w, keep));
+    Ok(Stalled {
+        busy,
+        stalled_committed: committed.load(Ordering::Relaxed),
+    })
+}
+
+/// idle: opens `n` stream pairs, each exchanging one byte each way (so that every implementation has
+/// announced and acknowledged it), and returns them all, held open and idle.
+pub async fn idle(
+    sp: Spawner,
+    c: Side,
+    s: Side,
+    n: usize,
+) -> io::Result<(Vec<BoxFio>, Vec<BoxFio>)> {
+    let server = sp.spawn(async move {
+        let mut held = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut st = s.accept().await?;
+            let mut b = [0u8; 1];
+            st.read_exact(&mut b).await?;
+            st.write_all(&b).await?;
+            held.push(st);
+        }
+        Ok::<_, io::Error>(held)
+    });
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut st = c.open().await?;
+        st.write_all(&[1]).await?;
+        let mut b = [0u8; 1];
+        st.read_exact(&mut b).await?;
+        held.push(st);
+    }
+    let other = server.await?;
+    Ok((held, other))
+}
