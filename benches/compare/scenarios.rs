@@ -1,44 +1,48 @@
 //! The scenarios of issue 5, each written once against `Side` (see peers.rs).
 
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::peers::{BoxW, Side};
 use crate::rt::{BoxFio, Spawner};
 
 pub const CHUNK: usize = 64 * 1024;
 
-/// Reads exactly `n` bytes (counting them, not checking them), then hands the stream back so that
-/// it stays open until the run ends (closing, or tokio-yamux's reset on drop, cannot cut anything).
-async fn read_count(mut s: BoxFio, n: u64) -> io::Result<BoxFio> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut got = 0u64;
-    while got < n {
-        let want = CHUNK.min((n - got) as usize);
-        match s.read(&mut buf[..want]).await? {
-            0 => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("eof after {got} of {n} bytes"),
-                ))
-            }
-            k => got += k as u64,
-        }
-    }
-    Ok(s)
+thread_local! {
+    /// Where readers put what they count: one buffer per thread rather than one per stream, so that
+    /// 1024 readers do not fault in 64 MiB of buffers (which would be the harness's cost, not the
+    /// multiplexer's). A read borrows it only within one poll.
+    static SINK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; CHUNK]);
 }
 
-/// As `read_count`, publishing its progress.
-async fn read_progress(mut s: BoxFio, n: u64, progress: Arc<AtomicU64>) -> io::Result<BoxFio> {
-    let mut buf = vec![0u8; CHUNK];
+/// What every writer writes (never allocated per stream, for the same reason).
+static DATA: [u8; CHUNK] = [0x5a; CHUNK];
+
+/// Reads up to `max` bytes and forgets them.
+async fn read_discard(s: &mut BoxFio, max: usize) -> io::Result<usize> {
+    futures::future::poll_fn(|cx| {
+        SINK.with(|b| {
+            let mut b = b.borrow_mut();
+            let n = max.min(b.len());
+            Pin::new(&mut *s).poll_read(cx, &mut b[..n])
+        })
+    })
+    .await
+}
+
+/// Reads exactly `n` bytes (counting them, not checking them), publishing the count to
+/// `progress`, then hands the stream back so that it stays open until the run ends (closing, or
+/// tokio-yamux's reset on drop, cannot cut anything).
+async fn read_count(mut s: BoxFio, n: u64, progress: Option<Arc<AtomicU64>>) -> io::Result<BoxFio> {
     let mut got = 0u64;
     while got < n {
         let want = CHUNK.min((n - got) as usize);
-        match s.read(&mut buf[..want]).await? {
+        match read_discard(&mut s, want).await? {
             0 => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -47,18 +51,19 @@ async fn read_progress(mut s: BoxFio, n: u64, progress: Arc<AtomicU64>) -> io::R
             }
             k => got += k as u64,
         }
-        progress.store(got, Ordering::Relaxed);
+        if let Some(p) = &progress {
+            p.store(got, Ordering::Relaxed);
+        }
     }
     Ok(s)
 }
 
 /// Writes `n` bytes in 64 KiB writes, then hands the writer back (kept open, as above).
 async fn write_n(mut w: BoxW, n: u64) -> io::Result<BoxW> {
-    let buf = vec![0x5au8; CHUNK];
     let mut left = n;
     while left > 0 {
         let k = CHUNK.min(left as usize);
-        w.write_all(&buf[..k]).await?;
+        w.write_all(&DATA[..k]).await?;
         left -= k as u64;
     }
     w.flush().await?;
@@ -80,7 +85,7 @@ pub async fn bulk(
         let mut readers = Vec::with_capacity(streams);
         for _ in 0..streams {
             let st = s.accept_reader().await?;
-            readers.push(sp2.spawn(read_count(st, share)));
+            readers.push(sp2.spawn(read_count(st, share, None)));
         }
         let mut kept = Vec::with_capacity(streams);
         for r in readers {
@@ -195,8 +200,7 @@ pub async fn stalled(
         let mut w = c.write_half(&sp, st);
         let count = committed.clone();
         keep.push(sp.spawn(async move {
-            let buf = vec![1u8; CHUNK];
-            while let Ok(n) = w.write(&buf).await {
+            while let Ok(n) = w.write(&DATA).await {
                 if n == 0 {
                     break;
                 }
@@ -230,7 +234,7 @@ pub async fn stalled(
     let progress = Arc::new(AtomicU64::new(0));
     let p = progress.clone();
     let mut reader =
-        sp.spawn(async move { read_progress(s.accept_reader().await?, bytes, p).await });
+        sp.spawn(async move { read_count(s.accept_reader().await?, bytes, Some(p)).await });
     let mut seen = (0, Instant::now());
     let r = loop {
         if let Some(r) = sp.timeout(Duration::from_millis(100), &mut reader).await {
