@@ -23,7 +23,8 @@
 //! let mut opener = ServiceBuilder::new()
 //!     .concurrency_limit(8)
 //!     .service(client.opener());
-//! let stream = opener.ready().await?.call(()).await?;
+//! // The opener takes any request type: name it where the compiler cannot infer it.
+//! let stream = ServiceExt::<()>::ready(&mut opener).await?.call(()).await?;
 //! let accepted = server.accept().await?;
 //! assert_eq!(stream.id(), accepted.id());
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(()) }).unwrap();
