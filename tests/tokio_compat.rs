@@ -38,7 +38,7 @@ async fn a_session_runs_under_tokio_through_compat() {
         let mut tasks = Vec::new();
         while let Ok(s) = server.accept().await {
             tasks.push(tokio::spawn(async move {
-                let (mut r, mut w) = tokio::io::split(s.compat());
+                let (mut r, mut w) = tokio::io::split(FuturesAsyncReadCompatExt::compat(s));
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {
                     match r.read(&mut buf).await {

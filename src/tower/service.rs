@@ -96,8 +96,7 @@ impl<R> tower_service::Service<R> for Opener {
 }
 
 fn not_ready() -> Error {
-    Error::Io(Arc::new(io::Error::new(
-        io::ErrorKind::Other,
+    Error::Io(Arc::new(io::Error::other(
         "smux Opener called without poll_ready returning Ready(Ok) first",
     )))
 }
