@@ -71,7 +71,10 @@ fn echo_and_integrity_over_tls() {
             let (session, driver) = Session::server(tls, Config::default());
             let driver = smol::spawn(driver);
             // Each accepted stream is echoed by its own task, via the serving helper.
-            let echo = tower::service_fn(|s| async { Ok::<_, smux::Error>(echo(s).await) });
+            let echo = tower::service_fn(|s| async {
+                echo(s).await;
+                Ok::<_, smux::Error>(())
+            });
             session
                 .serve(echo, |f| smol::spawn(f).detach())
                 .await
@@ -120,5 +123,8 @@ fn echo_and_integrity_over_tls() {
         smol::Timer::after(Duration::from_secs(30)).await;
         panic!("timed out");
     };
-    smol::block_on(futures::future::select(run.boxed_local(), deadline.boxed_local()));
+    smol::block_on(futures::future::select(
+        run.boxed_local(),
+        deadline.boxed_local(),
+    ));
 }

@@ -77,7 +77,10 @@ async fn round_trip(stream: &mut smux::Stream, msg: &[u8]) {
 async fn opener_under_concurrency_limit_and_timeout() {
     let (client, server) = pair(Config::default(), Config::default());
     tokio::spawn(server.serve(
-        tower::service_fn(|s| async { Ok::<_, Error>(echo(s).await) }),
+        tower::service_fn(|s| async {
+            echo(s).await;
+            Ok::<_, Error>(())
+        }),
         |f| {
             tokio::spawn(f);
         },
@@ -110,7 +113,10 @@ async fn buffer_waits_at_the_stream_limit_and_resumes_on_close() {
         Config::default(),
     );
     tokio::spawn(server.serve(
-        tower::service_fn(|s| async { Ok::<_, Error>(echo(s).await) }),
+        tower::service_fn(|s| async {
+            echo(s).await;
+            Ok::<_, Error>(())
+        }),
         |f| {
             tokio::spawn(f);
         },
