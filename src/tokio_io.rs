@@ -26,6 +26,11 @@
 //! (and a tokio transport with `TokioAsyncReadCompatExt::compat` before handing it to
 //! [`Session::client`](crate::Session::client)).
 //!
+//! With the feature, a `Stream` has both kinds of io traits, so `stream.compat()` is ambiguous
+//! where both `FuturesAsyncReadCompatExt` and `TokioAsyncReadCompatExt` are in scope: name the
+//! trait (`FuturesAsyncReadCompatExt::compat(stream)`), or drop the compat, which is no longer
+//! needed.
+//!
 //! `poll_shutdown` is the stream's `poll_close`: the protocol has no half-close, so it ends the
 //! stream in both directions (see [`Stream`]).
 
