@@ -54,7 +54,9 @@ impl Config {
     /// Sets the largest PSH payload this side sends (default and maximum 64 KiB, at least 1).
     pub fn with_max_frame(mut self, bytes: u32) -> Result<Self, Error> {
         if !(1..=MAX_PAYLOAD).contains(&bytes) {
-            return Err(Error::InvalidConfig("max frame must be from 1 to 65536 bytes"));
+            return Err(Error::InvalidConfig(
+                "max frame must be from 1 to 65536 bytes",
+            ));
         }
         self.max_frame = bytes;
         Ok(self)
@@ -75,7 +77,9 @@ impl Config {
     /// 256 KiB, from 1 KiB to 64 MiB). Larger values batch more; smaller ones hold less memory.
     pub fn with_write_buffer(mut self, bytes: usize) -> Result<Self, Error> {
         if !(1024..=64 << 20).contains(&bytes) {
-            return Err(Error::InvalidConfig("write buffer must be from 1 KiB to 64 MiB"));
+            return Err(Error::InvalidConfig(
+                "write buffer must be from 1 KiB to 64 MiB",
+            ));
         }
         self.write_buffer = bytes;
         Ok(self)
@@ -125,7 +129,10 @@ mod tests {
     #[test]
     fn rejects_nonsense() {
         let c = Config::default();
-        assert!(matches!(c.clone().with_window(0), Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            c.clone().with_window(0),
+            Err(Error::InvalidConfig(_))
+        ));
         assert!(c.clone().with_window(u32::MAX).is_err());
         assert!(c.clone().with_max_frame(0).is_err());
         assert!(c.clone().with_max_frame(65_537).is_err());

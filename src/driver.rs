@@ -297,8 +297,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
 
     fn handle_frames_locked(&mut self, inner: &mut Inner) -> Result<(), ProtocolError> {
         while self.rend - self.rstart >= HEADER_LEN {
-            let head: &[u8; HEADER_LEN] =
-                self.rbuf[self.rstart..self.rstart + HEADER_LEN].try_into().expect("7 bytes");
+            let head: &[u8; HEADER_LEN] = self.rbuf[self.rstart..self.rstart + HEADER_LEN]
+                .try_into()
+                .expect("7 bytes");
             let h = Header::decode(head)?;
             let total = HEADER_LEN + h.payload_len();
             if self.rend - self.rstart < total {
@@ -333,7 +334,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
 /// Errors that only say the peer closed the connection first.
 fn peer_gone(e: &io::Error) -> bool {
     use io::ErrorKind::*;
-    matches!(e.kind(), NotConnected | BrokenPipe | ConnectionReset | ConnectionAborted)
+    matches!(
+        e.kind(),
+        NotConnected | BrokenPipe | ConnectionReset | ConnectionAborted
+    )
 }
 
 impl<T> Driver<T> {
@@ -358,6 +362,9 @@ impl<T> Driver<T> {
         if let Some(End::Failed(_)) = inner.end {
             inner.core.clear_backlog();
         }
+        inner.core.peer_gone(); // the session is over: no id stays in use
+        let mut events = std::mem::take(&mut self.events);
+        inner.collect_wakers(&self.shared, &mut events, &mut self.wake);
         inner.driver_finished = true;
         inner.wake_all(&self.shared, &mut self.wake);
         drop(inner);

@@ -76,7 +76,10 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::UnknownCommand(c) => write!(f, "unknown command byte {c}"),
             DecodeError::PayloadTooLong(n) => {
-                write!(f, "PSH payload of {n} bytes exceeds the maximum of {MAX_PAYLOAD}")
+                write!(
+                    f,
+                    "PSH payload of {n} bytes exceeds the maximum of {MAX_PAYLOAD}"
+                )
             }
         }
     }
@@ -153,7 +156,10 @@ mod tests {
     #[test]
     fn vrm_functions_match_the_original() {
         let mut n = 0;
-        for line in VECTORS.lines().filter(|l| l.contains("->") && !l.starts_with("cmd=")) {
+        for line in VECTORS
+            .lines()
+            .filter(|l| l.contains("->") && !l.starts_with("cmd="))
+        {
             let w: Vec<&str> = line.split_whitespace().collect();
             if w.len() != 5 || w[0].starts_with('#') {
                 continue;
@@ -186,7 +192,11 @@ mod tests {
                 assert_eq!(d, Err(DecodeError::PayloadTooLong(len)));
             } else {
                 assert_eq!(&h.encode()[..], &want[..], "{line}");
-                assert_eq!(Header::decode(&want[..].try_into().unwrap()), Ok(h), "{line}");
+                assert_eq!(
+                    Header::decode(&want[..].try_into().unwrap()),
+                    Ok(h),
+                    "{line}"
+                );
             }
             n += 1;
         }
@@ -225,6 +235,9 @@ mod tests {
         // Scenario 4 of the original's traces: probe 04341278563412, answer 04203456347812.
         let probe = Header::new(Cmd::Vrm, 0x1234, 0x1234_5678);
         assert_eq!(probe.encode().to_vec(), hex("04341278563412"));
-        assert_eq!(vrm_answer(0x1234, 0x1234_5678).encode().to_vec(), hex("04203456347812"));
+        assert_eq!(
+            vrm_answer(0x1234, 0x1234_5678).encode().to_vec(),
+            hex("04203456347812")
+        );
     }
 }

@@ -38,7 +38,13 @@ pub struct Pipe {
 pub fn pipe() -> (Pipe, Pipe) {
     let ab = Arc::new(Mutex::new(Half::default()));
     let ba = Arc::new(Mutex::new(Half::default()));
-    (Pipe { rx: ba.clone(), tx: ab.clone() }, Pipe { rx: ab, tx: ba })
+    (
+        Pipe {
+            rx: ba.clone(),
+            tx: ab.clone(),
+        },
+        Pipe { rx: ab, tx: ba },
+    )
 }
 
 fn lock(h: &Mutex<Half>) -> std::sync::MutexGuard<'_, Half> {
@@ -46,7 +52,11 @@ fn lock(h: &Mutex<Half>) -> std::sync::MutexGuard<'_, Half> {
 }
 
 impl AsyncRead for Pipe {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let mut h = lock(&self.rx);
         if h.buf.is_empty() {
             if h.write_closed {
@@ -72,7 +82,11 @@ impl AsyncRead for Pipe {
 }
 
 impl AsyncWrite for Pipe {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let mut h = lock(&self.tx);
         if h.read_closed || h.write_closed {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));

@@ -36,7 +36,8 @@ where
     T: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
     let (v1, v2) = random_probe();
-    io.write_all(&Header::new(Cmd::Vrm, v1, v2).encode()).await?;
+    io.write_all(&Header::new(Cmd::Vrm, v1, v2).encode())
+        .await?;
     io.flush().await?;
     let mut answer = [0u8; HEADER_LEN];
     match io.read_exact(&mut answer).await {
@@ -49,7 +50,11 @@ where
 /// Random probe values, from the standard library's randomly seeded hasher.
 pub(crate) fn random_probe() -> (u16, u32) {
     let mut h = RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
     let r = h.finish();
     (r as u16, (r >> 16) as u32)
 }

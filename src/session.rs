@@ -2,10 +2,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
 
 use event_listener::{Event as Notify, EventListener};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -105,7 +105,12 @@ impl Inner {
     }
 
     /// Turns the core's events into wakers to call once the lock is released.
-    pub(crate) fn collect_wakers(&mut self, shared: &Shared, events: &mut Vec<Event>, wake: &mut Vec<Waker>) {
+    pub(crate) fn collect_wakers(
+        &mut self,
+        shared: &Shared,
+        events: &mut Vec<Event>,
+        wake: &mut Vec<Waker>,
+    ) {
         self.core.take_events(events);
         let (mut incoming, mut released) = (false, false);
         for ev in events.drain(..) {
@@ -183,7 +188,9 @@ pub struct Session {
 impl Clone for Session {
     fn clone(&self) -> Self {
         self.shared.lock().handles += 1;
-        Session { shared: self.shared.clone() }
+        Session {
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -284,7 +291,11 @@ impl Session {
             }
             return Err(e);
         }
-        let opened = if reserved { inner.core.open_reserved() } else { inner.core.open() };
+        let opened = if reserved {
+            inner.core.open_reserved()
+        } else {
+            inner.core.open()
+        };
         let key = match opened {
             Ok(key) => key,
             Err(OpenError::Exhausted) => return Err(Error::IdsExhausted),
@@ -314,7 +325,15 @@ impl Session {
                 match inner.core.reserve() {
                     Ok(()) => {
                         *listener = None;
-                        return Poll::Ready(Ok(Reservation { session: self.clone(), armed: true }));
+                        inner.handles += 1; // the reservation's session handle
+                        drop(inner);
+                        let session = Session {
+                            shared: self.shared.clone(),
+                        };
+                        return Poll::Ready(Ok(Reservation {
+                            session,
+                            armed: true,
+                        }));
                     }
                     Err(OpenError::Exhausted) => {
                         *listener = None;
@@ -412,19 +431,23 @@ impl Session {
     /// Resolves once the driver has closed the transport (or at once if it is not running any
     /// more): `Ok(())` if the session ended cleanly, or the error that ended it.
     pub async fn close(&self) -> Result<(), Error> {
-        let mut inner = self.shared.lock();
-        if inner.end.is_none() {
-            inner.end = Some(End::Local);
-            inner.core.close_all();
-            let mut wake = Vec::new();
-            inner.wake_all(&self.shared, &mut wake);
-            inner.notify_driver();
-            drop(inner);
-            wake.into_iter().for_each(Waker::wake);
-        } else {
-            drop(inner);
-        }
+        self.begin_close();
         self.closed().await
+    }
+
+    /// Starts closing: FIN for every stream, then the driver closes the transport.
+    fn begin_close(&self) {
+        let mut inner = self.shared.lock();
+        if inner.end.is_some() {
+            return;
+        }
+        inner.end = Some(End::Local);
+        inner.core.close_all();
+        let mut wake = Vec::new();
+        inner.wake_all(&self.shared, &mut wake);
+        inner.notify_driver();
+        drop(inner);
+        wake.into_iter().for_each(Waker::wake);
     }
 
     /// A future that resolves when the session has ended, with how it ended.
@@ -485,5 +508,29 @@ fn ended_error(inner: &Inner) -> Option<Error> {
         None => None,
         Some(End::Local) | Some(End::Peer) => Some(Error::SessionClosed),
         Some(End::Failed(e)) => Some(e.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send + 'static>(_: &T) {}
+
+    /// The session's futures can run inside `tokio::spawn` and the like.
+    #[test]
+    fn futures_are_send() {
+        let (a, _b) = crate::pipe();
+        let (session, driver) = Session::client(a, Config::default());
+        assert_send(&driver);
+        let s = session.clone();
+        assert_send(&async move { s.open().await });
+        let s = session.clone();
+        assert_send(&async move { s.accept().await });
+        let s = session.clone();
+        assert_send(&async move { s.close().await });
+        let s = session.clone();
+        assert_send(&async move { s.ping().await });
+        assert_send(&session.closed());
     }
 }

@@ -26,6 +26,9 @@ use crate::session::{release_handle, Inner, Shared};
 /// - after this side closed the stream: reads and writes fail with `NotConnected`
 ///   ([`Error::StreamClosed`]);
 /// - after the session was closed by this side: `ConnectionAborted` ([`Error::SessionClosed`]);
+/// - after the peer's session ended without closing the stream (the transport closed with no FIN
+///   for it): reads return what is buffered, then fail with `ConnectionAborted`, so a cut-off
+///   stream is never mistaken for a complete one;
 /// - after the transport failed or the peer broke the protocol: that error, on every stream.
 ///
 /// # Writes are exact and cancel-safe
@@ -77,7 +80,10 @@ impl Stream {
             return Poll::Ready(Ok(()));
         }
         if inner.driver_finished {
-            return Poll::Ready(Err(inner.session_error().unwrap_or(Error::SessionClosed).into()));
+            return Poll::Ready(Err(inner
+                .session_error()
+                .unwrap_or(Error::SessionClosed)
+                .into()));
         }
         self.register_write(inner, cx);
         if let Some(w) = inner.core.waiters_mut(self.key) {
@@ -92,7 +98,11 @@ impl Stream {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let mut inner = self.shared.lock();
         if let Some(e) = inner.session_error() {
             return Poll::Ready(Err(e.into()));
@@ -105,6 +115,7 @@ impl AsyncRead for Stream {
                 Poll::Ready(Ok(n))
             }
             Read::Eof => Poll::Ready(Ok(0)),
+            Read::Cut => Poll::Ready(Err(Error::SessionClosed.into())),
             Read::ClosedLocally => Poll::Ready(Err(Error::StreamClosed.into())),
             Read::Empty => {
                 self.register_read(&mut inner, cx);
@@ -115,7 +126,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let mut inner = self.shared.lock();
         if let Some(e) = inner.session_error() {
             return Poll::Ready(Err(e.into()));

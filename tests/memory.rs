@@ -25,7 +25,10 @@ unsafe impl GlobalAlloc for Counting {
         System.dealloc(ptr, layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -69,7 +72,10 @@ fn an_idle_stream_pair_costs_well_under_a_kilobyte() {
         smol::future::yield_now().await;
         let per_pair = (live() - before) as usize / N;
         println!("heap per idle stream pair (both ends, handles included): {per_pair} bytes");
-        assert!(per_pair < 1024, "an idle stream pair costs {per_pair} bytes");
+        assert!(
+            per_pair < 1024,
+            "an idle stream pair costs {per_pair} bytes"
+        );
         drop((opened, accepted));
     }));
 }
@@ -94,7 +100,10 @@ fn receive_buffers_shrink_back_after_reading() {
             smol::future::yield_now().await;
         }
         let full = live() - before;
-        assert!(full >= 400 * 1024, "the waiting data is buffered ({full} bytes)");
+        assert!(
+            full >= 400 * 1024,
+            "the waiting data is buffered ({full} bytes)"
+        );
         let mut buf = vec![0u8; 500 * 1024];
         t.read_exact(&mut buf).await.unwrap();
         assert_eq!(buf, data);
@@ -102,6 +111,9 @@ fn receive_buffers_shrink_back_after_reading() {
         drop(data);
         let after = live() - before;
         println!("buffered {full} bytes while waiting, {after} after reading");
-        assert!(after < 128 * 1024, "{after} bytes still held after reading everything");
+        assert!(
+            after < 128 * 1024,
+            "{after} bytes still held after reading everything"
+        );
     }));
 }

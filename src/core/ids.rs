@@ -75,7 +75,9 @@ impl Ids {
         }
         let id = match self.dir {
             Direction::Up => self.scan_up(self.cursor).or_else(|| self.scan_up(1))?,
-            Direction::Down => self.scan_down(self.cursor).or_else(|| self.scan_down(u16::MAX))?,
+            Direction::Down => self
+                .scan_down(self.cursor)
+                .or_else(|| self.scan_down(u16::MAX))?,
         };
         self.insert(id);
         self.cursor = match self.dir {
@@ -109,7 +111,11 @@ impl Ids {
         let mut w = from as usize / 64;
         let shift = from % 64;
         // Treat the bits above `from` in its word as taken.
-        let above = if shift == 63 { 0 } else { u64::MAX << (shift + 1) };
+        let above = if shift == 63 {
+            0
+        } else {
+            u64::MAX << (shift + 1)
+        };
         let mut word = self.bits[w] | above;
         loop {
             if word != u64::MAX {

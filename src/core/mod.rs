@@ -14,8 +14,8 @@ use std::collections::{HashMap, VecDeque};
 
 pub(crate) use self::ids::Direction;
 use self::ids::Ids;
-pub(crate) use self::slots::StreamKey;
 use self::slots::Slots;
+pub(crate) use self::slots::StreamKey;
 pub(crate) use self::stream_state::State;
 use self::stream_state::StreamState;
 use crate::error::ProtocolError;
@@ -63,6 +63,8 @@ pub(crate) enum Read {
     Empty,
     /// The peer closed the stream and everything it sent has been read.
     Eof,
+    /// The session ended before the peer closed the stream, and everything buffered has been read.
+    Cut,
     /// The stream was closed by us.
     ClosedLocally,
 }
@@ -185,7 +187,10 @@ impl<W: Default> Core<W> {
         let Some(&key) = self.by_id.get(&sid) else {
             return; // FIN for an id with no stream: ignored
         };
-        let s = self.streams.get_mut(key).expect("by_id points at live streams");
+        let s = self
+            .streams
+            .get_mut(key)
+            .expect("by_id points at live streams");
         match s.state {
             State::Open => {
                 s.state = State::FinReceived;
@@ -206,13 +211,19 @@ impl<W: Default> Core<W> {
             return Ok(()); // PSH for an id with no stream: read and discarded
         };
         let window = self.limits.window;
-        let s = self.streams.get_mut(key).expect("by_id points at live streams");
+        let s = self
+            .streams
+            .get_mut(key)
+            .expect("by_id points at live streams");
         if s.state != State::Open {
             return Ok(()); // we closed it; the peer had not seen our FIN yet
         }
         let n = payload.len() as u32;
         if n > window - s.recv_unconfirmed {
-            return Err(ProtocolError::WindowExceeded { stream: sid, window });
+            return Err(ProtocolError::WindowExceeded {
+                stream: sid,
+                window,
+            });
         }
         if n > 0 {
             s.recv_unconfirmed += n;
@@ -226,7 +237,10 @@ impl<W: Default> Core<W> {
         let Some(&key) = self.by_id.get(&sid) else {
             return Ok(());
         };
-        let s = self.streams.get_mut(key).expect("by_id points at live streams");
+        let s = self
+            .streams
+            .get_mut(key)
+            .expect("by_id points at live streams");
         if n > s.send_unconfirmed {
             return Err(ProtocolError::ConfirmExceedsSent {
                 stream: sid,
@@ -294,7 +308,10 @@ impl<W: Default> Core<W> {
         let key = self.streams.insert(StreamState::new(id, true));
         self.by_id.insert(id, key);
         put_header(&mut self.out, Cmd::Syn, id, 0);
-        self.streams.get_mut(key).expect("just inserted").last_queued = self.out_pos();
+        self.streams
+            .get_mut(key)
+            .expect("just inserted")
+            .last_queued = self.out_pos();
         Ok(key)
     }
 
@@ -342,7 +359,10 @@ impl<W: Default> Core<W> {
             return Write::QueueFull;
         }
         stop_contending(s, &mut self.contenders);
-        let n = data.len().min(credit as usize).min(limits.max_frame as usize);
+        let n = data
+            .len()
+            .min(credit as usize)
+            .min(limits.max_frame as usize);
         s.send_unconfirmed += n as u32;
         s.batch_bytes += n as u32;
         self.out.reserve(HEADER_LEN + n);
@@ -364,7 +384,11 @@ impl<W: Default> Core<W> {
         }
         if s.recv.is_empty() {
             return if s.state == State::FinReceived {
-                Read::Eof
+                if s.cut {
+                    Read::Cut
+                } else {
+                    Read::Eof
+                }
             } else {
                 Read::Empty
             };
@@ -420,14 +444,21 @@ impl<W: Default> Core<W> {
         }
     }
 
-    /// The peer closed the transport: every stream ends as if its FIN had come (buffered data stays
-    /// readable; nothing is answered) and every id is released.
+    /// The session ended (the peer closed the transport, or it failed, or we closed it): every id
+    /// is released. A stream the peer had not closed is cut: its buffered data stays readable,
+    /// then reads fail rather than report a clean end-of-stream that never came.
     pub(crate) fn peer_gone(&mut self) {
         let held: Vec<StreamKey> = self.by_id.values().copied().collect();
         for key in held {
-            let s = self.streams.get_mut(key).expect("by_id points at live streams");
+            let s = self
+                .streams
+                .get_mut(key)
+                .expect("by_id points at live streams");
             s.state = match s.state {
-                State::Open => State::FinReceived,
+                State::Open => {
+                    s.cut = true;
+                    State::FinReceived
+                }
                 _ => State::Closed,
             };
             stop_contending(s, &mut self.contenders);

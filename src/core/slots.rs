@@ -27,7 +27,12 @@ pub(crate) struct Slots<T> {
 
 impl<T> Default for Slots<T> {
     fn default() -> Self {
-        Slots { slots: Vec::new(), free: Vec::new(), len: 0, next_generation: 1 }
+        Slots {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+            next_generation: 1,
+        }
     }
 }
 
@@ -37,11 +42,17 @@ impl<T> Slots<T> {
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.value = Some(value);
-            return StreamKey { index, generation: slot.generation };
+            return StreamKey {
+                index,
+                generation: slot.generation,
+            };
         }
         let index = self.slots.len() as u32;
         let generation = self.fresh_generation();
-        self.slots.push(Slot { generation, value: Some(value) });
+        self.slots.push(Slot {
+            generation,
+            value: Some(value),
+        });
         StreamKey { index, generation }
     }
 
@@ -90,7 +101,10 @@ impl<T> Slots<T> {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.value.is_some())
-            .map(|(i, s)| StreamKey { index: i as u32, generation: s.generation })
+            .map(|(i, s)| StreamKey {
+                index: i as u32,
+                generation: s.generation,
+            })
             .collect()
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct StreamState<W> {
     pub(crate) recv: VecDeque<u8>,
     /// Bytes received and not yet confirmed to the peer (read or not): at most the window.
     pub(crate) recv_unconfirmed: u32,
+    /// The session ended before the peer closed this stream.
+    pub(crate) cut: bool,
     /// Listed in the core's confirm list.
     pub(crate) confirm_listed: bool,
     /// Listed in the core's queue-space waiters.
@@ -73,6 +75,7 @@ impl<W: Default> StreamState<W> {
             send_unconfirmed: 0,
             recv: VecDeque::new(),
             recv_unconfirmed: 0,
+            cut: false,
             confirm_listed: false,
             queue_waiting: false,
             contending: false,

@@ -51,7 +51,8 @@ fn psh(core: &mut Core<()>, sid: u16, data: &[u8]) -> Result<(), ProtocolError> 
 /// Moves every queued byte from `a` to `b` (a deterministic in-memory pair).
 fn deliver(from: &mut Core<()>, to: &mut Core<()>) {
     for (h, p) in output(from) {
-        to.handle_frame(h, &p).expect("valid frames between two cores");
+        to.handle_frame(h, &p)
+            .expect("valid frames between two cores");
     }
 }
 
@@ -103,7 +104,9 @@ fn trace_confirm_after_reading_matches_the_original_amounts() {
     }
     let frames = output(&mut c);
     assert_eq!(frames.len(), 5);
-    assert!(frames[1..].iter().all(|(h, p)| h.len == 65_536 && p.len() == 65_536));
+    assert!(frames[1..]
+        .iter()
+        .all(|(h, p)| h.len == 65_536 && p.len() == 65_536));
     for (h, p) in frames {
         s.handle_frame(h, &p).unwrap();
     }
@@ -185,7 +188,10 @@ fn queue_bound_blocks_writers_and_frees_them() {
     c.take_output(&mut out);
     let mut events = Vec::new();
     c.take_events(&mut events);
-    assert!(events.contains(&Event::Writable(k)), "the blocked writer is woken");
+    assert!(
+        events.contains(&Event::Writable(k)),
+        "the blocked writer is woken"
+    );
     assert!(matches!(c.write(k, &chunk), Write::Queued(_)));
 }
 
@@ -199,7 +205,10 @@ fn receiving_beyond_the_window_is_an_error() {
     }
     assert_eq!(
         psh(&mut s, 1, b"x"),
-        Err(ProtocolError::WindowExceeded { stream: 1, window: 512 * 1024 })
+        Err(ProtocolError::WindowExceeded {
+            stream: 1,
+            window: 512 * 1024
+        })
     );
 }
 
@@ -215,11 +224,16 @@ fn confirms_grant_what_was_read_and_are_coalesced() {
     let mut buf = vec![0u8; 1000];
     let mut read = 0;
     while read < 400_000 {
-        let Read::Data(n) = s.read(t, &mut buf) else { panic!() };
+        let Read::Data(n) = s.read(t, &mut buf) else {
+            panic!()
+        };
         read += n;
     }
     // One CFM for everything read so far, however many reads crossed the threshold.
-    let cfm: Vec<_> = output(&mut s).into_iter().filter(|(h, _)| h.cmd == Cmd::Cfm).collect();
+    let cfm: Vec<_> = output(&mut s)
+        .into_iter()
+        .filter(|(h, _)| h.cmd == Cmd::Cfm)
+        .collect();
     assert_eq!(cfm.len(), 1);
     assert_eq!(cfm[0].0.len as usize, read);
     // The credit is back: the peer may send that much again.
@@ -235,13 +249,20 @@ fn confirm_for_more_than_sent_is_an_error() {
     assert_eq!(c.write(k, b"abc"), Write::Queued(3));
     assert_eq!(
         frame(&mut c, Cmd::Cfm, 1, 4),
-        Err(ProtocolError::ConfirmExceedsSent { stream: 1, confirmed: 4, unconfirmed: 3 })
+        Err(ProtocolError::ConfirmExceedsSent {
+            stream: 1,
+            confirmed: 4,
+            unconfirmed: 3
+        })
     );
 }
 
 #[test]
 fn syn_for_id_zero_is_an_error() {
-    assert_eq!(frame(&mut server(), Cmd::Syn, 0, 0), Err(ProtocolError::SynForIdZero));
+    assert_eq!(
+        frame(&mut server(), Cmd::Syn, 0, 0),
+        Err(ProtocolError::SynForIdZero)
+    );
 }
 
 #[test]
@@ -277,7 +298,10 @@ fn simultaneous_open_binds_both_ends_to_one_stream() {
     let k = c.open().unwrap();
     let _ = output(&mut c);
     frame(&mut c, Cmd::Syn, 1, 0).unwrap();
-    assert!(c.accept().is_none(), "the SYN for our own open id is ignored");
+    assert!(
+        c.accept().is_none(),
+        "the SYN for our own open id is ignored"
+    );
     psh(&mut c, 1, b"hi").unwrap();
     let mut buf = [0; 2];
     assert_eq!(c.read(k, &mut buf), Read::Data(2));
@@ -300,7 +324,10 @@ fn simultaneous_close_releases_the_id_on_both_sides() {
         c.handle_frame(h, &p).unwrap();
     }
     assert_eq!((c.num_streams(), s.num_streams()), (0, 0));
-    assert!(output(&mut c).is_empty() && output(&mut s).is_empty(), "no FIN answers a FIN");
+    assert!(
+        output(&mut c).is_empty() && output(&mut s).is_empty(),
+        "no FIN answers a FIN"
+    );
 }
 
 #[test]
@@ -335,7 +362,10 @@ fn passive_close_keeps_buffered_data_then_ends() {
     assert_eq!(s.read(t, &mut buf), Read::Eof);
     s.drop_handle(t);
     assert_eq!(s.num_streams(), 0);
-    assert!(s.keys().is_empty(), "the stream is forgotten once its handle is gone");
+    assert!(
+        s.keys().is_empty(),
+        "the stream is forgotten once its handle is gone"
+    );
 }
 
 #[test]
@@ -344,7 +374,10 @@ fn local_close_then_reads_and_writes_fail() {
     let k = c.open().unwrap();
     c.close(k);
     c.close(k); // idempotent: one FIN
-    let fins = output(&mut c).into_iter().filter(|(h, _)| h.cmd == Cmd::Fin).count();
+    let fins = output(&mut c)
+        .into_iter()
+        .filter(|(h, _)| h.cmd == Cmd::Fin)
+        .count();
     assert_eq!(fins, 1);
     assert_eq!(c.write(k, b"x"), Write::ClosedLocally);
     assert_eq!(c.read(k, &mut [0; 4]), Read::ClosedLocally);
@@ -375,13 +408,19 @@ fn no_confirm_is_sent_after_our_fin() {
 fn vrm_is_answered_and_our_own_answer_is_recognised() {
     let mut s = server();
     frame(&mut s, Cmd::Vrm, 0x1234, 0x1234_5678).unwrap();
-    assert_eq!(output(&mut s), vec![(hdr(Cmd::Vrm, 0x3420, 0x1278_3456), vec![])]);
+    assert_eq!(
+        output(&mut s),
+        vec![(hdr(Cmd::Vrm, 0x3420, 0x1278_3456), vec![])]
+    );
     let probe = s.ping(0x1234, 0x1234_5678);
     assert_eq!(probe, Some(hdr(Cmd::Vrm, 0x1234, 0x1234_5678)));
     assert_eq!(s.ping(1, 2), None, "one probe at a time");
     let _ = output(&mut s);
     frame(&mut s, Cmd::Vrm, 0x3420, 0x1278_3456).unwrap();
-    assert!(output(&mut s).is_empty(), "the answer to our own probe is not answered");
+    assert!(
+        output(&mut s).is_empty(),
+        "the answer to our own probe is not answered"
+    );
     let mut events = Vec::new();
     s.take_events(&mut events);
     assert!(events.contains(&Event::Pong));
@@ -418,7 +457,13 @@ fn ids_recycle_on_both_sides_through_many_cycles() {
 
 #[test]
 fn the_stream_limit_holds_and_reservations_count() {
-    let mut c = Core::<()>::new(Direction::Up, Limits { max_streams: 2, ..limits() });
+    let mut c = Core::<()>::new(
+        Direction::Up,
+        Limits {
+            max_streams: 2,
+            ..limits()
+        },
+    );
     c.reserve().unwrap();
     let a = c.open().unwrap();
     assert_eq!(c.open(), Err(OpenError::AtLimit));
@@ -445,7 +490,11 @@ fn peer_gone_ends_streams_with_their_data() {
     assert_eq!(s.num_streams(), 0);
     let mut buf = [0; 8];
     assert_eq!(s.read(t, &mut buf), Read::Data(4));
-    assert_eq!(s.read(t, &mut buf), Read::Eof);
+    assert_eq!(
+        s.read(t, &mut buf),
+        Read::Cut,
+        "never closed by the peer: not a clean end"
+    );
     assert_eq!(s.write(t, b"x"), Write::ClosedByPeer);
 }
 
@@ -487,4 +536,3 @@ fn writers_share_the_queue_frame_by_frame() {
     }
     assert!(from_b >= 3 * 65_536, "B got {from_b} bytes");
 }
-
