@@ -71,11 +71,6 @@ mod stream;
 mod tokio_io;
 pub mod tower;
 
-/// The snippets of `docs/integrations.md`, compiled and run as doctests so that they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/integrations.md")]
-pub struct IntegrationsDoc;
-
 pub use crate::config::{Config, DEFAULT_WINDOW};
 pub use crate::driver::Driver;
 pub use crate::error::{Error, ProtocolError};
