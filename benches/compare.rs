@@ -16,9 +16,9 @@
 //! - `churn`: open, write 1 byte, read its echo, close, 20,000 times (quick 2,000) in sequence.
 //!   Ratio: to the same with raw connections (TCP connect + exchange + close, per cycle).
 //! - `stalled`: a stream whose reader never reads, its writer writing for as long as it is let;
-//!   then a second stream moves 64 MiB (quick 32 MiB). Ratio: that stream's rate against its rate
-//!   alone (`solo`). Also shown: how much the stalled writer got accepted (flow control should hold
-//!   it to about one window).
+//!   then a second stream moves 64 MiB (quick 32 MiB), five times in turn (quick three), the
+//!   median kept. Ratio: that stream's rate against its rate alone (`solo`). Also shown: how
+//!   much the stalled writer got accepted (flow control should hold it to about one window).
 //! - `idle`: RSS growth per stream pair (both ends) with 10,000 open idle streams, each measured in
 //!   a fresh process (this binary re-executed with `--idle-child`).
 //!
@@ -343,6 +343,7 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
         }
         Scenario::Stalled => {
             let bytes = cfg.stalled_bytes;
+            let reps = if cfg.quick { 3 } else { 5 };
             for &imp in &cfg.impls {
                 if imp == Impl::Raw {
                     continue;
@@ -357,7 +358,7 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
                         continue;
                     }
                     match run_one(cfg, rtk, netk, imp, move |sp, c, s| {
-                        scenarios::stalled(sp, c, s, bytes, stall)
+                        scenarios::stalled(sp, c, s, bytes, stall, reps)
                     }) {
                         Ok(r) => {
                             res.add(key(m, imp), bytes as f64 / secs(r.busy));

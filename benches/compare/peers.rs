@@ -7,12 +7,13 @@
 //! - smux (this crate): `Config::default()` (512 KiB window, accept backlog 1024).
 //! - yamux 0.13: limited to 512 streams by default, so `max_num_streams` is raised to 16,384 (and
 //!   `max_connection_receive_window` to 16,384 x 256 KiB, which its config requires; windows still
-//!   start at 256 KiB). It also refuses to have more than 256 opened streams unacknowledged (a fixed
-//!   constant), and a stream is acknowledged only by the accepting side's first frame: so where the
-//!   accepting side never writes (bulk, stalled), it writes an empty data frame (`write(&[])`, 12
-//!   bytes of header) right after accepting, which acknowledges the stream and nothing more. The
-//!   `Connection` has no driver of its own: a task owns it, polls `poll_next_inbound` forever and
-//!   serves `poll_new_outbound` for `open` requests sent to it over a channel.
+//!   start at 256 KiB). It also refuses to have more than 256 opened streams unacknowledged (a
+//!   fixed constant), and a stream is acknowledged only by the accepting side's first frame: so
+//!   where the accepting side never writes (bulk, stalled), it writes an empty data frame
+//!   (`write(&[])`, 12 bytes of header) right after accepting, which acknowledges the stream and
+//!   nothing more. The `Connection` has no driver of its own: a task owns it, polls
+//!   `poll_next_inbound` forever and serves `poll_new_outbound` for `open` requests sent to it
+//!   over a channel.
 //! - tokio-yamux 0.3: keepalive off (it arms a tokio timer), accept backlog and stream count at
 //!   65,535 (default backlog 256). A stream learns of new send window only while something polls a
 //!   read on it, so a stream that only writes stalls after 256 KiB: writers are split

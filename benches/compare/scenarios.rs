@@ -70,8 +70,8 @@ async fn write_n(mut w: BoxW, n: u64) -> io::Result<BoxW> {
     Ok(w)
 }
 
-/// bulk: `streams` streams each moving `share` bytes client to server, at once. Timed from before the
-/// first open until the server has counted every byte.
+/// bulk: `streams` streams each moving `share` bytes client to server, at once. Timed from before
+/// the first open until the server has counted every byte.
 pub async fn bulk(
     sp: Spawner,
     c: Side,
@@ -129,7 +129,8 @@ pub async fn rtt(
     let mut st = c.open().await?;
     let msg = vec![7u8; size];
     let mut back = vec![0u8; size];
-    // The first message makes the stream known to the peer (yamux and tokio-yamux send SYN with it).
+    // The first message makes the stream known to the peer (yamux and tokio-yamux send SYN with
+    // it).
     st.write_all(&msg).await?;
     let srv = s.accept().await?;
     let server = sp.spawn(echo(srv, size));
@@ -185,13 +186,15 @@ pub struct Stalled {
 
 /// stalled: with `stall`, a first stream whose reader never reads gets a writer that writes as
 /// long as it is let; once it is stuck, a second stream moves `bytes`, timed from its open until
-/// the server counted them. Without `stall`, only the second stream runs (its solo rate).
+/// the server counted them (median of `reps` such streams, one after the other). Without `stall`,
+/// only the second stream runs (its solo rate).
 pub async fn stalled(
     sp: Spawner,
     c: Side,
     s: Side,
     bytes: u64,
     stall: bool,
+    reps: usize,
 ) -> io::Result<Stalled> {
     let committed = Arc::new(AtomicU64::new(0));
     let mut keep = Vec::new();
@@ -225,43 +228,52 @@ pub async fn stalled(
             futures::future::pending::<()>().await;
         }));
     }
-    let start = Instant::now();
-    let st = c.open().await?;
-    let w = c.write_half(&sp, st);
-    let writer = sp.spawn(write_n(w, bytes));
-    // Accept and read with a watchdog: a busy stream that makes no progress for 2 s is stuck behind
-    // the stalled one (head-of-line blocking), and the run fails then rather than at its timeout.
-    let progress = Arc::new(AtomicU64::new(0));
-    let p = progress.clone();
-    let mut reader =
-        sp.spawn(async move { read_count(s.accept_reader().await?, bytes, Some(p)).await });
-    let mut seen = (0, Instant::now());
-    let r = loop {
-        if let Some(r) = sp.timeout(Duration::from_millis(100), &mut reader).await {
-            break r?;
-        }
-        let now = progress.load(Ordering::Relaxed);
-        if now != seen.0 {
-            seen = (now, Instant::now());
-        } else if seen.1.elapsed() > Duration::from_secs(2) {
-            return Err(io::Error::other(format!(
-                "stuck: no progress in 2 s, at {} of {} KiB",
-                now >> 10,
-                bytes >> 10
-            )));
-        }
-    };
-    let busy = start.elapsed();
-    let w = writer.await?;
-    drop((r, w, keep));
+    // The busy stream's transfer, `reps` times (a new stream each time): the median is kept, as
+    // one transfer over the pipe lasts only some milliseconds.
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let start = Instant::now();
+        let st = c.open().await?;
+        let w = c.write_half(&sp, st);
+        let writer = sp.spawn(write_n(w, bytes));
+        // Accept and read with a watchdog: a busy stream that makes no progress for 2 s is stuck
+        // behind the stalled one (head-of-line blocking), and the run fails then rather than at
+        // its timeout.
+        let progress = Arc::new(AtomicU64::new(0));
+        let p = progress.clone();
+        let s = s.clone();
+        let mut reader =
+            sp.spawn(async move { read_count(s.accept_reader().await?, bytes, Some(p)).await });
+        let mut seen = (0, Instant::now());
+        let r = loop {
+            if let Some(r) = sp.timeout(Duration::from_millis(100), &mut reader).await {
+                break r?;
+            }
+            let now = progress.load(Ordering::Relaxed);
+            if now != seen.0 {
+                seen = (now, Instant::now());
+            } else if seen.1.elapsed() > Duration::from_secs(2) {
+                return Err(io::Error::other(format!(
+                    "stuck: no progress in 2 s, at {} of {} KiB",
+                    now >> 10,
+                    bytes >> 10
+                )));
+            }
+        };
+        times.push(start.elapsed());
+        let w = writer.await?;
+        drop((r, w));
+    }
+    drop(keep);
+    times.sort();
     Ok(Stalled {
-        busy,
+        busy: times[times.len() / 2],
         stalled_committed: committed.load(Ordering::Relaxed),
     })
 }
 
-/// idle: opens `n` stream pairs, each exchanging one byte each way (so that every implementation has
-/// announced and acknowledged it), and returns them all, held open and idle.
+/// idle: opens `n` stream pairs, each exchanging one byte each way (so that every implementation
+/// has announced and acknowledged it), and returns them all, held open and idle.
 pub async fn idle(
     sp: Spawner,
     c: Side,
