@@ -53,6 +53,8 @@ pub enum ReadOutcome {
     Empty,
     /// End of stream.
     Eof,
+    /// The session ended before the peer closed the stream; everything buffered was read.
+    Cut,
     /// Closed by us.
     ClosedLocally,
 }
@@ -218,6 +220,7 @@ impl FuzzCore {
             Read::Data(n) => ReadOutcome::Data(n),
             Read::Empty => ReadOutcome::Empty,
             Read::Eof => ReadOutcome::Eof,
+            Read::Cut => ReadOutcome::Cut,
             Read::ClosedLocally => ReadOutcome::ClosedLocally,
         }
     }

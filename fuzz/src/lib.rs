@@ -293,7 +293,9 @@ pub fn core_ops(data: &[u8]) {
                             assert!(k <= n);
                             assert_eq!(core.stream(h).unwrap().buffered, before.buffered - k);
                         }
-                        ReadOutcome::Empty | ReadOutcome::Eof => assert_eq!(before.buffered, 0),
+                        ReadOutcome::Empty | ReadOutcome::Eof | ReadOutcome::Cut => {
+                            assert_eq!(before.buffered, 0)
+                        }
                         ReadOutcome::ClosedLocally => {}
                     }
                 }
@@ -696,6 +698,7 @@ fn step(
                             "stream {seq}: end-of-stream before all the data"
                         );
                     }
+                    ReadOutcome::Cut => panic!("stream {seq}: cut off, yet neither session ended"),
                     ReadOutcome::Empty | ReadOutcome::ClosedLocally => {}
                 }
             }
