@@ -452,6 +452,9 @@ fn peer_vanishes_mid_frame() {
     });
 }
 
+/// The peer vanishes at a frame boundary without closing its stream: the session ends cleanly,
+/// the stream's data is still readable, and then reads fail (the stream was cut off: no FIN came,
+/// so a clean end-of-stream would be a lie).
 #[test]
 fn peer_vanishes_at_a_frame_boundary() {
     run(|ex| async move {
@@ -459,19 +462,40 @@ fn peer_vanishes_at_a_frame_boundary() {
         whole.extend(psh(5, b"0123456789"));
         let (server, r) = vanish_after(&ex, &whole).await;
         r.expect("a clean end at a frame boundary");
-        // The stream that arrived is still there, with its data, then end-of-stream.
         let mut s = prompt("accept", server.accept())
             .await
             .expect("the stream is still accepted");
+        let mut got = [0u8; 10];
+        prompt("read the buffered data", s.read_exact(&mut got))
+            .await
+            .expect("the data that arrived is still readable");
+        assert_eq!(&got, b"0123456789");
+        let e = err(
+            prompt("read past the data", s.read(&mut [0u8; 4])).await,
+            "read past the data",
+        );
+        assert_ne!(e.kind(), io::ErrorKind::UnexpectedEof, "{e:?}");
+        assert!(s.write(b"x").await.is_err(), "write to a vanished peer");
+    });
+}
+
+/// The peer closes its stream (FIN) and then vanishes: the data, then a clean end-of-stream.
+#[test]
+fn peer_closes_its_stream_then_vanishes() {
+    run(|ex| async move {
+        let mut whole = syn(5);
+        whole.extend(psh(5, b"0123456789"));
+        whole.extend([1, 5, 0, 0, 0, 0, 0]); // FIN(5)
+        let (server, r) = vanish_after(&ex, &whole).await;
+        r.expect("a clean end at a frame boundary");
+        let mut s = prompt("accept", server.accept()).await.expect("accept");
         let mut got = Vec::new();
         prompt("read to end", s.read_to_end(&mut got))
             .await
-            .expect("buffered data then EOF");
+            .expect("buffered data, then end-of-stream");
         assert_eq!(got, b"0123456789");
-        assert_eq!(
-            err(s.write(b"x").await, "write after the peer vanished").kind(),
-            io::ErrorKind::BrokenPipe
-        );
+        let e = err(s.write(b"x").await, "write after FIN");
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     });
 }
 
@@ -502,9 +526,9 @@ fn peer_vanishes_while_streams_wait() {
         smol::Timer::after(Duration::from_millis(20)).await;
         drop(sd);
         let (_reader, r) = prompt("the waiting reader", r).await;
-        assert_eq!(r.expect("end-of-stream when the peer is gone"), 0);
+        err(r, "a read waiting on a stream cut off without FIN");
         let (_writer, r) = prompt("the waiting writer", w).await;
-        assert_eq!(err(r, "writer").kind(), io::ErrorKind::BrokenPipe);
+        err(r, "a write waiting for credit from a vanished peer");
         prompt("the client driver", cd)
             .await
             .expect("the peer left at a frame boundary");
@@ -569,16 +593,18 @@ fn driver_dropped_fails_every_waiter() {
             Err(Error::SessionClosed)
         ));
 
-        // The server sees its peer gone: what it had is still readable, then end-of-stream.
-        let mut got = Vec::new();
-        prompt("server read to end", peer_w.read_to_end(&mut got))
+        // The server sees its peer gone: what it had is still readable, then an error (the stream
+        // was cut off, not closed).
+        let mut first = [0u8; 1];
+        prompt("server read", peer_w.read_exact(&mut first))
             .await
-            .expect("EOF");
-        assert_eq!(got[0], b'w');
-        assert_eq!(
-            err(peer_r.write(b"x").await, "server write").kind(),
-            io::ErrorKind::BrokenPipe
-        );
+            .expect("buffered data first");
+        assert_eq!(first[0], b'w');
+        let mut rest = Vec::new();
+        let r = prompt("server read to the end", peer_w.read_to_end(&mut rest)).await;
+        err(r, "a stream cut off by the peer's end");
+        assert!(rest.iter().all(|&b| b == 1), "the writer's bytes, intact");
+        err(peer_r.write(b"x").await, "server write to a vanished peer");
         prompt("the server driver", sd)
             .await
             .expect("clean end for the server");
