@@ -274,6 +274,26 @@ fn write_files(cfg: &Cfg, res: &Results, took: Duration) -> io::Result<()> {
         cfg.stalled_bytes >> 20,
         cfg.idle_streams
     );
+    // Which smux was measured: the work tree's commit (and whether it had changes).
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    if let Some(rev) = git(&["rev-parse", "--short", "HEAD"]).filter(|r| !r.is_empty()) {
+        let dirty = git(&["status", "--porcelain", "--", "src"]).is_some_and(|s| !s.is_empty());
+        md.push_str(&format!(
+            "smux at commit {rev}{}.\n",
+            if dirty {
+                " with uncommitted changes in src/"
+            } else {
+                ""
+            }
+        ));
+    }
     md.push_str(&res.tables(true));
     std::fs::write(cfg.out.join("compare.md"), md)?;
     std::fs::write(cfg.out.join("compare.csv"), res.csv())?;
