@@ -5,7 +5,6 @@
 mod common;
 
 use std::io;
-use std::time::Duration;
 
 use common::*;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
@@ -528,7 +527,7 @@ fn data_beyond_the_window_is_a_protocol_error() {
         let _s = accept(&server).await;
         let frame = Frame::psh(1, &vec![1; 65_536]);
         for _ in 0..WINDOW / 65_536 {
-            raw.send(&[frame.clone()]).await;
+            raw.send(std::slice::from_ref(&frame)).await;
         }
         sync(&mut raw).await;
         raw.send(&[Frame::psh(1, b"!")]).await;
@@ -555,7 +554,7 @@ fn a_window_is_reusable_once_confirmed() {
         let (mut sent, mut read, mut confirmed) = (0u64, 0u64, 0u64);
         while sent < 3 * WINDOW as u64 {
             while sent - confirmed < WINDOW as u64 {
-                raw.send(&[frame.clone()]).await;
+                raw.send(std::slice::from_ref(&frame)).await;
                 sent += 65_536;
             }
             read_n(&mut s, (sent - read) as usize).await;
