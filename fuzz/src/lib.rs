@@ -354,7 +354,8 @@ pub fn core_ops(data: &[u8]) {
                             core.peer_gone();
                         } else {
                             failed = true; // truncated frame
-                            core.clear_backlog();
+                            core.clear_backlog(); // as the driver's finish() does
+                            core.peer_gone();
                         }
                         check_session(&core, failed, "peer EOF");
                         continue;
@@ -364,7 +365,8 @@ pub fn core_ops(data: &[u8]) {
                     Ok(used) => pending_raw = wire[used..].to_vec(),
                     Err(_) => {
                         failed = true;
-                        core.clear_backlog();
+                        core.clear_backlog(); // as the driver's finish() does
+                        core.peer_gone();
                     }
                 }
             }
