@@ -212,7 +212,10 @@ fn main() {
         return;
     }
     let cfg = Cfg::from_env(&args[1..]);
-    let mut res = Results::default();
+    let mut res = Results {
+        load_start: loadavg(),
+        ..Results::default()
+    };
     let started = Instant::now();
     eprintln!(
         "smux compare: {} mode, {} run(s); scenarios {:?}; impls {:?}; bulk {} MiB over {:?} streams, {} rounds, stalled {} MiB, idle {} streams",
@@ -294,6 +297,18 @@ fn write_files(cfg: &Cfg, res: &Results, took: Duration) -> io::Result<()> {
             }
         ));
     }
+    md.push_str(&format!(
+        "Machine: {} cores; load average (1 min) {} at the start, {} at the end{}.\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        res.load_start,
+        loadavg(),
+        if res.load_start.parse::<f64>().unwrap_or(0.0) > 0.5 {
+            " (the start's: other work was running, so absolute numbers are noisy; ratios, taken \
+             from the same interleaved runs, less so)"
+        } else {
+            ""
+        }
+    ));
     md.push_str(&res.tables(true));
     std::fs::write(cfg.out.join("compare.md"), md)?;
     std::fs::write(cfg.out.join("compare.csv"), res.csv())?;
@@ -447,6 +462,14 @@ fn idle_parent(cfg: &Cfg, imp: Impl, rtk: RtKind, netk: NetKind) -> Result<f64, 
                 String::from_utf8_lossy(&out.stderr).trim()
             )
         })
+}
+
+/// The 1-minute load average, as /proc/loadavg gives it.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn rss_bytes() -> u64 {

@@ -60,6 +60,8 @@ pub type Key = (NetKind, RtKind, Metric, Impl);
 pub struct Results {
     pub samples: BTreeMap<Key, Vec<f64>>,
     pub failures: BTreeMap<Key, String>,
+    /// The load average when the bench started (/proc/loadavg).
+    pub load_start: String,
 }
 
 pub fn median(v: &[f64]) -> Option<f64> {
