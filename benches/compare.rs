@@ -214,6 +214,7 @@ fn main() {
     let cfg = Cfg::from_env(&args[1..]);
     let mut res = Results {
         load_start: loadavg(),
+        source: source_state(),
         ..Results::default()
     };
     let started = Instant::now();
@@ -277,25 +278,8 @@ fn write_files(cfg: &Cfg, res: &Results, took: Duration) -> io::Result<()> {
         cfg.stalled_bytes >> 20,
         cfg.idle_streams
     );
-    // Which smux was measured: the work tree's commit (and whether it had changes).
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    if let Some(rev) = git(&["rev-parse", "--short", "HEAD"]).filter(|r| !r.is_empty()) {
-        let dirty = git(&["status", "--porcelain", "--", "src"]).is_some_and(|s| !s.is_empty());
-        md.push_str(&format!(
-            "smux at commit {rev}{}.\n",
-            if dirty {
-                " with uncommitted changes in src/"
-            } else {
-                ""
-            }
-        ));
+    if let Some(src) = &res.source {
+        md.push_str(&format!("{src}\n"));
     }
     md.push_str(&format!(
         "Machine: {} cores; load average (1 min) {} at the start, {} at the end{}.\n",
@@ -462,6 +446,29 @@ fn idle_parent(cfg: &Cfg, imp: Impl, rtk: RtKind, netk: NetKind) -> Result<f64, 
                 String::from_utf8_lossy(&out.stderr).trim()
             )
         })
+}
+
+/// Which smux is measured: the work tree's commit, and whether src/ had changes (when the bench
+/// started, just after cargo built it).
+fn source_state() -> Option<String> {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let rev = git(&["rev-parse", "--short", "HEAD"]).filter(|r| !r.is_empty())?;
+    let dirty = git(&["status", "--porcelain", "--", "src"]).is_some_and(|s| !s.is_empty());
+    Some(format!(
+        "smux at commit {rev}{}.",
+        if dirty {
+            " with uncommitted changes in src/"
+        } else {
+            ""
+        }
+    ))
 }
 
 /// The 1-minute load average, as /proc/loadavg gives it.

@@ -62,6 +62,8 @@ pub struct Results {
     pub failures: BTreeMap<Key, String>,
     /// The load average when the bench started (/proc/loadavg).
     pub load_start: String,
+    /// Which smux was measured (see `source_state`).
+    pub source: Option<String>,
 }
 
 pub fn median(v: &[f64]) -> Option<f64> {
