@@ -29,6 +29,9 @@ const MAX_FRAME_LEN: usize = HEADER_LEN + MAX_PAYLOAD as usize;
 const CONTROL_SLACK: usize = 1 << 20;
 /// Write buffer capacity kept while the driver sleeps.
 const KEEP_WRITE_BUFFER: usize = 64 * 1024;
+/// Polls of the read side that may find nothing after a write failed as if the peer had closed,
+/// before that write error is taken for a failure of the transport.
+const READ_RETRIES_AFTER_WRITE_ERROR: u32 = 64;
 /// Rounds in one poll before the driver yields to its executor.
 const ROUNDS_PER_POLL: usize = 32;
 
@@ -66,6 +69,8 @@ pub struct Driver<T> {
     need_flush: bool,
     /// Writing failed as if the peer had closed: reading decides whether it did.
     write_error: Option<io::Error>,
+    /// Reads that found nothing since `write_error` was set.
+    read_retries: u32,
     write_limit: usize,
     events: Vec<Event>,
     wake: Vec<Waker>,
@@ -86,6 +91,7 @@ impl<T> Driver<T> {
             wbuf_end: 0,
             need_flush: false,
             write_error: None,
+            read_retries: 0,
             write_limit: config.write_buffer() + CONTROL_SLACK,
             events: Vec::new(),
             wake: Vec::new(),
@@ -156,8 +162,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             Ok(Some(moved)) => progress |= moved,
             Ok(None) => return Err(None),
             Err(e) if peer_gone(&e) && !self.read_closed => {
-                // The peer may have closed the connection after its last frames: read what is
-                // left; end-of-stream there makes this a clean end by the peer.
+                // The peer may have closed the connection after its last frames: stop writing and
+                // read what is left; end-of-stream there makes this a clean end by the peer.
                 self.write_error = Some(e);
                 self.wpos = self.wbuf.len();
                 self.need_flush = false;
@@ -206,9 +212,18 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => progress = true,
                 Poll::Ready(Err(e)) => return Err(Some(e.into())),
+                // After a peer-gone write error, end-of-stream is readable at once if the peer
+                // closed (a socket sees the peer's FIN before the reset that fails the write).
+                // A transport may still say Pending a few times before it shows it; past that,
+                // nothing to read means the transport failed under us.
                 Poll::Pending => {
-                    if let Some(e) = self.write_error.take() {
-                        return Err(Some(e.into())); // not closed by the peer: a real failure
+                    if self.write_error.is_some() {
+                        self.read_retries += 1;
+                        if self.read_retries > READ_RETRIES_AFTER_WRITE_ERROR {
+                            let e = self.write_error.take().expect("checked");
+                            return Err(Some(e.into()));
+                        }
+                        cx.waker().wake_by_ref();
                     }
                 }
             }

@@ -89,7 +89,7 @@ fn the_traces_parse() {
 async fn raw_server<T: Transport>(
     ex: &Ex,
     config: Config,
-) -> (Session, smol::Task<Result<(), Error>>, RawPeer<T::Io>) {
+) -> (Session, Task<Result<(), Error>>, RawPeer<T::Io>) {
     let (a, b) = T::pair().await;
     let (session, driver) = Session::client(a, config);
     (session, ex.spawn(driver), RawPeer::new(b))
@@ -99,7 +99,7 @@ async fn raw_server<T: Transport>(
 async fn raw_client<T: Transport>(
     ex: &Ex,
     config: Config,
-) -> (Session, smol::Task<Result<(), Error>>, RawPeer<T::Io>) {
+) -> (Session, Task<Result<(), Error>>, RawPeer<T::Io>) {
     let (a, b) = T::pair().await;
     let (session, driver) = Session::server(b, config);
     (session, ex.spawn(driver), RawPeer::new(a))

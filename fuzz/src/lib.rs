@@ -745,12 +745,12 @@ fn step(
 mod known_defects {
     use super::*;
 
-    /// Known defect (ignored; `cargo test -- --ignored` in `fuzz/`): a stream whose write was told
-    /// `QueueFull` and then abandoned (a cancelled write, as a timeout does) stays marked as
-    /// contending for the queue for good, so every other stream is held to one frame per output
-    /// batch instead of the whole write buffer, for as long as that stream stays open.
+    /// Once a defect: a stream whose write was told `QueueFull` and then abandoned (a cancelled
+    /// write, as a timeout does) stayed marked as contending for the queue for good, so every other
+    /// stream was held to one frame per output batch for as long as that stream stayed open. Now
+    /// it holds them back for one batch at most: the one in which it was woken and did not write
+    /// (it cannot be told from a writer that has not run yet).
     #[test]
-    #[ignore = "known defect: an abandoned writer throttles every other stream"]
     fn an_abandoned_writer_does_not_throttle_the_others() {
         let lim = CoreLimits {
             window: 1 << 20,
@@ -769,6 +769,10 @@ mod known_defects {
             let mut queued = 0;
             while let WriteOutcome::Queued(k) = c.write(y, &data) {
                 queued += k;
+            }
+            if round == 0 {
+                assert!(queued >= lim.max_frame as usize, "Y gets its share at least");
+                continue;
             }
             assert!(
                 queued >= lim.write_buffer - lim.max_frame as usize,

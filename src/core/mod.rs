@@ -109,6 +109,8 @@ pub(crate) struct Core<W> {
     queue_waiters: Vec<StreamKey>,
     /// Streams with `contending` set.
     contenders: usize,
+    /// Contenders woken by the last `take_output`.
+    woken_contenders: Vec<StreamKey>,
     vrm_answers: Vec<Header>,
     /// The answer we expect to our own probe, if one is out.
     ping: Option<Header>,
@@ -131,6 +133,7 @@ impl<W: Default> Core<W> {
             confirm_list: Vec::new(),
             queue_waiters: Vec::new(),
             contenders: 0,
+            woken_contenders: Vec::new(),
             vrm_answers: Vec::new(),
             ping: None,
             events: Vec::new(),
@@ -468,11 +471,15 @@ impl<W: Default> Core<W> {
         }
     }
 
-    /// Empties the accept backlog (the session failed: nobody will take them).
+    /// Empties the accept backlog (the session failed: nobody will take them). Streams that no
+    /// longer hold an id are forgotten at once; the others when their id is released.
     pub(crate) fn clear_backlog(&mut self) {
         while let Some(key) = self.backlog.pop_front() {
             if let Some(s) = self.streams.get_mut(key) {
                 s.has_handle = false;
+                if !s.state.holds_id() {
+                    self.streams.remove(key);
+                }
             }
         }
     }
@@ -512,9 +519,21 @@ impl<W: Default> Core<W> {
         }
         self.out_base += self.out.len() as u64;
         std::mem::swap(&mut self.out, into);
+        // A contender woken last time that has neither written nor waited again since was
+        // abandoned (its write was cancelled): it no longer holds the others back.
+        for key in self.woken_contenders.drain(..) {
+            if let Some(s) = self.streams.get_mut(key) {
+                if !s.queue_waiting {
+                    stop_contending(s, &mut self.contenders);
+                }
+            }
+        }
         for key in self.queue_waiters.drain(..) {
             if let Some(s) = self.streams.get_mut(key) {
                 s.queue_waiting = false;
+                if s.contending {
+                    self.woken_contenders.push(key);
+                }
                 self.events.push(Event::Writable(key));
             }
         }

@@ -16,26 +16,127 @@ use std::time::Duration;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::task::AtomicWaker;
 use smol::future::FutureExt;
-use smol::{Executor, Task, Timer};
+use smol::{Executor, Timer};
 use smux::{Config, Error, Session, Stream};
 
-/// The executor of one test: tasks spawned on it run on the test's own thread.
-pub type Ex = Arc<Executor<'static>>;
+/// The executor a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rt {
+    /// A smol `Executor` driven on the test's own thread.
+    Smol,
+    /// A tokio multi-thread runtime with 2 workers.
+    Tokio,
+}
+
+/// The executor of one test, smol or tokio: the suite spawns on it without knowing which.
+#[derive(Clone)]
+pub enum Ex {
+    Smol(Arc<Executor<'static>>),
+    Tokio(tokio::runtime::Handle),
+}
+
+impl Ex {
+    /// Spawns `f`; the task is cancelled when its handle is dropped (unless detached).
+    pub fn spawn<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> Task<T> {
+        match self {
+            Ex::Smol(ex) => Task::Smol(Some(ex.spawn(f))),
+            Ex::Tokio(rt) => Task::Tokio(Some(rt.spawn(f))),
+        }
+    }
+}
+
+/// A spawned task: awaiting it gives its output (a panic in it is re-raised); dropping it cancels
+/// it, as smol's tasks do.
+pub enum Task<T> {
+    Smol(Option<smol::Task<T>>),
+    Tokio(Option<tokio::task::JoinHandle<T>>),
+}
+
+impl<T> Task<T> {
+    /// Lets the task run on by itself.
+    pub fn detach(mut self) {
+        match &mut self {
+            Task::Smol(t) => t.take().expect("not yet detached").detach(),
+            Task::Tokio(h) => drop(h.take()),
+        }
+    }
+
+    /// Whether the task has finished.
+    pub fn is_finished(&self) -> bool {
+        match self {
+            Task::Smol(t) => t.as_ref().map_or(true, |t| t.is_finished()),
+            Task::Tokio(h) => h.as_ref().map_or(true, |h| h.is_finished()),
+        }
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = T;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        match &mut *self {
+            Task::Smol(t) => {
+                let t = t.as_mut().expect("polled after completion or detach");
+                std::pin::Pin::new(t).poll(cx)
+            }
+            Task::Tokio(h) => {
+                let h = h.as_mut().expect("polled after completion or detach");
+                match std::task::ready!(std::pin::Pin::new(h).poll(cx)) {
+                    Ok(v) => std::task::Poll::Ready(v),
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => panic!("task failed: {e}"),
+                }
+            }
+        }
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        if let Task::Tokio(Some(h)) = self {
+            h.abort();
+        }
+    }
+}
 
 /// The longest a whole test may take.
 pub const TEST_LIMIT: Duration = Duration::from_secs(120);
 /// The longest one step of a test may wait for something that must happen.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// Runs one test on its own executor, bounded by [`TEST_LIMIT`].
+/// Runs one test on its own smol executor, bounded by [`TEST_LIMIT`].
 pub fn run<F, Fut>(test: F)
 where
     F: FnOnce(Ex) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let ex: Ex = Arc::new(Executor::new());
-    let fut = test(ex.clone());
-    smol::block_on(ex.run(within(TEST_LIMIT, "the whole test", fut)));
+    run_on(Rt::Smol, test)
+}
+
+/// Runs one test on its own executor of the given kind, bounded by [`TEST_LIMIT`].
+pub fn run_on<F, Fut>(rt: Rt, test: F)
+where
+    F: FnOnce(Ex) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    match rt {
+        Rt::Smol => {
+            let ex = Arc::new(Executor::new());
+            let fut = test(Ex::Smol(ex.clone()));
+            smol::block_on(ex.run(within(TEST_LIMIT, "the whole test", fut)));
+        }
+        Rt::Tokio => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            let fut = test(Ex::Tokio(runtime.handle().clone()));
+            runtime.block_on(within(TEST_LIMIT, "the whole test", fut));
+        }
+    }
 }
 
 async fn expire<T>(limit: Duration, what: &str) -> T {
@@ -120,6 +221,143 @@ impl Transport for UnixTransport {
     type Io = smol::net::unix::UnixStream;
     async fn pair() -> (Self::Io, Self::Io) {
         smol::net::unix::UnixStream::pair().expect("unix socket pair")
+    }
+}
+
+/// Loopback TCP with tokio's sockets, through `tokio_util::compat` (needs a tokio runtime).
+pub struct TokioTcpTransport;
+
+impl Transport for TokioTcpTransport {
+    type Io = tokio_util::compat::Compat<tokio::net::TcpStream>;
+    async fn pair() -> (Self::Io, Self::Io) {
+        use tokio_util::compat::TokioAsyncReadCompatExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (client, server) = wait(
+            "loopback TCP connect",
+            smol::future::zip(tokio::net::TcpStream::connect(addr), listener.accept()),
+        )
+        .await;
+        let (client, (server, _)) = (client.expect("connect"), server.expect("accept"));
+        client.set_nodelay(true).expect("nodelay");
+        server.set_nodelay(true).expect("nodelay");
+        (client.compat(), server.compat())
+    }
+}
+
+/// A Unix socket pair with tokio's sockets, through `tokio_util::compat`.
+pub struct TokioUnixTransport;
+
+impl Transport for TokioUnixTransport {
+    type Io = tokio_util::compat::Compat<tokio::net::UnixStream>;
+    async fn pair() -> (Self::Io, Self::Io) {
+        use tokio_util::compat::TokioAsyncReadCompatExt;
+        let (a, b) = tokio::net::UnixStream::pair().expect("unix socket pair");
+        (a.compat(), b.compat())
+    }
+}
+
+/// TLS (futures-rustls, ring) over loopback TCP, with a certificate made for the test.
+pub struct TlsTransport;
+
+/// One end of a TLS connection: the client's and the server's stream types differ.
+pub enum TlsIo {
+    Client(Box<futures_rustls::client::TlsStream<smol::net::TcpStream>>),
+    Server(Box<futures_rustls::server::TlsStream<smol::net::TcpStream>>),
+}
+
+macro_rules! tls_io_delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match &mut *$self {
+            TlsIo::Client($s) => $e,
+            TlsIo::Server($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for TlsIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        tls_io_delegate!(self, s => std::pin::Pin::new(&mut **s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for TlsIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        tls_io_delegate!(self, s => std::pin::Pin::new(&mut **s).poll_write(cx, buf))
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        tls_io_delegate!(self, s => std::pin::Pin::new(&mut **s).poll_flush(cx))
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        tls_io_delegate!(self, s => std::pin::Pin::new(&mut **s).poll_close(cx))
+    }
+}
+
+/// A server and a client TLS config that trust one self-signed certificate for "localhost".
+pub fn tls_configs() -> (
+    futures_rustls::rustls::ServerConfig,
+    futures_rustls::rustls::ClientConfig,
+) {
+    use futures_rustls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+    use futures_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .expect("self-signed certificate");
+    let cert: CertificateDer<'static> = certified.cert.der().clone();
+    let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key.into())
+        .expect("server certificate");
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).expect("trust the certificate");
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (server, client)
+}
+
+impl Transport for TlsTransport {
+    type Io = TlsIo;
+    async fn pair() -> (TlsIo, TlsIo) {
+        use futures_rustls::rustls::pki_types::ServerName;
+        let (server_config, client_config) = tls_configs();
+        let (tcp_client, tcp_server) = TcpTransport::pair().await;
+        let connector = futures_rustls::TlsConnector::from(Arc::new(client_config));
+        let acceptor = futures_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let name = ServerName::try_from("localhost").expect("server name");
+        let (client, server) = wait(
+            "TLS handshake",
+            smol::future::zip(
+                connector.connect(name, tcp_client),
+                acceptor.accept(tcp_server),
+            ),
+        )
+        .await;
+        (
+            TlsIo::Client(Box::new(client.expect("TLS client handshake"))),
+            TlsIo::Server(Box::new(server.expect("TLS server handshake"))),
+        )
     }
 }
 
