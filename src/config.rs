@@ -1,5 +1,11 @@
 //! Session configuration, validated when it is built.
 
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::error::Error;
 use crate::frame::MAX_PAYLOAD;
 
@@ -15,13 +21,38 @@ pub const DEFAULT_WINDOW: u32 = 512 * 1024;
 /// assert_eq!(config.window(), 512 * 1024);
 /// # Ok::<(), smux::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     window: u32,
     max_frame: u32,
     accept_backlog: usize,
     write_buffer: usize,
     max_streams: usize,
+    keepalive: Option<Keepalive>,
+}
+
+/// A sleep function: returns a future that completes after the given time. The crate has no
+/// runtime of its own, so timers come from the caller's.
+pub type SleepFn = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// The keepalive settings: how often, and the caller's timer.
+#[derive(Clone)]
+pub(crate) struct Keepalive {
+    pub(crate) interval: Duration,
+    pub(crate) sleep: SleepFn,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("window", &self.window)
+            .field("max_frame", &self.max_frame)
+            .field("accept_backlog", &self.accept_backlog)
+            .field("write_buffer", &self.write_buffer)
+            .field("max_streams", &self.max_streams)
+            .field("keepalive", &self.keepalive.as_ref().map(|k| k.interval))
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -34,6 +65,7 @@ impl Default for Config {
             accept_backlog: 1024,
             write_buffer: 256 * 1024,
             max_streams: 65_535,
+            keepalive: None,
         }
     }
 }
@@ -94,6 +126,41 @@ impl Config {
         }
         self.max_streams = streams;
         Ok(self)
+    }
+
+    /// Turns on the keepalive (off by default): when nothing has come from the peer for
+    /// `interval`, the driver sends a VRM probe (PROTOCOL.md 8, which the original answers too);
+    /// when a further `interval` passes with no answer and nothing else from the peer, the session
+    /// ends with [`Error::KeepaliveTimeout`]. Any frame from the peer counts as a sign of life, so
+    /// traffic under load never trips it. `interval` is from 1 ms to 1 day.
+    ///
+    /// `sleep` is your runtime's timer, for example with smol:
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// let config = smux::Config::default().with_keepalive(
+    ///     Duration::from_secs(30),
+    ///     Arc::new(|d| Box::pin(async move { smol::Timer::after(d).await; })),
+    /// )?;
+    /// # Ok::<(), smux::Error>(())
+    /// ```
+    /// or with tokio: `Arc::new(|d| Box::pin(tokio::time::sleep(d)))`.
+    pub fn with_keepalive(mut self, interval: Duration, sleep: SleepFn) -> Result<Self, Error> {
+        if interval < Duration::from_millis(1) || interval > Duration::from_secs(86_400) {
+            return Err(Error::InvalidConfig(
+                "keepalive interval must be from 1 ms to 1 day",
+            ));
+        }
+        self.keepalive = Some(Keepalive { interval, sleep });
+        Ok(self)
+    }
+
+    /// The keepalive interval, if the keepalive is on.
+    pub fn keepalive_interval(&self) -> Option<Duration> {
+        self.keepalive.as_ref().map(|k| k.interval)
+    }
+
+    pub(crate) fn keepalive(&self) -> Option<&Keepalive> {
+        self.keepalive.as_ref()
     }
 
     /// How many streams may be open before opening waits.

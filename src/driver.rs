@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::core::Event;
 use crate::error::{Error, ProtocolError};
 use crate::frame::{Header, HEADER_LEN, MAX_PAYLOAD};
+use crate::keepalive::KeepaliveTask;
 use crate::session::{End, Inner, Shared};
 
 /// The read buffer: several maximal frames, so one read usually brings many frames.
@@ -74,10 +75,14 @@ pub struct Driver<T> {
     write_limit: usize,
     events: Vec<Event>,
     wake: Vec<Waker>,
+    keepalive: Option<KeepaliveTask>,
 }
 
 impl<T> Driver<T> {
     pub(crate) fn new(io: T, shared: Arc<Shared>, config: &Config) -> Self {
+        let keepalive = config
+            .keepalive()
+            .map(|k| KeepaliveTask::new(shared.clone(), k));
         Driver {
             io,
             shared,
@@ -95,6 +100,7 @@ impl<T> Driver<T> {
             write_limit: config.write_buffer() + CONTROL_SLACK,
             events: Vec::new(),
             wake: Vec::new(),
+            keepalive,
         }
     }
 }
@@ -106,6 +112,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
         let this = self.get_mut();
         if this.phase == Phase::Done {
             return Poll::Ready(Ok(()));
+        }
+        if let Some(k) = &mut this.keepalive {
+            if let Poll::Ready(e) = k.poll(cx) {
+                this.keepalive = None;
+                return Poll::Ready(this.finish(Some(e)));
+            }
         }
         for _ in 0..ROUNDS_PER_POLL {
             match this.round(cx) {
@@ -299,6 +311,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     fn handle_frames(&mut self) -> Result<(), Option<Error>> {
         let shared = self.shared.clone();
         let mut inner = shared.lock();
+        inner.received += 1;
         let result = self.handle_frames_locked(&mut inner);
         inner.collect_wakers(&self.shared, &mut self.events, &mut self.wake);
         if inner.core.has_output() {

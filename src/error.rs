@@ -23,6 +23,9 @@ pub enum Error {
     IdsExhausted,
     /// A [`Config`](crate::Config) value is out of range.
     InvalidConfig(&'static str),
+    /// The keepalive heard nothing from the peer, not even the answer to a probe, for two
+    /// intervals (see [`Config::with_keepalive`](crate::Config::with_keepalive)).
+    KeepaliveTimeout,
 }
 
 /// How the peer broke the protocol (PROTOCOL.md).
@@ -98,6 +101,7 @@ impl fmt::Display for Error {
             Error::StreamClosed => f.write_str("the stream was closed on this side"),
             Error::IdsExhausted => f.write_str("all 65535 stream ids are in use"),
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+            Error::KeepaliveTimeout => f.write_str("the peer stopped answering keepalive probes"),
         }
     }
 }
@@ -126,7 +130,7 @@ impl From<ProtocolError> for Error {
 
 /// The mapping: `Io` keeps the transport's kind; `Protocol` is `InvalidData`; `SessionClosed` is
 /// `ConnectionAborted`; `StreamClosed` is `NotConnected`; `IdsExhausted` is `Other`;
-/// `InvalidConfig` is `InvalidInput`.
+/// `InvalidConfig` is `InvalidInput`; `KeepaliveTimeout` is `TimedOut`.
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
         let kind = match &e {
@@ -136,6 +140,7 @@ impl From<Error> for io::Error {
             Error::StreamClosed => io::ErrorKind::NotConnected,
             Error::IdsExhausted => io::ErrorKind::Other,
             Error::InvalidConfig(_) => io::ErrorKind::InvalidInput,
+            Error::KeepaliveTimeout => io::ErrorKind::TimedOut,
         };
         io::Error::new(kind, e)
     }

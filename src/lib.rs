@@ -63,6 +63,7 @@ pub mod frame;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod keepalive;
 mod pipe;
 mod probe;
 mod session;
@@ -71,7 +72,7 @@ mod stream;
 mod tokio_io;
 pub mod tower;
 
-pub use crate::config::{Config, DEFAULT_WINDOW};
+pub use crate::config::{Config, SleepFn, DEFAULT_WINDOW};
 pub use crate::driver::Driver;
 pub use crate::error::{Error, ProtocolError};
 pub use crate::pipe::{pipe, Pipe};

@@ -64,6 +64,10 @@ pub(crate) struct Inner {
     pub(crate) handles: usize,
     /// Answers to our VRM probes received so far.
     pub(crate) pongs: u64,
+    /// Reads from the transport that brought data: signs of life for the keepalive.
+    pub(crate) received: u64,
+    /// `shutdown` began: no more opening or accepting.
+    pub(crate) draining: bool,
 }
 
 impl Shared {
@@ -254,6 +258,8 @@ impl Session {
                 flush_waiters: Vec::new(),
                 handles: 1,
                 pongs: 0,
+                received: 0,
+                draining: false,
             }),
             accept_ready: Notify::new(),
             driver_done: Notify::new(),
@@ -435,6 +441,41 @@ impl Session {
         self.closed().await
     }
 
+    /// Shuts the session down gracefully: stops opening and accepting streams at once (opens fail
+    /// with [`Error::SessionClosed`]; streams the peer opens, and those still waiting to be
+    /// accepted, are refused with FIN), lets the open streams finish until every one is closed and
+    /// dropped or `deadline` completes, whichever comes first, then closes the session as
+    /// [`Session::close`] does (streams still open then are closed).
+    ///
+    /// `deadline` is your runtime's timer (the crate has none), e.g.
+    /// `smol::Timer::after(Duration::from_secs(5))`, or `std::future::pending()` to wait for as
+    /// long as the streams take.
+    pub async fn shutdown(&self, deadline: impl Future<Output = ()>) -> Result<(), Error> {
+        {
+            let mut inner = self.shared.lock();
+            if inner.end.is_none() && !inner.draining {
+                inner.draining = true;
+                inner.core.refuse_incoming();
+                inner.notify_driver();
+            }
+        }
+        self.shared.accept_ready.notify(usize::MAX);
+        let streams_done = async {
+            loop {
+                let listener = self.shared.room.listen();
+                {
+                    let inner = self.shared.lock();
+                    if inner.core.live_streams() == 0 || inner.end.is_some() {
+                        return;
+                    }
+                }
+                listener.await;
+            }
+        };
+        futures_util::future::select(Box::pin(streams_done), Box::pin(deadline)).await;
+        self.close().await
+    }
+
     /// Starts closing: FIN for every stream, then the driver closes the transport.
     fn begin_close(&self) {
         let mut inner = self.shared.lock();
@@ -502,9 +543,10 @@ impl Drop for Reservation {
     }
 }
 
-/// The error for opening or accepting on an ended session.
+/// The error for opening or accepting on an ended (or shutting down) session.
 fn ended_error(inner: &Inner) -> Option<Error> {
     match &inner.end {
+        None if inner.draining => Some(Error::SessionClosed),
         None => None,
         Some(End::Local) | Some(End::Peer) => Some(Error::SessionClosed),
         Some(End::Failed(e)) => Some(e.clone()),

@@ -188,11 +188,14 @@ impl AsyncWrite for Stream {
 
 impl Drop for Stream {
     fn drop(&mut self) {
+        let (mut events, mut wake) = (Vec::new(), Vec::new());
         {
             let mut inner = self.shared.lock();
             inner.core.drop_handle(self.key);
+            inner.collect_wakers(&self.shared, &mut events, &mut wake);
             inner.notify_driver();
         }
+        wake.into_iter().for_each(Waker::wake);
         release_handle(&self.shared);
     }
 }

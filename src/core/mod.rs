@@ -101,6 +101,8 @@ pub(crate) struct Core<W> {
     backlog: VecDeque<StreamKey>,
     /// Opens promised by [`Core::reserve`] and not yet used.
     reserved: usize,
+    /// Shutting down: streams the peer opens are refused.
+    refusing: bool,
     /// Frames queued for the transport, in order.
     out: Vec<u8>,
     /// Bytes ever moved out by `take_output`, plus what is in `out`: positions for flushing.
@@ -128,6 +130,7 @@ impl<W: Default> Core<W> {
             streams: Slots::default(),
             backlog: VecDeque::new(),
             reserved: 0,
+            refusing: false,
             out: Vec::new(),
             out_base: 0,
             confirm_list: Vec::new(),
@@ -171,7 +174,7 @@ impl<W: Default> Core<W> {
             return Ok(());
         }
         self.ids.insert(sid);
-        if self.backlog.len() >= self.limits.backlog {
+        if self.refusing || self.backlog.len() >= self.limits.backlog {
             // Refuse: close it at once; the id stays in use until the peer's FIN comes back.
             let key = self.streams.insert(StreamState::new(sid, false));
             self.by_id.insert(sid, key);
@@ -430,6 +433,7 @@ impl<W: Default> Core<W> {
             s.has_handle = false;
             if !s.state.holds_id() {
                 self.streams.remove(key);
+                self.events.push(Event::Released);
             }
         }
     }
@@ -469,6 +473,19 @@ impl<W: Default> Core<W> {
             self.events.push(Event::Readable(key));
             self.events.push(Event::Writable(key));
         }
+    }
+
+    /// Refuses every stream the peer opens from now on, and closes those waiting to be accepted.
+    pub(crate) fn refuse_incoming(&mut self) {
+        self.refusing = true;
+        while let Some(key) = self.backlog.pop_front() {
+            self.drop_handle(key);
+        }
+    }
+
+    /// Streams the core still holds: with a handle, or with their id in use.
+    pub(crate) fn live_streams(&self) -> usize {
+        self.streams.len()
     }
 
     /// Empties the accept backlog (the session failed: nobody will take them). Streams that no

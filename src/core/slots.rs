@@ -90,6 +90,10 @@ impl<T> Slots<T> {
         Some(value)
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     fn fresh_generation(&mut self) -> u32 {
         let generation = self.next_generation;
         self.next_generation = generation.wrapping_add(1);
