@@ -11,6 +11,7 @@ mod stream_state;
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 pub(crate) use self::ids::Direction;
 use self::ids::Ids;
@@ -96,7 +97,8 @@ pub(crate) struct Core<W> {
     /// Confirm once the application has read this much since the last confirm.
     confirm_threshold: u32,
     ids: Ids,
-    by_id: HashMap<u16, StreamKey>,
+    /// The slot of each stream whose id is in use.
+    by_id: HashMap<u16, u32, BuildHasherDefault<IdHasher>>,
     streams: Slots<StreamState<W>>,
     backlog: VecDeque<StreamKey>,
     /// Opens promised by [`Core::reserve`] and not yet used.
@@ -126,7 +128,7 @@ impl<W: Default> Core<W> {
             limits,
             confirm_threshold: (limits.window / 4).max(1),
             ids: Ids::new(dir),
-            by_id: HashMap::new(),
+            by_id: HashMap::default(),
             streams: Slots::default(),
             backlog: VecDeque::new(),
             reserved: 0,
@@ -177,20 +179,20 @@ impl<W: Default> Core<W> {
         if self.refusing || self.backlog.len() >= self.limits.backlog {
             // Refuse: close it at once; the id stays in use until the peer's FIN comes back.
             let key = self.streams.insert(StreamState::new(sid, false));
-            self.by_id.insert(sid, key);
+            self.by_id.insert(sid, key.index());
             self.queue_fin(key);
             self.streams.get_mut(key).expect("just inserted").state = State::FinSent;
             return Ok(());
         }
         let key = self.streams.insert(StreamState::new(sid, true));
-        self.by_id.insert(sid, key);
+        self.by_id.insert(sid, key.index());
         self.backlog.push_back(key);
         self.events.push(Event::Incoming);
         Ok(())
     }
 
     fn on_fin(&mut self, sid: u16) {
-        let Some(&key) = self.by_id.get(&sid) else {
+        let Some(key) = self.key_of(sid) else {
             return; // FIN for an id with no stream: ignored
         };
         let s = self
@@ -213,7 +215,7 @@ impl<W: Default> Core<W> {
     }
 
     fn on_psh(&mut self, sid: u16, payload: &[u8]) -> Result<(), ProtocolError> {
-        let Some(&key) = self.by_id.get(&sid) else {
+        let Some(key) = self.key_of(sid) else {
             return Ok(()); // PSH for an id with no stream: read and discarded
         };
         let window = self.limits.window;
@@ -240,7 +242,7 @@ impl<W: Default> Core<W> {
     }
 
     fn on_cfm(&mut self, sid: u16, n: u32) -> Result<(), ProtocolError> {
-        let Some(&key) = self.by_id.get(&sid) else {
+        let Some(key) = self.key_of(sid) else {
             return Ok(());
         };
         let s = self
@@ -312,7 +314,7 @@ impl<W: Default> Core<W> {
     fn open_unchecked(&mut self) -> Result<StreamKey, OpenError> {
         let id = self.ids.allocate().ok_or(OpenError::Exhausted)?;
         let key = self.streams.insert(StreamState::new(id, true));
-        self.by_id.insert(id, key);
+        self.by_id.insert(id, key.index());
         put_header(&mut self.out, Cmd::Syn, id, 0);
         self.streams
             .get_mut(key)
@@ -440,7 +442,7 @@ impl<W: Default> Core<W> {
 
     /// Closes every stream (FIN for each open one) and empties the accept backlog.
     pub(crate) fn close_all(&mut self) {
-        let open: Vec<StreamKey> = self.by_id.values().copied().collect();
+        let open = self.held_keys();
         for key in open {
             self.close(key);
             self.events.push(Event::Readable(key));
@@ -455,7 +457,7 @@ impl<W: Default> Core<W> {
     /// is released. A stream the peer had not closed is cut: its buffered data stays readable,
     /// then reads fail rather than report a clean end-of-stream that never came.
     pub(crate) fn peer_gone(&mut self) {
-        let held: Vec<StreamKey> = self.by_id.values().copied().collect();
+        let held = self.held_keys();
         for key in held {
             let s = self
                 .streams
@@ -612,6 +614,20 @@ impl<W: Default> Core<W> {
 
     // ----- helpers -----
 
+    /// The stream holding `sid`, if the id is in use.
+    fn key_of(&self, sid: u16) -> Option<StreamKey> {
+        let index = *self.by_id.get(&sid)?;
+        self.streams.key_at(index)
+    }
+
+    /// Every stream whose id is in use.
+    fn held_keys(&self) -> Vec<StreamKey> {
+        self.by_id
+            .values()
+            .filter_map(|&i| self.streams.key_at(i))
+            .collect()
+    }
+
     fn queue_fin(&mut self, key: StreamKey) {
         let s = self.streams.get_mut(key).expect("live stream");
         put_header(&mut self.out, Cmd::Fin, s.id, 0);
@@ -634,5 +650,24 @@ impl<W: Default> Core<W> {
 fn stop_contending<W>(s: &mut StreamState<W>, contenders: &mut usize) {
     if std::mem::take(&mut s.contending) {
         *contenders -= 1;
+    }
+}
+
+/// A hasher for stream ids: one multiply spreads a `u16` over the table (ids are not chosen by an
+/// adversary in a way that matters: at most 65,535 of them exist).
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u16(&mut self, id: u16) {
+        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
