@@ -1,10 +1,12 @@
 //! The tunnel example end to end over real loopback sockets: an echo server behind the tunnel,
-//! many concurrent connections through it, unreachable addresses, and shutdown.
+//! many concurrent connections through it, unreachable addresses, and shutdown; the same over TLS
+//! with a certificate made at test time, an untrusted certificate, and unusable certificate files.
 
 #[path = "../examples/tunnel/tunnel.rs"]
 mod tunnel;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,6 +57,40 @@ fn trigger() -> (oneshot::Sender<()>, impl std::future::Future<Output = ()>) {
     })
 }
 
+/// `connections` concurrent connections to `client_addr`, each writing `bytes` bytes of its own
+/// pattern and checking the echo; then one more connection after they all closed.
+async fn exchange(client_addr: SocketAddr, connections: usize, bytes: usize) {
+    let conns: Vec<_> = (0..connections)
+        .map(|i| {
+            tokio::spawn(async move {
+                let data: Vec<u8> = (0..bytes).map(|j| (j * 31 + i * 7) as u8).collect();
+                let tcp = TcpStream::connect(client_addr).await.unwrap();
+                let (mut r, mut w) = tcp.into_split();
+                let sent = data.clone();
+                let writer = tokio::spawn(async move {
+                    for chunk in sent.chunks(4096 + i) {
+                        w.write_all(chunk).await.unwrap();
+                    }
+                    w // keep the write half open until the echo is read back
+                });
+                let mut got = vec![0; bytes];
+                r.read_exact(&mut got).await.unwrap();
+                assert!(got == data, "connection {i}: echoed bytes differ");
+                drop(writer.await.unwrap());
+            })
+        })
+        .collect();
+    for c in conns {
+        within(c).await.unwrap();
+    }
+    // A connection after the others, to show the tunnel keeps working once they closed.
+    let mut tcp = TcpStream::connect(client_addr).await.unwrap();
+    tcp.write_all(b"last").await.unwrap();
+    let mut buf = [0; 4];
+    within(tcp.read_exact(&mut buf)).await.unwrap();
+    assert_eq!(&buf, b"last");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_many_connections_over_one_session() {
     let target = echo_server().await;
@@ -62,40 +98,11 @@ async fn forwards_many_connections_over_one_session() {
     let (client_listener, client_addr) = bind().await;
     let (stop_server, server_stop) = trigger();
     let (stop_client, client_stop) = trigger();
-    let server = tunnel::server(server_listener, target.to_string(), server_stop);
-    let client = tunnel::client(client_listener, server_addr.to_string(), client_stop);
+    let server = tunnel::server(server_listener, target.to_string(), None, server_stop);
+    let client = tunnel::client(client_listener, server_addr.to_string(), None, client_stop);
 
     let work = async {
-        let conns: Vec<_> = (0..CONNECTIONS)
-            .map(|i| {
-                tokio::spawn(async move {
-                    let data: Vec<u8> = (0..BYTES).map(|j| (j * 31 + i * 7) as u8).collect();
-                    let tcp = TcpStream::connect(client_addr).await.unwrap();
-                    let (mut r, mut w) = tcp.into_split();
-                    let sent = data.clone();
-                    let writer = tokio::spawn(async move {
-                        for chunk in sent.chunks(4096 + i) {
-                            w.write_all(chunk).await.unwrap();
-                        }
-                        w // keep the write half open until the echo is read back
-                    });
-                    let mut got = vec![0; BYTES];
-                    r.read_exact(&mut got).await.unwrap();
-                    assert!(got == data, "connection {i}: echoed bytes differ");
-                    drop(writer.await.unwrap());
-                })
-            })
-            .collect();
-        for c in conns {
-            within(c).await.unwrap();
-        }
-        // A connection after the others, to show the tunnel keeps working once they closed.
-        let mut tcp = TcpStream::connect(client_addr).await.unwrap();
-        tcp.write_all(b"last").await.unwrap();
-        let mut buf = [0; 4];
-        within(tcp.read_exact(&mut buf)).await.unwrap();
-        assert_eq!(&buf, b"last");
-
+        exchange(client_addr, CONNECTIONS, BYTES).await;
         stop_client.send(()).unwrap();
         stop_server.send(()).unwrap();
     };
@@ -111,8 +118,8 @@ async fn an_unreachable_target_closes_the_local_connection() {
     let (client_listener, client_addr) = bind().await;
     let (stop_server, server_stop) = trigger();
     let (stop_client, client_stop) = trigger();
-    let server = tunnel::server(server_listener, target.to_string(), server_stop);
-    let client = tunnel::client(client_listener, server_addr.to_string(), client_stop);
+    let server = tunnel::server(server_listener, target.to_string(), None, server_stop);
+    let client = tunnel::client(client_listener, server_addr.to_string(), None, client_stop);
 
     let work = async {
         let mut tcp = TcpStream::connect(client_addr).await.unwrap();
@@ -136,6 +143,7 @@ async fn an_unreachable_tunnel_server_is_a_clear_error() {
     let err = within(tunnel::client(
         listener,
         server.to_string(),
+        None,
         std::future::pending(),
     ))
     .await
@@ -154,10 +162,11 @@ async fn the_client_stops_when_the_server_goes_away() {
     let (server_listener, server_addr) = bind().await;
     let (client_listener, client_addr) = bind().await;
     let (stop_server, server_stop) = trigger();
-    let server = tunnel::server(server_listener, target.to_string(), server_stop);
+    let server = tunnel::server(server_listener, target.to_string(), None, server_stop);
     let client = tunnel::client(
         client_listener,
         server_addr.to_string(),
+        None,
         std::future::pending(),
     );
 
@@ -173,4 +182,228 @@ async fn the_client_stops_when_the_server_goes_away() {
     server.unwrap();
     let err = client.unwrap_err();
     assert!(err.to_string().contains("ended"), "{err}");
+}
+
+// ----- TLS -----
+
+/// A fresh directory for one test's certificate files (under Cargo's temporary directory for
+/// integration tests), removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("tunnel-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A self-signed certificate for "localhost", written by the tunnel's own `gen-cert` code into
+/// `dir/sub`: (cert.pem, key.pem).
+fn cert_in(dir: &TempDir, sub: &str) -> (PathBuf, PathBuf) {
+    tunnel::generate_cert(&dir.0.join(sub), &["localhost".to_string()]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_many_connections_over_tls() {
+    let dir = TempDir::new("over-tls");
+    let (cert, key) = cert_in(&dir, "server");
+    let acceptor = tunnel::load_server_tls(&cert, &key).unwrap();
+    let client_tls = tunnel::ClientTls::load(&cert, "localhost").unwrap();
+
+    let target = echo_server().await;
+    let (server_listener, server_addr) = bind().await;
+    let (client_listener, client_addr) = bind().await;
+    let (stop_server, server_stop) = trigger();
+    let (stop_client, client_stop) = trigger();
+    let server = tunnel::server(
+        server_listener,
+        target.to_string(),
+        Some(acceptor),
+        server_stop,
+    );
+    let client = tunnel::client(
+        client_listener,
+        server_addr.to_string(),
+        Some(client_tls),
+        client_stop,
+    );
+
+    let work = async {
+        exchange(client_addr, 8, 64 * 1024).await;
+        stop_client.send(()).unwrap();
+        stop_server.send(()).unwrap();
+    };
+    let (server, client, ()) = within(async { tokio::join!(server, client, work) }).await;
+    server.unwrap();
+    client.unwrap();
+}
+
+/// Runs a TLS tunnel server with `cert`/`key` and a client trusting `ca` for `name`; returns the
+/// client's error, which must come by itself (the server keeps running until then).
+async fn client_error(cert: &Path, key: &Path, ca: &Path, name: &str) -> std::io::Error {
+    let acceptor = tunnel::load_server_tls(cert, key).unwrap();
+    let client_tls = tunnel::ClientTls::load(ca, name).unwrap();
+    let (server_listener, server_addr) = bind().await;
+    let (client_listener, _) = bind().await;
+    let (stop_server, server_stop) = trigger();
+    let server = tunnel::server(
+        server_listener,
+        closed_port().await.to_string(),
+        Some(acceptor),
+        server_stop,
+    );
+    let client = async {
+        let result = tunnel::client(
+            client_listener,
+            server_addr.to_string(),
+            Some(client_tls),
+            std::future::pending(),
+        )
+        .await;
+        stop_server.send(()).unwrap();
+        result
+    };
+    let limit = Duration::from_secs(5);
+    let (server, client) = tokio::time::timeout(limit, async { tokio::join!(server, client) })
+        .await
+        .expect("the client neither failed nor connected: it hangs");
+    server.unwrap();
+    client.expect_err("the client accepted a certificate it must not trust")
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_fails_the_client_clearly() {
+    let dir = TempDir::new("untrusted");
+    let (cert, key) = cert_in(&dir, "server");
+    let (other, _) = cert_in(&dir, "other"); // the client trusts this one instead
+    let err = client_error(&cert, &key, &other, "localhost").await;
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("TLS handshake with tunnel server")
+            && msg.contains("invalid peer certificate")
+            && msg.contains("not trusted"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_fails_the_client_clearly() {
+    let dir = TempDir::new("wrong-name");
+    let (cert, key) = cert_in(&dir, "server");
+    let err = client_error(&cert, &key, &cert, "example.com").await;
+    let msg = err.to_string();
+    assert!(
+        msg.contains("TLS handshake with tunnel server")
+            && msg.contains("example.com")
+            && msg.contains("--tls-name"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_tls_client_of_a_plain_server_fails_clearly() {
+    let dir = TempDir::new("plain-server");
+    let (cert, _) = cert_in(&dir, "server");
+    let client_tls = tunnel::ClientTls::load(&cert, "localhost").unwrap();
+    let (server_listener, server_addr) = bind().await;
+    let (client_listener, _) = bind().await;
+    let (stop_server, server_stop) = trigger();
+    let server = tunnel::server(
+        server_listener,
+        closed_port().await.to_string(),
+        None,
+        server_stop,
+    );
+    let client = async {
+        let result = tunnel::client(
+            client_listener,
+            server_addr.to_string(),
+            Some(client_tls),
+            std::future::pending(),
+        )
+        .await;
+        stop_server.send(()).unwrap();
+        result
+    };
+    let (server, client) = within(async { tokio::join!(server, client) }).await;
+    server.unwrap();
+    let msg = client.unwrap_err().to_string();
+    assert!(
+        msg.contains("TLS handshake") && msg.contains("does it use TLS?"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unreadable_or_invalid_files_are_clear_errors() {
+    let dir = TempDir::new("files");
+    let (cert, key) = cert_in(&dir, "a");
+    let (_, other_key) = cert_in(&dir, "b");
+    let missing = dir.0.join("missing.pem");
+    let garbage = dir.0.join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
+
+    let server_err = |cert: &Path, key: &Path| match tunnel::load_server_tls(cert, key) {
+        Ok(_) => panic!("loaded {} with {}", cert.display(), key.display()),
+        Err(e) => e.to_string(),
+    };
+    let client_err = |ca: &Path, name: &str| match tunnel::ClientTls::load(ca, name) {
+        Ok(_) => panic!("loaded {} for {name}", ca.display()),
+        Err(e) => e.to_string(),
+    };
+    let shows = |msg: String, parts: &[&str]| {
+        assert!(parts.iter().all(|p| msg.contains(p)), "{msg}");
+    };
+    let name = |p: &Path| p.display().to_string();
+
+    shows(
+        server_err(&missing, &key),
+        &["cannot read", &name(&missing)],
+    );
+    shows(
+        server_err(&cert, &missing),
+        &["cannot read", &name(&missing)],
+    );
+    shows(
+        server_err(&garbage, &key),
+        &["invalid PEM", &name(&garbage)],
+    );
+    shows(
+        server_err(&key, &key),
+        &["no certificate found", &name(&key)],
+    );
+    shows(
+        server_err(&cert, &cert),
+        &["no private key found", &name(&cert)],
+    );
+    shows(
+        server_err(&cert, &other_key),
+        &["cannot use certificate", &name(&cert), &name(&other_key)],
+    );
+    shows(
+        client_err(&missing, "localhost"),
+        &["cannot read", &name(&missing)],
+    );
+    shows(
+        client_err(&key, "localhost"),
+        &["no certificate found", &name(&key)],
+    );
+    shows(
+        client_err(&cert, "not a name!"),
+        &["invalid TLS server name"],
+    );
+
+    assert_eq!(tunnel::host_of("127.0.0.1:9000"), "127.0.0.1");
+    assert_eq!(tunnel::host_of("[::1]:9000"), "::1");
+    assert_eq!(tunnel::host_of("example.com:443"), "example.com");
 }

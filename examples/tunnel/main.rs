@@ -1,48 +1,83 @@
-//! A TCP-over-smux tunnel: many TCP connections forwarded over one multiplexed connection.
+//! A TCP-over-smux tunnel: many TCP connections forwarded over one multiplexed connection,
+//! optionally TLS.
 //!
 //! ```text
 //! # forward 127.0.0.1:7000 -> (one smux connection to 127.0.0.1:9000) -> 127.0.0.1:8080
 //! cargo run --example tunnel -- server --listen 127.0.0.1:9000 --to 127.0.0.1:8080
 //! cargo run --example tunnel -- client --listen 127.0.0.1:7000 --server 127.0.0.1:9000
+//!
+//! # the same over TLS, with a self-signed certificate for a quick try
+//! cargo run --example tunnel -- gen-cert --out-dir /tmp/tunnel-tls
+//! cargo run --example tunnel -- server --listen 127.0.0.1:9000 --to 127.0.0.1:8080 \
+//!     --tls-cert /tmp/tunnel-tls/cert.pem --tls-key /tmp/tunnel-tls/key.pem
+//! cargo run --example tunnel -- client --listen 127.0.0.1:7000 --server 127.0.0.1:9000 \
+//!     --tls-ca /tmp/tunnel-tls/cert.pem
 //! ```
 //!
 //! Each connection to the client's `--listen` address becomes one stream; the server opens a
 //! connection to `--to` for each stream. Ctrl-C closes the sessions and exits.
+//!
+//! With `--tls-ca` the client trusts only the certificates in that file, and expects the server's
+//! certificate to be valid for `--tls-name` (by default the host of `--server`). `gen-cert` makes
+//! a certificate valid for `localhost`, `127.0.0.1` and `::1` unless given `--name`s.
 
 mod tunnel;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tokio::net::TcpListener;
 
 const USAGE: &str = "usage:
-  tunnel server --listen ADDR --to ADDR       accept tunnels on ADDR, forward streams to --to
-  tunnel client --listen ADDR --server ADDR   forward connections to ADDR through --server";
+  tunnel server --listen ADDR --to ADDR [--tls-cert FILE --tls-key FILE]
+      accept tunnels on ADDR (over TLS with the PEM certificate chain and key given),
+      forward their streams to --to
+  tunnel client --listen ADDR --server ADDR [--tls-ca FILE [--tls-name NAME]]
+      forward connections to ADDR through --server (over TLS, trusting the PEM certificates
+      in --tls-ca, expecting the server's to be valid for --tls-name: by default --server's host)
+  tunnel gen-cert --out-dir DIR [--name NAME]...
+      write a self-signed certificate DIR/cert.pem and its key DIR/key.pem, valid for each
+      --name (by default localhost, 127.0.0.1 and ::1)";
+
+/// What the command line asks for.
+enum Command {
+    Server {
+        listen: String,
+        to: String,
+        tls: Option<(PathBuf, PathBuf)>,
+    },
+    Client {
+        listen: String,
+        server: String,
+        tls: Option<(PathBuf, Option<String>)>,
+    },
+    GenCert {
+        dir: PathBuf,
+        names: Vec<String>,
+    },
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((mode, listen, target)) = parse(&args) else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let listener = match TcpListener::bind(&listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("tunnel {mode}: cannot listen on {listen}: {e}");
-            return ExitCode::FAILURE;
+    let command = match parse(&args) {
+        Ok(c) => c,
+        Err(why) => {
+            if !why.is_empty() {
+                eprintln!("tunnel: {why}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
         }
     };
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("tunnel {mode}: shutting down");
-    };
-    let result = if mode == "server" {
-        eprintln!("tunnel server: listening on {listen}, forwarding streams to {target}");
-        tunnel::server(listener, target, shutdown).await
-    } else {
-        eprintln!("tunnel client: listening on {listen}, tunnelling through {target}");
-        tunnel::client(listener, target, shutdown).await
+    let (mode, result) = match command {
+        Command::GenCert { dir, names } => ("gen-cert", gen_cert(&dir, &names)),
+        Command::Server { listen, to, tls } => ("server", server(listen, to, tls).await),
+        Command::Client {
+            listen,
+            server,
+            tls,
+        } => ("client", client(listen, server, tls).await),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -53,22 +88,128 @@ async fn main() -> ExitCode {
     }
 }
 
-/// `(mode, listen, target)` from `server --listen A --to B` or `client --listen A --server B`.
-fn parse(args: &[String]) -> Option<(&'static str, String, String)> {
-    let (mode, target_flag) = match args.first()?.as_str() {
-        "server" => ("server", "--to"),
-        "client" => ("client", "--server"),
-        _ => return None,
+async fn server(
+    listen: String,
+    to: String,
+    tls: Option<(PathBuf, PathBuf)>,
+) -> std::io::Result<()> {
+    let tls = match tls {
+        Some((cert, key)) => Some(tunnel::load_server_tls(&cert, &key)?),
+        None => None,
     };
-    let (mut listen, mut target) = (None, None);
+    let listener = bind(&listen).await?;
+    let over = if tls.is_some() { " (TLS)" } else { "" };
+    eprintln!("tunnel server: listening on {listen}{over}, forwarding streams to {to}");
+    tunnel::server(listener, to, tls, shutdown("server")).await
+}
+
+async fn client(
+    listen: String,
+    server: String,
+    tls: Option<(PathBuf, Option<String>)>,
+) -> std::io::Result<()> {
+    let tls = match tls {
+        Some((ca, name)) => {
+            let name = name.unwrap_or_else(|| tunnel::host_of(&server).to_string());
+            Some(tunnel::ClientTls::load(&ca, &name)?)
+        }
+        None => None,
+    };
+    let listener = bind(&listen).await?;
+    let over = if tls.is_some() { " (TLS)" } else { "" };
+    eprintln!("tunnel client: listening on {listen}, tunnelling through {server}{over}");
+    tunnel::client(listener, server, tls, shutdown("client")).await
+}
+
+fn gen_cert(dir: &std::path::Path, names: &[String]) -> std::io::Result<()> {
+    let (cert, key) = tunnel::generate_cert(dir, names)?;
+    let (cert, key) = (cert.display(), key.display());
+    eprintln!(
+        "tunnel gen-cert: wrote {cert} and {key}, valid for {}",
+        names.join(", ")
+    );
+    eprintln!("  tunnel server ... --tls-cert {cert} --tls-key {key}");
+    eprintln!("  tunnel client ... --tls-ca {cert}");
+    Ok(())
+}
+
+async fn bind(listen: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))
+}
+
+async fn shutdown(mode: &str) {
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("tunnel {mode}: shutting down");
+}
+
+/// The command from `server ...`, `client ...` or `gen-cert ...`; an error says what is wrong
+/// (empty: just show the usage).
+fn parse(args: &[String]) -> Result<Command, String> {
+    let mode = args.first().ok_or_else(String::new)?.as_str();
+    if matches!(mode, "-h" | "--help" | "help") {
+        return Err(String::new());
+    }
+    if !matches!(mode, "server" | "client" | "gen-cert") {
+        return Err(format!("unknown command {mode:?}"));
+    }
+    let mut flags: Vec<(&str, String)> = Vec::new();
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
-        let value = rest.next()?.clone();
-        match flag.as_str() {
-            "--listen" => listen = Some(value),
-            f if f == target_flag => target = Some(value),
-            _ => return None,
+        let allowed: &[&str] = match mode {
+            "server" => &["--listen", "--to", "--tls-cert", "--tls-key"],
+            "client" => &["--listen", "--server", "--tls-ca", "--tls-name"],
+            _ => &["--out-dir", "--name"],
+        };
+        let Some(&flag) = allowed.iter().find(|&&f| f == flag) else {
+            return Err(format!("tunnel {mode} takes no {flag:?}"));
+        };
+        let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if flag != "--name" && flags.iter().any(|(f, _)| *f == flag) {
+            return Err(format!("{flag} given twice"));
         }
+        flags.push((flag, value.clone()));
     }
-    Some((mode, listen?, target?))
+    let get = |flag: &str| {
+        flags
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map(|(_, v)| v.clone())
+    };
+    let need = |flag: &str| get(flag).ok_or_else(|| format!("tunnel {mode} needs {flag}"));
+    Ok(match mode {
+        "server" => Command::Server {
+            listen: need("--listen")?,
+            to: need("--to")?,
+            tls: match (get("--tls-cert"), get("--tls-key")) {
+                (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+                (None, None) => None,
+                _ => return Err("--tls-cert and --tls-key go together".into()),
+            },
+        },
+        "client" => Command::Client {
+            listen: need("--listen")?,
+            server: need("--server")?,
+            tls: match (get("--tls-ca"), get("--tls-name")) {
+                (Some(ca), name) => Some((ca.into(), name)),
+                (None, None) => None,
+                (None, Some(_)) => return Err("--tls-name needs --tls-ca".into()),
+            },
+        },
+        _ => {
+            let mut names: Vec<String> = flags
+                .iter()
+                .filter(|(f, _)| *f == "--name")
+                .map(|(_, v)| v.clone())
+                .collect();
+            if names.is_empty() {
+                names = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+            }
+            Command::GenCert {
+                dir: need("--out-dir")?.into(),
+                names,
+            }
+        }
+    })
 }

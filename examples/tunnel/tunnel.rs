@@ -1,77 +1,131 @@
-//! The tunnel's logic: forwards TCP connections over one multiplexed TCP connection, each local
-//! connection one smux stream. Shared by `examples/tunnel/main.rs` (the command line) and
-//! `tests/tunnel.rs` (which drives it end to end over loopback).
+//! The tunnel's logic: forwards TCP connections over one multiplexed TCP connection, optionally
+//! TLS, each local connection one smux stream. Shared by `examples/tunnel/main.rs` (the command
+//! line) and `tests/tunnel.rs` (which drives it end to end over loopback).
 //!
 //! The protocol has no half-close, so neither does the tunnel: when either side of a forwarded
 //! connection ends, the whole connection ends (as with the original's users, e.g. kcptun).
+//!
+//! TLS (futures-rustls, ring provider) only changes the transport: the session code is the same
+//! over a TCP stream or a TLS stream over it.
 
 use std::future::Future;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::select;
-use futures::{AsyncReadExt, AsyncWriteExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_rustls::rustls::pki_types::pem::{self, PemObject};
+use futures_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use futures_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use futures_rustls::{TlsAcceptor, TlsConnector};
 use smux::{Config, Session, Stream};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
-/// The tunnel's server end: every connection accepted on `listener` carries a session, and every
-/// stream of it is forwarded to a new TCP connection to `to`. Runs until `shutdown` resolves, then
-/// closes every session (their streams end) and returns.
+/// The longest a TLS handshake may take, on either end, before the connection is given up.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The tunnel's server end: every connection accepted on `listener` carries a session (over TLS
+/// if `tls` is given), and every stream of it is forwarded to a new TCP connection to `to`. Runs
+/// until `shutdown` resolves, then closes every session (their streams end) and returns.
+///
+/// A failed TLS handshake is reported and ends only that connection.
 pub async fn server(
     listener: TcpListener,
     to: String,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let mut shutdown = pin!(shutdown);
     let mut sessions: Vec<Session> = Vec::new();
+    // Handshakes run in their own tasks, so a slow client cannot hold up the others; dropping the
+    // set at shutdown cancels those still running.
+    let mut handshakes = JoinSet::new();
     loop {
-        let accepted = tokio::select! {
+        tokio::select! {
             () = shutdown.as_mut() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("tunnel server: accept failed: {e}");
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let (session, driver) = Session::server(tcp.compat(), Config::default());
-        tokio::spawn(async move {
-            if let Err(e) = driver.await {
-                eprintln!("tunnel server: session with {peer} failed: {e}");
-            }
-        });
-        let (to, streams) = (to.clone(), session.clone());
-        tokio::spawn(async move {
-            while let Ok(stream) = streams.accept().await {
-                let to = to.clone();
-                tokio::spawn(async move {
-                    match TcpStream::connect(&to).await {
-                        Ok(tcp) => forward(tcp, stream).await,
-                        // Dropping the stream closes it: the client's local connection ends.
-                        Err(e) => eprintln!("tunnel server: cannot reach {to}: {e}"),
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("tunnel server: accept failed: {e}");
+                        continue;
                     }
-                });
+                };
+                let _ = tcp.set_nodelay(true);
+                match &tls {
+                    None => sessions.push(serve(tcp.compat(), &to, peer.to_string())),
+                    Some(acceptor) => {
+                        let handshake = acceptor.accept(tcp.compat());
+                        handshakes.spawn(async move {
+                            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await;
+                            (peer, tls)
+                        });
+                    }
+                }
             }
-        });
+            Some(done) = handshakes.join_next(), if !handshakes.is_empty() => match done {
+                Ok((peer, Ok(Ok(tls)))) => sessions.push(serve(tls, &to, peer.to_string())),
+                Ok((peer, Ok(Err(e)))) => {
+                    eprintln!("tunnel server: TLS handshake with {peer} failed: {e}");
+                }
+                Ok((peer, Err(_))) => eprintln!(
+                    "tunnel server: TLS handshake with {peer} timed out after {HANDSHAKE_TIMEOUT:?}"
+                ),
+                Err(e) => eprintln!("tunnel server: TLS handshake task failed: {e}"),
+            },
+        }
         sessions.retain(|s| !s.is_closed());
-        sessions.push(session);
     }
+    drop(handshakes);
     for s in sessions {
         let _ = s.close().await;
     }
     Ok(())
 }
 
-/// The tunnel's client end: connects to the tunnel server at `server`, then forwards every
-/// connection accepted on `listener` as one stream. Runs until `shutdown` resolves (then closes
-/// the session) or the session to the server ends (an error).
+/// Runs the server end of a session over `io` (TCP or TLS): every stream it accepts is forwarded
+/// to a new TCP connection to `to`.
+fn serve<T>(io: T, to: &str, peer: String) -> Session
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (session, driver) = Session::server(io, Config::default());
+    tokio::spawn(async move {
+        if let Err(e) = driver.await {
+            eprintln!("tunnel server: session with {peer} failed: {e}");
+        }
+    });
+    let (to, streams) = (to.to_string(), session.clone());
+    tokio::spawn(async move {
+        while let Ok(stream) = streams.accept().await {
+            let to = to.clone();
+            tokio::spawn(async move {
+                match TcpStream::connect(&to).await {
+                    Ok(tcp) => forward(tcp, stream).await,
+                    // Dropping the stream closes it: the client's local connection ends.
+                    Err(e) => eprintln!("tunnel server: cannot reach {to}: {e}"),
+                }
+            });
+        }
+    });
+    session
+}
+
+/// The tunnel's client end: connects to the tunnel server at `server` (over TLS if `tls` is
+/// given), then forwards every connection accepted on `listener` as one stream. Runs until
+/// `shutdown` resolves (then closes the session) or the session to the server ends (an error).
+///
+/// Fails at once if the server cannot be reached or the TLS handshake fails (for example, the
+/// server's certificate is not trusted).
 pub async fn client(
     listener: TcpListener,
     server: String,
+    tls: Option<ClientTls>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let tcp = TcpStream::connect(&server).await.map_err(|e| {
@@ -81,8 +135,10 @@ pub async fn client(
         )
     })?;
     let _ = tcp.set_nodelay(true);
-    let (session, driver) = Session::client(tcp.compat(), Config::default());
-    let driver = tokio::spawn(driver);
+    let (session, driver) = match tls {
+        None => start_client(tcp.compat()),
+        Some(tls) => start_client(tls.handshake(tcp, &server).await?),
+    };
 
     let mut shutdown = pin!(shutdown);
     let mut ended = pin!(session.closed());
@@ -120,6 +176,15 @@ pub async fn client(
         .map_err(io::Error::from)
 }
 
+/// Runs the client end of a session over `io` (TCP or TLS).
+fn start_client<T>(io: T) -> (Session, JoinHandle<Result<(), smux::Error>>)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (session, driver) = Session::client(io, Config::default());
+    (session, tokio::spawn(driver))
+}
+
 /// Copies both ways between a TCP connection and a stream until either direction ends, then
 /// closes both.
 pub async fn forward(tcp: TcpStream, stream: Stream) {
@@ -136,4 +201,177 @@ pub async fn forward(tcp: TcpStream, stream: Stream) {
         let _ = tcp_write.close().await;
     };
     select(pin!(up), pin!(down)).await;
+}
+
+// ----- TLS -----
+
+/// The client end's TLS: whom it trusts, and the name the server's certificate must carry.
+#[derive(Clone)]
+pub struct ClientTls {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl ClientTls {
+    /// Trusts the certificates in the PEM file `ca` (the server's own self-signed certificate, or
+    /// the CA that issued it), and expects the server's certificate to be valid for `name` (a DNS
+    /// name or an IP address).
+    pub fn load(ca: &Path, name: &str) -> io::Result<ClientTls> {
+        let mut roots = RootCertStore::empty();
+        for cert in read_certs(ca)? {
+            roots.add(cert).map_err(|e| {
+                invalid(format!(
+                    "{}: not a usable CA certificate: {e}",
+                    ca.display()
+                ))
+            })?;
+        }
+        let name = ServerName::try_from(name.to_string())
+            .map_err(|e| invalid(format!("invalid TLS server name {name:?}: {e}")))?;
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(ClientTls {
+            connector: TlsConnector::from(Arc::new(config)),
+            name,
+        })
+    }
+
+    /// The TLS handshake with the tunnel server at `server`, bounded by [`HANDSHAKE_TIMEOUT`].
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+        server: &str,
+    ) -> io::Result<futures_rustls::client::TlsStream<tokio_util::compat::Compat<TcpStream>>> {
+        let name = self.name.to_str();
+        let handshake = self.connector.connect(self.name.clone(), tcp.compat());
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => {
+                use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+                let hint = match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                    Some(rustls::Error::InvalidCertificate(
+                        NotValidForName | NotValidForNameContext { .. },
+                    )) => " (--tls-name must be a name the server's certificate is valid for)",
+                    Some(rustls::Error::InvalidCertificate(_)) => {
+                        " (the server's certificate is not trusted: is --tls-ca the certificate \
+                         the server uses, or the CA that issued it?)"
+                    }
+                    _ if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        " (the server closed the connection: does it use TLS?)"
+                    }
+                    _ => "",
+                };
+                Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "TLS handshake with tunnel server {server} as {name:?} failed: {e}{hint}"
+                    ),
+                ))
+            }
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "TLS handshake with tunnel server {server} timed out after \
+                     {HANDSHAKE_TIMEOUT:?}"
+                ),
+            )),
+        }
+    }
+}
+
+/// The server end's TLS: presents the certificate chain in the PEM file `cert` with the private
+/// key in the PEM file `key`.
+pub fn load_server_tls(cert: &Path, key: &Path) -> io::Result<TlsAcceptor> {
+    let certs = read_certs(cert)?;
+    let key_der = PrivateKeyDer::from_pem_slice(&read(key)?).map_err(|e| match e {
+        pem::Error::NoItemsFound => invalid(format!(
+            "{}: no private key found (expected a PEM \"PRIVATE KEY\" block)",
+            key.display()
+        )),
+        e => invalid(format!("{}: invalid PEM: {e}", key.display())),
+    })?;
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| {
+            invalid(format!(
+                "cannot use certificate {} with key {}: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Makes a self-signed certificate valid for `names` (DNS names or IP addresses) and writes it to
+/// `dir/cert.pem`, its private key to `dir/key.pem` (creating `dir` if needed). Returns both
+/// paths. For trying the tunnel out: the client trusts `cert.pem` with `--tls-ca`.
+pub fn generate_cert(dir: &Path, names: &[String]) -> io::Result<(PathBuf, PathBuf)> {
+    let certified = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| invalid(format!("cannot make a certificate for {names:?}: {e}")))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    write(&cert, certified.cert.pem().as_bytes(), false)?;
+    write(&key, certified.signing_key.serialize_pem().as_bytes(), true)?;
+    Ok((cert, key))
+}
+
+/// The host part of `host:port` (without an IPv6 address's brackets): the name the client expects
+/// in the server's certificate unless told otherwise.
+pub fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+fn read(path: &Path) -> io::Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
+}
+
+/// Every certificate in the PEM file at `path`; at least one.
+fn read_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(&read(path)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(format!("{}: invalid PEM: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(invalid(format!(
+            "{}: no certificate found (expected a PEM \"CERTIFICATE\" block)",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// Writes a new file (replacing an old one), readable by its owner only if `private`.
+fn write(path: &Path, contents: &[u8], private: bool) -> io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    use std::io::Write;
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(contents))
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
 }
