@@ -113,6 +113,8 @@ pub(crate) struct Core<W> {
     queue_waiters: Vec<StreamKey>,
     /// Streams with `contending` set.
     contenders: usize,
+    /// Output batches taken so far (wrapping): a stream's share is counted per batch.
+    batches: u32,
     /// Contenders woken by the last `take_output`.
     woken_contenders: Vec<StreamKey>,
     vrm_answers: Vec<Header>,
@@ -139,6 +141,7 @@ impl<W: Default> Core<W> {
             queue_waiters: Vec::new(),
             contenders: 0,
             woken_contenders: Vec::new(),
+            batches: 1,
             vrm_answers: Vec::new(),
             ping: None,
             events: Vec::new(),
@@ -347,8 +350,8 @@ impl<W: Default> Core<W> {
         if credit == 0 {
             return Write::NoCredit;
         }
-        if s.batch != self.out_base {
-            s.batch = self.out_base;
+        if s.batch != self.batches {
+            s.batch = self.batches;
             s.batch_bytes = 0;
         }
         // Fairness: while other streams wait for room, a stream takes at most about one frame of
@@ -537,6 +540,7 @@ impl<W: Default> Core<W> {
             self.out.extend_from_slice(&h.encode());
         }
         self.out_base += self.out.len() as u64;
+        self.batches = self.batches.wrapping_add(1);
         std::mem::swap(&mut self.out, into);
         // A contender woken last time that has neither written nor waited again since was
         // abandoned (its write was cancelled): it no longer holds the others back.

@@ -45,7 +45,7 @@ pub(crate) struct StreamState<W> {
     /// Bytes sent and not yet confirmed by the peer: at most the window.
     pub(crate) send_unconfirmed: u32,
     /// Received bytes not yet read by the application.
-    pub(crate) recv: VecDeque<u8>,
+    pub(crate) recv: RecvBuf,
     /// Bytes received and not yet confirmed to the peer (read or not): at most the window.
     pub(crate) recv_unconfirmed: u32,
     /// The session ended before the peer closed this stream.
@@ -58,7 +58,7 @@ pub(crate) struct StreamState<W> {
     pub(crate) contending: bool,
     /// The output batch (the core's `out_base` when this stream last wrote) and what this stream
     /// put in it: a stream takes at most a frame's worth of a batch while others contend.
-    pub(crate) batch: u64,
+    pub(crate) batch: u32,
     pub(crate) batch_bytes: u32,
     /// The core's output counter just after this stream's last frame was queued (for flush).
     pub(crate) last_queued: u64,
@@ -73,7 +73,7 @@ impl<W: Default> StreamState<W> {
             state: State::Open,
             has_handle,
             send_unconfirmed: 0,
-            recv: VecDeque::new(),
+            recv: RecvBuf::default(),
             recv_unconfirmed: 0,
             cut: false,
             confirm_listed: false,
@@ -93,20 +93,55 @@ impl<W: Default> StreamState<W> {
 
     /// Copies buffered data into `buf`, returns the count, and releases memory once drained.
     pub(crate) fn take_recv(&mut self, buf: &mut [u8]) -> usize {
-        let (a, b) = self.recv.as_slices();
+        self.recv.take(buf)
+    }
+}
+
+/// Received bytes waiting for the application: nothing at all while empty (an idle stream pays one
+/// pointer), a ring buffer that grows with the data waiting and shrinks back once it is read.
+#[derive(Debug, Default)]
+pub(crate) struct RecvBuf(Option<Box<VecDeque<u8>>>);
+
+impl RecvBuf {
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.len())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes allocated.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn capacity(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.capacity())
+    }
+
+    pub(crate) fn extend(&mut self, data: &[u8]) {
+        self.0.get_or_insert_with(Default::default).extend(data);
+    }
+
+    /// Copies out as much as fits in `buf`.
+    fn take(&mut self, buf: &mut [u8]) -> usize {
+        let Some(q) = self.0.as_mut() else {
+            return 0;
+        };
+        let (a, b) = q.as_slices();
         let n1 = a.len().min(buf.len());
         buf[..n1].copy_from_slice(&a[..n1]);
         let n2 = b.len().min(buf.len() - n1);
         buf[n1..n1 + n2].copy_from_slice(&b[..n2]);
         let n = n1 + n2;
-        self.recv.drain(..n);
-        if self.recv.is_empty() && self.recv.capacity() > SHRINK_ABOVE {
-            // Buffers grow with waiting data and shrink back once it is read.
-            self.recv = VecDeque::new();
+        q.drain(..n);
+        if q.is_empty() && !(KEEP_FROM..=KEEP_UP_TO).contains(&q.capacity()) {
+            // A small buffer costs little to make again, a large one too much to keep; one in
+            // between, kept, saves a stream moving bulk data from growing it for every burst.
+            self.0 = None;
         }
         n
     }
 }
 
-/// A drained receive buffer larger than this is freed rather than kept.
-const SHRINK_ABOVE: usize = 64 * 1024;
+/// A drained receive buffer is kept only if its capacity is in this range.
+const KEEP_FROM: usize = 4 * 1024;
+const KEEP_UP_TO: usize = 64 * 1024;
