@@ -18,10 +18,12 @@ use self::ids::Ids;
 use self::slots::Slots;
 pub(crate) use self::slots::StreamKey;
 pub(crate) use self::stream_state::State;
-use self::stream_state::StreamState;
+use self::stream_state::{RecvPool, StreamState};
 use crate::error::ProtocolError;
 use crate::frame::{put_header, vrm_answer, Cmd, Header, HEADER_LEN};
 
+/// Output up to this size grows as needed; past it, to the working size at once.
+const SMALL_OUTPUT: usize = 16 * 1024;
 /// VRM answers queued at most; more probes while they wait are dropped (a prober sends one).
 const MAX_VRM_ANSWERS: usize = 8;
 
@@ -113,6 +115,8 @@ pub(crate) struct Core<W> {
     queue_waiters: Vec<StreamKey>,
     /// Streams with `contending` set.
     contenders: usize,
+    /// Drained receive buffers for reuse.
+    recv_pool: RecvPool,
     /// Output batches taken so far (wrapping): a stream's share is counted per batch.
     batches: u32,
     /// Contenders woken by the last `take_output`.
@@ -142,6 +146,7 @@ impl<W: Default> Core<W> {
             contenders: 0,
             woken_contenders: Vec::new(),
             batches: 1,
+            recv_pool: RecvPool::default(),
             vrm_answers: Vec::new(),
             ping: None,
             events: Vec::new(),
@@ -238,7 +243,7 @@ impl<W: Default> Core<W> {
         }
         if n > 0 {
             s.recv_unconfirmed += n;
-            s.recv.extend(payload);
+            s.recv.extend(payload, &mut self.recv_pool);
             self.events.push(Event::Readable(key));
         }
         Ok(())
@@ -376,7 +381,18 @@ impl<W: Default> Core<W> {
             .min(limits.max_frame as usize);
         s.send_unconfirmed += n as u32;
         s.batch_bytes += n as u32;
-        self.out.reserve(HEADER_LEN + n);
+        let needed = self.out.len() + HEADER_LEN + n;
+        if needed > self.out.capacity() {
+            // Past small messages, grow to the working size in one step rather than by doubling:
+            // one allocation per burst (the driver gives the memory back when it goes idle).
+            let working = limits.write_buffer + HEADER_LEN + limits.max_frame as usize;
+            let target = if needed > SMALL_OUTPUT {
+                working.max(needed)
+            } else {
+                needed
+            };
+            self.out.reserve(target - self.out.len());
+        }
         put_header(&mut self.out, Cmd::Psh, s.id, n as u32);
         self.out.extend_from_slice(&data[..n]);
         s.last_queued = self.out_base + self.out.len() as u64;
@@ -407,7 +423,7 @@ impl<W: Default> Core<W> {
         if buf.is_empty() {
             return Read::Data(0);
         }
-        let n = s.take_recv(buf);
+        let n = s.take_recv(buf, &mut self.recv_pool);
         if s.state == State::Open && !s.confirm_listed && s.unconfirmed_reads() >= threshold {
             s.confirm_listed = true;
             self.confirm_list.push(key);

@@ -91,14 +91,51 @@ impl<W: Default> StreamState<W> {
         self.recv_unconfirmed - self.recv.len() as u32
     }
 
-    /// Copies buffered data into `buf`, returns the count, and releases memory once drained.
-    pub(crate) fn take_recv(&mut self, buf: &mut [u8]) -> usize {
-        self.recv.take(buf)
+    /// Copies buffered data into `buf` and returns the count; a drained buffer goes back to `pool`.
+    pub(crate) fn take_recv(&mut self, buf: &mut [u8], pool: &mut RecvPool) -> usize {
+        self.recv.take(buf, pool)
+    }
+}
+
+/// Drained receive buffers kept for reuse by the session's streams, so that a stream exchanging
+/// messages does not allocate for each one, while an idle stream holds no buffer at all.
+#[derive(Debug, Default)]
+pub(crate) struct RecvPool {
+    buffers: Vec<Box<VecDeque<u8>>>,
+    /// Their capacity, added up.
+    bytes: usize,
+}
+
+/// Buffers the pool keeps at most, and their capacity at most, added up: what a session holds
+/// for reuse when idle.
+const POOL_BUFFERS: usize = 16;
+const POOL_BYTES: usize = 512 * 1024;
+/// A drained buffer larger than this is freed rather than pooled: buffers shrink back.
+const POOL_LARGEST: usize = 256 * 1024;
+
+impl RecvPool {
+    fn get(&mut self) -> Box<VecDeque<u8>> {
+        match self.buffers.pop() {
+            Some(b) => {
+                self.bytes -= b.capacity();
+                b
+            }
+            None => Box::default(),
+        }
+    }
+
+    fn put(&mut self, b: Box<VecDeque<u8>>) {
+        let fits = self.buffers.len() < POOL_BUFFERS && self.bytes + b.capacity() <= POOL_BYTES;
+        if fits && b.capacity() <= POOL_LARGEST {
+            self.bytes += b.capacity();
+            self.buffers.push(b);
+        }
     }
 }
 
 /// Received bytes waiting for the application: nothing at all while empty (an idle stream pays one
-/// pointer), a ring buffer that grows with the data waiting and shrinks back once it is read.
+/// pointer), a ring buffer that grows with the data waiting and goes back to the session's pool
+/// once it is read.
 #[derive(Debug, Default)]
 pub(crate) struct RecvBuf(Option<Box<VecDeque<u8>>>);
 
@@ -117,12 +154,12 @@ impl RecvBuf {
         self.0.as_ref().map_or(0, |q| q.capacity())
     }
 
-    pub(crate) fn extend(&mut self, data: &[u8]) {
-        self.0.get_or_insert_with(Default::default).extend(data);
+    pub(crate) fn extend(&mut self, data: &[u8], pool: &mut RecvPool) {
+        self.0.get_or_insert_with(|| pool.get()).extend(data);
     }
 
     /// Copies out as much as fits in `buf`.
-    fn take(&mut self, buf: &mut [u8]) -> usize {
+    fn take(&mut self, buf: &mut [u8], pool: &mut RecvPool) -> usize {
         let Some(q) = self.0.as_mut() else {
             return 0;
         };
@@ -133,15 +170,9 @@ impl RecvBuf {
         buf[n1..n1 + n2].copy_from_slice(&b[..n2]);
         let n = n1 + n2;
         q.drain(..n);
-        if q.is_empty() && !(KEEP_FROM..=KEEP_UP_TO).contains(&q.capacity()) {
-            // A small buffer costs little to make again, a large one too much to keep; one in
-            // between, kept, saves a stream moving bulk data from growing it for every burst.
-            self.0 = None;
+        if q.is_empty() {
+            pool.put(self.0.take().expect("checked"));
         }
         n
     }
 }
-
-/// A drained receive buffer is kept only if its capacity is in this range.
-const KEEP_FROM: usize = 4 * 1024;
-const KEEP_UP_TO: usize = 64 * 1024;
