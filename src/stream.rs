@@ -17,7 +17,9 @@ use crate::session::{release_handle, Inner, Shared};
 ///
 /// # Close is a full close
 /// The protocol has no half-close: [`poll_close`](AsyncWrite::poll_close) (or dropping the stream)
-/// sends FIN and ends the stream in *both* directions. So a client must not close its stream to
+/// sends FIN and ends the stream in *both* directions. `poll_close` commits the FIN behind
+/// everything written before and returns at once: like a write, it reaches the peer unless the
+/// transport fails (call `flush` first to wait until everything is on the transport). So a client must not close its stream to
 /// signal "end of request" and then wait for the response: frame requests (length prefix, or a
 /// delimiter), read the response, then close. After the peer closes, reads return what is buffered
 /// and then end-of-stream (`Ok(0)`), and writes fail with `BrokenPipe`.
@@ -181,8 +183,13 @@ impl AsyncWrite for Stream {
                 e => Poll::Ready(Err(e.into())),
             };
         }
+        // Like a write, the FIN is committed: it follows everything written before and reaches
+        // the peer unless the transport fails. Waiting for the transport here too would cost a
+        // driver round trip per stream; `flush` first where that certainty is needed.
+        let _ = cx;
         inner.core.close(self.key);
-        self.poll_flushed(&mut inner, cx)
+        inner.notify_driver();
+        Poll::Ready(Ok(()))
     }
 }
 
