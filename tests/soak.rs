@@ -676,18 +676,17 @@ fn streams_1000_for_5min() {
     });
 }
 
-// ----- a known defect the cycles load found -----
+// ----- a defect the cycles load found -----
 
-/// Found by `cycles_1m_from_both_sides` (it fails there where the two sides' allocation cursors
-/// meet, after about 65,000 cycles): the client allocates ids upward and the server downward, each
-/// next-fit from its last allocation, so with ids recycled the two cursors cross every 65,535 or
-/// so opens, wherever the streams in use are, not only when the id space is nearly full. Where
-/// they cross, both sides can open the same id at the same moment, and the two streams become one
-/// (PROTOCOL.md 5): each opener reads the other's data. Here deterministically: move the client's
-/// cursor to 33,001 and the server's to 33,035, then open 64 streams on each side at once.
+/// Found by `cycles_1m_from_both_sides` (it failed where the two sides' allocation cursors met,
+/// after about 65,000 cycles): the client allocated ids upward and the server downward, each
+/// next-fit from its last allocation, so with ids recycled the two cursors crossed every 65,535 or
+/// so opens, wherever the streams in use were, and both sides could open the same id at the same
+/// moment, making two streams one (PROTOCOL.md 5). Ids are now first-fit from each side's own end.
+/// Here deterministically: recycle 33,000 ids from the client and 32,500 from the server (which
+/// put the old cursors at 33,001 and 33,035), then open 64 streams on each side at once.
 #[test]
-#[ignore = "known defect: the two sides' id cursors cross once ids are recycled"]
-fn known_defect_both_sides_open_the_same_id_where_the_cursors_cross() {
+fn both_sides_never_open_the_same_id_after_recycling() {
     run(|ex| async move {
         let p = pair::<PipeTransport>(&ex).await;
         for (opener, acceptor, n) in [

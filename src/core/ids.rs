@@ -1,7 +1,10 @@
-//! The stream id allocator: a bitmap of the 65,536 ids, next-fit in one direction.
+//! The stream id allocator: a bitmap of the 65,536 ids, first-fit from one end.
 //!
-//! The client side allocates upward from 1, the server side downward from 65,535 (PROTOCOL.md 9), so
-//! two sessions of this crate collide only when the id space is nearly full. Id 0 is never allocated.
+//! The client side takes the lowest free id, the server side the highest (PROTOCOL.md 9), so the
+//! ids of two sessions of this crate meet only when the id space is nearly full: a simultaneous
+//! open of the same id needs nearly 65,535 streams open. (A next-fit cursor would not do: once ids
+//! are recycled, the two sides' cursors cross every 65,535 opens, whatever is open.) Id 0 is never
+//! allocated.
 
 /// Which way the allocator scans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,13 +17,13 @@ pub(crate) enum Direction {
 
 const WORDS: usize = 65_536 / 64;
 
-/// The set of ids in use, with a next-fit cursor.
+/// The set of ids in use, with where the next first-fit scan starts.
 #[derive(Debug)]
 pub(crate) struct Ids {
     bits: Box<[u64; WORDS]>,
     in_use: usize,
-    /// The id the next scan starts at.
-    cursor: u16,
+    /// No id is free before this one in the scan direction: where the next scan starts.
+    hint: u16,
     dir: Direction,
 }
 
@@ -31,7 +34,7 @@ impl Ids {
         Ids {
             bits,
             in_use: 0,
-            cursor: match dir {
+            hint: match dir {
                 Direction::Up => 1,
                 Direction::Down => u16::MAX,
             },
@@ -65,28 +68,27 @@ impl Ids {
         }
         self.bits[id as usize / 64] &= !(1 << (id % 64));
         self.in_use -= 1;
+        let before_hint = match self.dir {
+            Direction::Up => id < self.hint,
+            Direction::Down => id > self.hint,
+        };
+        if before_hint {
+            self.hint = id;
+        }
         true
     }
 
-    /// Allocates the next free id in this side's direction, or `None` when all 65,535 are in use.
+    /// Allocates the first free id from this side's end, or `None` when all 65,535 are in use.
     pub(crate) fn allocate(&mut self) -> Option<u16> {
         if self.in_use == 65_535 {
             return None;
         }
         let id = match self.dir {
-            Direction::Up => self.scan_up(self.cursor).or_else(|| self.scan_up(1))?,
-            Direction::Down => self
-                .scan_down(self.cursor)
-                .or_else(|| self.scan_down(u16::MAX))?,
+            Direction::Up => self.scan_up(self.hint)?,
+            Direction::Down => self.scan_down(self.hint)?,
         };
         self.insert(id);
-        self.cursor = match self.dir {
-            Direction::Up => id.checked_add(1).unwrap_or(1),
-            Direction::Down => match id - 1 {
-                0 => u16::MAX,
-                n => n,
-            },
-        };
+        self.hint = id;
         Some(id)
     }
 
@@ -135,14 +137,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_allocates_upward_from_one() {
+    fn client_allocates_the_lowest_free_id() {
         let mut ids = Ids::new(Direction::Up);
         assert_eq!(ids.allocate(), Some(1));
         assert_eq!(ids.allocate(), Some(2));
-        assert!(ids.remove(1));
-        // Next-fit: the cursor moves on before it reuses.
         assert_eq!(ids.allocate(), Some(3));
-        assert_eq!(ids.in_use(), 2);
+        assert!(ids.remove(2));
+        // First-fit: the lowest free id, so this side's ids stay at its own end.
+        assert_eq!(ids.allocate(), Some(2));
+        assert_eq!(ids.allocate(), Some(4));
+        assert_eq!(ids.in_use(), 4);
+    }
+
+    #[test]
+    fn two_sides_meet_only_when_the_space_is_nearly_full() {
+        // Both sides' views of one session: ids taken by either side are in use on both. Open and
+        // close in a pattern that recycles ids many times over, with few open at once.
+        let (mut c, mut s) = (Ids::new(Direction::Up), Ids::new(Direction::Down));
+        let mut open: Vec<u16> = Vec::new();
+        for round in 0..300_000u32 {
+            let (mine, theirs) = if round % 2 == 0 {
+                (&mut c, &mut s)
+            } else {
+                (&mut s, &mut c)
+            };
+            let id = mine.allocate().unwrap();
+            assert!(
+                theirs.insert(id),
+                "round {round}: id {id} taken by both sides"
+            );
+            open.push(id);
+            if open.len() > 100 {
+                let old = open.remove((round as usize * 7) % open.len());
+                assert!(c.remove(old) && s.remove(old));
+            }
+        }
+        assert!(open.iter().all(|&id| id <= 101 || id >= 65_535 - 101));
     }
 
     #[test]
@@ -152,6 +182,8 @@ mod tests {
         assert_eq!(ids.allocate(), Some(65_534));
         assert!(ids.insert(65_533));
         assert_eq!(ids.allocate(), Some(65_532));
+        assert!(ids.remove(65_534));
+        assert_eq!(ids.allocate(), Some(65_534));
     }
 
     #[test]
@@ -173,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn wraps_around_and_never_hands_out_zero() {
+    fn recycles_without_ever_handing_out_zero() {
         let mut ids = Ids::new(Direction::Up);
         for _ in 0..200_000 {
             let id = ids.allocate().unwrap();
