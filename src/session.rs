@@ -214,8 +214,8 @@ pub(crate) fn release_handle(shared: &Shared) {
 }
 
 impl Session {
-    /// Starts the client side of a session over `io`. Streams this side opens get odd-looking ids
-    /// counting up from 1.
+    /// Starts the client side of a session over `io`. Streams this side opens take the lowest
+    /// free id (from 1).
     ///
     /// Returns the handle and the driver: a future that owns the transport and must be spawned (or
     /// otherwise polled) for anything to happen. It resolves when the session ends: `Ok(())` after a
@@ -227,8 +227,9 @@ impl Session {
         Session::new(io, config, Direction::Up)
     }
 
-    /// Starts the server side of a session over `io`: as [`Session::client`], but ids this side
-    /// opens count down from 65,535, so that two sides opening at once do not pick the same id.
+    /// Starts the server side of a session over `io`: as [`Session::client`], but streams this
+    /// side opens take the highest free id (from 65,535), so that the two sides' ids meet only when
+    /// nearly all 65,535 are in use, and two sides opening at once do not pick the same id.
     pub fn server<T>(io: T, config: Config) -> (Session, Driver<T>)
     where
         T: AsyncRead + AsyncWrite + Unpin,
