@@ -329,17 +329,6 @@ impl FuzzCore {
     /// - only open streams contend for room in the queue;
     /// - no stream's flush position lies beyond what was queued.
     pub fn check(&self) -> Result<(), String> {
-        self.check_inner(false)
-    }
-
-    /// As [`FuzzCore::check`], for a core whose session has failed: streams that hold no id and
-    /// have no handle may remain. `clear_backlog` leaves such streams behind (a known defect: see
-    /// `fuzz/regressions/known-bugs/`); they are freed only with the whole session.
-    pub fn check_failed_session(&self) -> Result<(), String> {
-        self.check_inner(true)
-    }
-
-    fn check_inner(&self, orphans_allowed: bool) -> Result<(), String> {
         let window = self.limits.window;
         let mut ids = HashSet::new();
         for key in self.core.keys() {
@@ -371,7 +360,7 @@ impl FuzzCore {
                 if !ids.insert(id) {
                     return Err(format!("two streams hold id {id}"));
                 }
-            } else if !s.has_handle && !orphans_allowed {
+            } else if !s.has_handle {
                 return Err(format!(
                     "stream {id} ({:?}) holds no id and has no handle, yet is kept",
                     s.state

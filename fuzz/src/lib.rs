@@ -132,27 +132,16 @@ fn trace() -> bool {
     *TRACE.get_or_init(|| std::env::var_os("SMUX_FUZZ_TRACE").is_some())
 }
 
-/// Whether known defects are checked too (`SMUX_FUZZ_STRICT=1`); see `regressions/known-bugs/`.
-fn strict() -> bool {
-    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var_os("SMUX_FUZZ_STRICT").is_some())
-}
-
 fn check(core: &FuzzCore, what: &str) {
-    check_session(core, false, what)
-}
-
-/// As [`check`]; once the session has `failed`, the orphans `clear_backlog` leaves are waived
-/// unless [`strict`].
-fn check_session(core: &FuzzCore, failed: bool, what: &str) {
-    let r = if failed && !strict() {
-        core.check_failed_session()
-    } else {
-        core.check()
-    };
-    if let Err(e) = r {
+    if let Err(e) = core.check() {
         panic!("invariant broken after {what}: {e}");
     }
+}
+
+/// As [`check`], after the session failed (no defect is waived there any more: the orphans
+/// `clear_backlog` once left are fixed, and `regressions/core_ops/clear-backlog-orphans` replays it).
+fn check_session(core: &FuzzCore, _failed: bool, what: &str) {
+    check(core, what)
 }
 
 // ----- target 2: operation sequences into one core, with a hostile peer -----
