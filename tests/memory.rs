@@ -52,7 +52,7 @@ fn pair(ex: &smol::LocalExecutor<'_>) -> (Session, Session) {
 
 #[test]
 fn an_idle_stream_pair_costs_well_under_a_kilobyte() {
-    let _serial = SERIAL.lock().unwrap();
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let ex = smol::LocalExecutor::new();
     smol::block_on(ex.run(async {
         let (client, server) = pair(&ex);
@@ -82,7 +82,7 @@ fn an_idle_stream_pair_costs_well_under_a_kilobyte() {
 
 #[test]
 fn receive_buffers_shrink_back_after_reading() {
-    let _serial = SERIAL.lock().unwrap();
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let ex = smol::LocalExecutor::new();
     smol::block_on(ex.run(async {
         let (client, server) = pair(&ex);
@@ -111,8 +111,11 @@ fn receive_buffers_shrink_back_after_reading() {
         drop(data);
         let after = live() - before;
         println!("buffered {full} bytes while waiting, {after} after reading");
+        // The stream holds nothing once read; the session keeps at most 256 KiB of drained
+        // receive chunks for reuse (src/core/recv.rs), so a stream that keeps receiving does not
+        // allocate for every frame.
         assert!(
-            after < 128 * 1024,
+            after <= 256 * 1024 + 16 * 1024,
             "{after} bytes still held after reading everything"
         );
     }));

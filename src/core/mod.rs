@@ -5,6 +5,7 @@
 //! ([`Core::take_events`]). No I/O, no wakers, no clock: every rule is testable with plain calls.
 
 mod ids;
+mod recv;
 mod slots;
 mod stream_state;
 #[cfg(test)]
@@ -15,10 +16,11 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 pub(crate) use self::ids::Direction;
 use self::ids::Ids;
+use self::recv::RecvPool;
 use self::slots::Slots;
 pub(crate) use self::slots::StreamKey;
 pub(crate) use self::stream_state::State;
-use self::stream_state::{RecvPool, StreamState};
+use self::stream_state::StreamState;
 use crate::error::ProtocolError;
 use crate::frame::{put_header, vrm_answer, Cmd, Header, HEADER_LEN};
 

@@ -12,7 +12,7 @@
 //! The id is in use in `Open` and `FinSent`; the state itself lives on until both the id is released
 //! and no handle refers to it, so a handle never reaches a newer stream that reuses its id.
 
-use std::collections::VecDeque;
+use super::recv::{RecvBuf, RecvPool};
 
 /// Where a stream is in its close handshake (PROTOCOL.md 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,90 +94,5 @@ impl<W: Default> StreamState<W> {
     /// Copies buffered data into `buf` and returns the count; a drained buffer goes back to `pool`.
     pub(crate) fn take_recv(&mut self, buf: &mut [u8], pool: &mut RecvPool) -> usize {
         self.recv.take(buf, pool)
-    }
-}
-
-/// Drained receive buffers kept for reuse by the session's streams, so that a stream exchanging
-/// messages does not allocate for each one, while an idle stream holds no buffer at all.
-// The boxes are the point: an idle stream's `RecvBuf` is one pointer, and pooling the box with
-// its ring saves both allocations when a stream receives again.
-#[allow(clippy::vec_box, clippy::box_collection)]
-#[derive(Debug, Default)]
-pub(crate) struct RecvPool {
-    buffers: Vec<Box<VecDeque<u8>>>,
-    /// Their capacity, added up.
-    bytes: usize,
-}
-
-/// Buffers the pool keeps at most, and their capacity at most, added up: what a session holds
-/// for reuse when idle.
-const POOL_BUFFERS: usize = 16;
-const POOL_BYTES: usize = 512 * 1024;
-/// A drained buffer larger than this is freed rather than pooled: buffers shrink back.
-const POOL_LARGEST: usize = 256 * 1024;
-
-#[allow(clippy::box_collection)]
-impl RecvPool {
-    fn get(&mut self) -> Box<VecDeque<u8>> {
-        match self.buffers.pop() {
-            Some(b) => {
-                self.bytes -= b.capacity();
-                b
-            }
-            None => Box::default(),
-        }
-    }
-
-    fn put(&mut self, b: Box<VecDeque<u8>>) {
-        let fits = self.buffers.len() < POOL_BUFFERS && self.bytes + b.capacity() <= POOL_BYTES;
-        if fits && b.capacity() <= POOL_LARGEST {
-            self.bytes += b.capacity();
-            self.buffers.push(b);
-        }
-    }
-}
-
-/// Received bytes waiting for the application: nothing at all while empty (an idle stream pays one
-/// pointer), a ring buffer that grows with the data waiting and goes back to the session's pool
-/// once it is read.
-#[allow(clippy::box_collection)]
-#[derive(Debug, Default)]
-pub(crate) struct RecvBuf(Option<Box<VecDeque<u8>>>);
-
-impl RecvBuf {
-    pub(crate) fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |q| q.len())
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Bytes allocated.
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn capacity(&self) -> usize {
-        self.0.as_ref().map_or(0, |q| q.capacity())
-    }
-
-    pub(crate) fn extend(&mut self, data: &[u8], pool: &mut RecvPool) {
-        self.0.get_or_insert_with(|| pool.get()).extend(data);
-    }
-
-    /// Copies out as much as fits in `buf`.
-    fn take(&mut self, buf: &mut [u8], pool: &mut RecvPool) -> usize {
-        let Some(q) = self.0.as_mut() else {
-            return 0;
-        };
-        let (a, b) = q.as_slices();
-        let n1 = a.len().min(buf.len());
-        buf[..n1].copy_from_slice(&a[..n1]);
-        let n2 = b.len().min(buf.len() - n1);
-        buf[n1..n1 + n2].copy_from_slice(&b[..n2]);
-        let n = n1 + n2;
-        q.drain(..n);
-        if q.is_empty() {
-            pool.put(self.0.take().expect("checked"));
-        }
-        n
     }
 }

@@ -1,0 +1,192 @@
+//! Received data waiting for the application: a queue of chunks per stream, recycled through a
+//! small per-session pool.
+//!
+//! Each byte is copied in once (from the driver's read buffer) and out once (to the reader). A
+//! queue of chunks never moves what it holds as it grows, unlike a ring buffer that doubles; an
+//! idle stream holds nothing but one empty pointer; chunks and queues a stream has drained go back
+//! to the session's pool, so a stream that keeps receiving does not allocate for each frame.
+
+use std::collections::VecDeque;
+
+/// The capacity of a new chunk: room for a whole maximal frame, or for many small ones.
+const CHUNK: usize = 64 * 1024;
+/// A chunk smaller than this is not worth starting for a small payload: it gets this much.
+const SMALL_CHUNK: usize = 4 * 1024;
+/// What the pool keeps at most: chunks, their bytes, and empty queues.
+const POOL_CHUNKS: usize = 16;
+const POOL_BYTES: usize = 256 * 1024;
+const POOL_QUEUES: usize = 64;
+
+/// Received bytes: `buf[start..]` is unread.
+#[derive(Debug)]
+struct Chunk {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+/// One stream's queue of chunks.
+#[derive(Debug, Default)]
+struct Queue {
+    chunks: VecDeque<Chunk>,
+    len: usize,
+}
+
+/// Chunks and queues drained by the session's streams, kept for reuse.
+#[derive(Debug, Default)]
+pub(crate) struct RecvPool {
+    chunks: Vec<Vec<u8>>,
+    bytes: usize,
+    // Boxed because `RecvBuf` holds them boxed: pooling the box saves its allocation too.
+    #[allow(clippy::vec_box)]
+    queues: Vec<Box<Queue>>,
+}
+
+impl RecvPool {
+    fn chunk(&mut self, at_least: usize) -> Vec<u8> {
+        match self.chunks.pop() {
+            Some(mut c) => {
+                self.bytes -= c.capacity();
+                c.reserve(at_least);
+                c
+            }
+            None => Vec::with_capacity(at_least.max(if at_least > SMALL_CHUNK {
+                CHUNK
+            } else {
+                SMALL_CHUNK
+            })),
+        }
+    }
+
+    fn put_chunk(&mut self, mut c: Vec<u8>) {
+        if self.chunks.len() < POOL_CHUNKS && self.bytes + c.capacity() <= POOL_BYTES {
+            c.clear();
+            self.bytes += c.capacity();
+            self.chunks.push(c);
+        }
+    }
+
+    fn queue(&mut self) -> Box<Queue> {
+        self.queues.pop().unwrap_or_default()
+    }
+
+    fn put_queue(&mut self, q: Box<Queue>) {
+        debug_assert!(q.chunks.is_empty() && q.len == 0);
+        if self.queues.len() < POOL_QUEUES {
+            self.queues.push(q);
+        }
+    }
+}
+
+/// Received bytes waiting for the application: nothing at all while empty (an idle stream pays one
+/// pointer), chunks while data waits.
+#[derive(Debug, Default)]
+pub(crate) struct RecvBuf(Option<Box<Queue>>);
+
+impl RecvBuf {
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.len)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes allocated for this stream.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn capacity(&self) -> usize {
+        self.0
+            .as_ref()
+            .map_or(0, |q| q.chunks.iter().map(|c| c.buf.capacity()).sum())
+    }
+
+    /// Appends `data`: into the last chunk while it has room, else into a new one.
+    pub(crate) fn extend(&mut self, data: &[u8], pool: &mut RecvPool) {
+        if data.is_empty() {
+            return;
+        }
+        let q = self.0.get_or_insert_with(|| pool.queue());
+        q.len += data.len();
+        if let Some(last) = q.chunks.back_mut() {
+            if last.buf.capacity() - last.buf.len() >= data.len() {
+                last.buf.extend_from_slice(data);
+                return;
+            }
+        }
+        let mut buf = pool.chunk(data.len());
+        buf.extend_from_slice(data);
+        q.chunks.push_back(Chunk { buf, start: 0 });
+    }
+
+    /// Copies out as much as fits in `out`; drained chunks, and the queue once empty, go back to
+    /// the pool.
+    pub(crate) fn take(&mut self, out: &mut [u8], pool: &mut RecvPool) -> usize {
+        let Some(q) = self.0.as_mut() else {
+            return 0;
+        };
+        let mut n = 0;
+        while n < out.len() {
+            let Some(front) = q.chunks.front_mut() else {
+                break;
+            };
+            let avail = &front.buf[front.start..];
+            let k = avail.len().min(out.len() - n);
+            out[n..n + k].copy_from_slice(&avail[..k]);
+            front.start += k;
+            n += k;
+            if front.start == front.buf.len() {
+                let done = q.chunks.pop_front().expect("front exists");
+                pool.put_chunk(done.buf);
+            }
+        }
+        q.len -= n;
+        if q.len == 0 {
+            let q = self.0.take().expect("checked");
+            pool.put_queue(q);
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_comes_out_in_order_across_chunks() {
+        let mut pool = RecvPool::default();
+        let mut r = RecvBuf::default();
+        let mut want = Vec::new();
+        for i in 0..200u32 {
+            let piece: Vec<u8> = (0..(i * 977 % 70_000)).map(|j| (i + j) as u8).collect();
+            r.extend(&piece, &mut pool);
+            want.extend_from_slice(&piece);
+        }
+        assert_eq!(r.len(), want.len());
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 12_345];
+        loop {
+            let n = r.take(&mut buf, &mut pool);
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, want);
+        assert!(
+            r.is_empty() && r.0.is_none(),
+            "an empty buffer holds nothing"
+        );
+        assert!(pool.bytes <= POOL_BYTES && pool.chunks.len() <= POOL_CHUNKS);
+    }
+
+    #[test]
+    fn small_payloads_share_a_chunk() {
+        let mut pool = RecvPool::default();
+        let mut r = RecvBuf::default();
+        for _ in 0..100 {
+            r.extend(&[1u8; 10], &mut pool);
+        }
+        assert_eq!(r.0.as_ref().unwrap().chunks.len(), 1);
+        assert_eq!(r.capacity(), SMALL_CHUNK);
+    }
+}
