@@ -19,6 +19,10 @@ use smol::future::FutureExt;
 use smol::{Executor, Timer};
 use smux::{Config, Error, Session, Stream};
 
+/// The fault-injecting transport wrapper of `tests/faults.rs`, for [`FlakyTransport`].
+#[path = "../faulty/mod.rs"]
+pub mod faulty;
+
 /// The executor a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rt {
@@ -173,10 +177,70 @@ pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
 
 // ----- transports -----
 
+/// How much the conformance suite's heavy behaviours move over a transport. A slow transport
+/// takes smaller volumes and counts, chosen so that each behaviour still checks the same property
+/// (see [`Sizes::SLOW`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// `echo_many_streams`: how many streams, and the longest stream's length (beyond one window).
+    pub echo_streams: u64,
+    pub echo_max_len: u64,
+    /// `flow_control_is_per_stream`: what is written to the stream never read (beyond one window),
+    /// and what the other stream moves meanwhile (beyond one window too).
+    pub flow_unread_len: u64,
+    pub flow_other_len: u64,
+    /// `bidirectional_256_streams`: how many streams, and what each side writes on each (beyond
+    /// the confirm threshold, a quarter window).
+    pub bidi_streams: usize,
+    pub bidi_len: u64,
+    /// `cancel_safe_exact_writes`: the longest single write (short enough that writes both
+    /// complete and lose their race against the timer, as the behaviour requires of itself).
+    pub cancel_max_write: usize,
+    /// `id_recycling_200k_cycles`: open/close cycles, in batches of this many.
+    pub recycle_cycles: usize,
+    pub recycle_batch: usize,
+    /// `concurrent_opens_never_merge`: streams each side opens.
+    pub concurrent_opens: u32,
+}
+
+impl Sizes {
+    /// What the suite moves over a fast transport.
+    pub const FULL: Sizes = Sizes {
+        echo_streams: 64,
+        echo_max_len: 900_000,
+        flow_unread_len: 8 << 20,
+        flow_other_len: 64 << 20,
+        bidi_streams: 256,
+        bidi_len: 160 * 1024,
+        cancel_max_write: 200_000,
+        recycle_cycles: 200_000,
+        recycle_batch: 500,
+        concurrent_opens: 1000,
+    };
+
+    /// What the suite moves over a transport that moves one byte per call (see
+    /// [`FlakyTransport`]): every length that must exceed a window, a confirm threshold or a
+    /// frame still does, and the id space is still used up (more opens than ids).
+    pub const SLOW: Sizes = Sizes {
+        echo_streams: 8,
+        echo_max_len: 600_000,
+        flow_unread_len: 512 * 1024 + 100_000,
+        flow_other_len: 600_000,
+        bidi_streams: 16,
+        bidi_len: 160 * 1024,
+        cancel_max_write: 20_000,
+        recycle_cycles: 70_000,
+        recycle_batch: 500,
+        concurrent_opens: 1000,
+    };
+}
+
 /// A way to make a connected pair of transports.
 pub trait Transport: 'static {
     /// One end.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// What the heavy behaviours of the conformance suite move over this transport.
+    const SIZES: Sizes = Sizes::FULL;
     /// A connected pair: (client end, server end).
     fn pair() -> impl Future<Output = (Self::Io, Self::Io)>;
 }
@@ -188,6 +252,28 @@ impl Transport for PipeTransport {
     type Io = smux::Pipe;
     async fn pair() -> (smux::Pipe, smux::Pipe) {
         smux::pipe()
+    }
+}
+
+/// The crate's pipe with a [`faulty::Flaky`] wrapper on both ends: every read and every write
+/// moves exactly one byte, and one try in three returns `Pending` at random (seeded; it wakes
+/// itself, so nothing stalls). It never fails. The seeds are fixed so that a run can be repeated;
+/// `SMUX_FLAKY_SEED=<n>` picks others.
+pub struct FlakyTransport;
+
+impl Transport for FlakyTransport {
+    type Io = faulty::Flaky<smux::Pipe>;
+    const SIZES: Sizes = Sizes::SLOW;
+    async fn pair() -> (Self::Io, Self::Io) {
+        let seed: u64 = std::env::var("SMUX_FLAKY_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
+        let (a, b) = smux::pipe();
+        (
+            faulty::Flaky::new(a, faulty::Plan::trickle(2 * seed)),
+            faulty::Flaky::new(b, faulty::Plan::trickle(2 * seed + 1)),
+        )
     }
 }
 
