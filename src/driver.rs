@@ -158,7 +158,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     self.phase = Phase::Closing;
                 }
             }
-            if self.wpos == self.wbuf.len() && inner.core.has_output() {
+            let waiters = inner.core.has_queue_waiters();
+            if self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters) {
                 self.wbuf.clear();
                 self.wpos = 0;
                 inner.core.take_output(&mut self.wbuf);

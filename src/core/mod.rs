@@ -114,7 +114,8 @@ pub(crate) struct Core<W> {
     /// Bytes ever moved out by `take_output`, plus what is in `out`: positions for flushing.
     out_base: u64,
     confirm_list: Vec<StreamKey>,
-    queue_waiters: Vec<StreamKey>,
+    /// Streams waiting for room in the output queue, in the order they started waiting.
+    queue_waiters: VecDeque<StreamKey>,
     /// Streams with `contending` set.
     contenders: usize,
     /// Drained receive buffers for reuse.
@@ -144,7 +145,7 @@ impl<W: Default> Core<W> {
             out: Vec::new(),
             out_base: 0,
             confirm_list: Vec::new(),
-            queue_waiters: Vec::new(),
+            queue_waiters: VecDeque::new(),
             contenders: 0,
             woken_contenders: Vec::new(),
             batches: 1,
@@ -372,7 +373,7 @@ impl<W: Default> Core<W> {
             }
             if !s.queue_waiting {
                 s.queue_waiting = true;
-                self.queue_waiters.push(key);
+                self.queue_waiters.push_back(key);
             }
             return Write::QueueFull;
         }
@@ -569,15 +570,35 @@ impl<W: Default> Core<W> {
                 }
             }
         }
-        for key in self.queue_waiters.drain(..) {
-            if let Some(s) = self.streams.get_mut(key) {
-                s.queue_waiting = false;
-                if s.contending {
-                    self.woken_contenders.push(key);
-                }
-                self.events.push(Event::Writable(key));
+        // Wake the writers waiting for room, oldest first: only about as many as the queue takes
+        // while there is output in flight (waking a thousand to let five in costs more than it
+        // moves), and all of them when the queue is empty, so that none sleeps while room is free
+        // (the driver comes back here whenever waiters remain and its buffer is written).
+        let wake = if into.is_empty() {
+            usize::MAX
+        } else {
+            self.limits.write_buffer / self.limits.max_frame as usize + 2
+        };
+        let mut woken = 0;
+        while woken < wake {
+            let Some(key) = self.queue_waiters.pop_front() else {
+                break;
+            };
+            let Some(s) = self.streams.get_mut(key) else {
+                continue;
+            };
+            s.queue_waiting = false;
+            if s.contending {
+                self.woken_contenders.push(key);
             }
+            self.events.push(Event::Writable(key));
+            woken += 1;
         }
+    }
+
+    /// Whether writers wait for room in the output queue.
+    pub(crate) fn has_queue_waiters(&self) -> bool {
+        !self.queue_waiters.is_empty()
     }
 
     /// Frees the output queue's memory if it is empty and larger than `keep`.

@@ -536,3 +536,38 @@ fn writers_share_the_queue_frame_by_frame() {
     }
     assert!(from_b >= 3 * 65_536, "B got {from_b} bytes");
 }
+
+#[test]
+fn only_as_many_waiters_as_fit_are_woken_while_output_flows() {
+    let mut c = client();
+    let keys: Vec<_> = (0..100).map(|_| c.open().unwrap()).collect();
+    let chunk = vec![0u8; 65_536];
+    let mut waiting = Vec::new();
+    for &k in &keys {
+        if c.write(k, &chunk) == Write::QueueFull {
+            waiting.push(k);
+        }
+    }
+    assert!(waiting.len() > 90, "most writers wait for room");
+    let woken = |c: &mut Core<()>| {
+        let mut events = Vec::new();
+        c.take_events(&mut events);
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Writable(_)))
+            .count()
+    };
+    let _ = woken(&mut c);
+    // Output in flight: about as many as the queue takes are woken, oldest first.
+    let mut out = Vec::new();
+    c.take_output(&mut out);
+    let first = woken(&mut c);
+    assert!((1..=8).contains(&first), "{first} woken");
+    assert!(c.has_queue_waiters());
+    // Nothing in flight (the woken ones did not write): every waiter is woken, none sleeps.
+    let mut out = Vec::new();
+    c.take_output(&mut out);
+    assert!(out.is_empty());
+    assert_eq!(woken(&mut c), waiting.len() - first);
+    assert!(!c.has_queue_waiters());
+}
