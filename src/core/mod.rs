@@ -149,7 +149,7 @@ impl<W: Default> Core<W> {
             contenders: 0,
             woken_contenders: Vec::new(),
             batches: 1,
-            recv_pool: RecvPool::default(),
+            recv_pool: RecvPool::new(limits.window),
             vrm_answers: Vec::new(),
             ping: None,
             events: Vec::new(),

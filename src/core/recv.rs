@@ -32,8 +32,12 @@ struct Queue {
 }
 
 /// Chunks and queues drained by the session's streams, kept for reuse.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RecvPool {
+    /// The capacity of a new chunk, and of one for small payloads: never more than the window,
+    /// so that a stream's buffers stay within twice what it may have waiting.
+    chunk: usize,
+    small_chunk: usize,
     chunks: Vec<Vec<u8>>,
     bytes: usize,
     // Boxed because `RecvBuf` holds them boxed: pooling the box saves its allocation too.
@@ -42,6 +46,18 @@ pub(crate) struct RecvPool {
 }
 
 impl RecvPool {
+    /// A pool for a session whose streams have `window` bytes each.
+    pub(crate) fn new(window: u32) -> Self {
+        let window = window as usize;
+        RecvPool {
+            chunk: CHUNK.min(window),
+            small_chunk: SMALL_CHUNK.min(window),
+            chunks: Vec::new(),
+            bytes: 0,
+            queues: Vec::new(),
+        }
+    }
+
     fn chunk(&mut self, at_least: usize) -> Vec<u8> {
         match self.chunks.pop() {
             Some(mut c) => {
@@ -49,11 +65,14 @@ impl RecvPool {
                 c.reserve(at_least);
                 c
             }
-            None => Vec::with_capacity(at_least.max(if at_least > SMALL_CHUNK {
-                CHUNK
-            } else {
-                SMALL_CHUNK
-            })),
+            None => {
+                let class = if at_least > self.small_chunk {
+                    self.chunk
+                } else {
+                    self.small_chunk
+                };
+                Vec::with_capacity(at_least.max(class))
+            }
         }
     }
 
@@ -153,7 +172,7 @@ mod tests {
 
     #[test]
     fn data_comes_out_in_order_across_chunks() {
-        let mut pool = RecvPool::default();
+        let mut pool = RecvPool::new(512 * 1024);
         let mut r = RecvBuf::default();
         let mut want = Vec::new();
         for i in 0..200u32 {
@@ -181,7 +200,7 @@ mod tests {
 
     #[test]
     fn small_payloads_share_a_chunk() {
-        let mut pool = RecvPool::default();
+        let mut pool = RecvPool::new(512 * 1024);
         let mut r = RecvBuf::default();
         for _ in 0..100 {
             r.extend(&[1u8; 10], &mut pool);
