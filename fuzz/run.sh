@@ -20,6 +20,16 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL_TARGETS[@]}")
 
 export RUSTC_BOOTSTRAP=1
+# CI (CI=true) explores with a fixed seed, so whether a submission lands never hangs on the luck of
+# one random run and any finding there reproduces; elsewhere each run explores anew (seed 0 lets
+# libFuzzer pick one). SMUX_FUZZ_SEED overrides both.
+if [ -n "${SMUX_FUZZ_SEED:-}" ]; then
+    SEED="$SMUX_FUZZ_SEED"
+elif [ "${CI:-}" = "true" ]; then
+    SEED=1
+else
+    SEED=0
+fi
 export CARGO_TERM_COLOR=never
 CARGO_FUZZ_VERSION=0.13.2
 
@@ -78,7 +88,7 @@ for t in "${TARGETS[@]}"; do
     # -timeout: one input running over 10 s is a hang; -rss_limit_mb: a memory blow-up is a finding.
     if cargo fuzz run -s "$SANITIZER" "$t" "corpus/$t" -- \
         -max_total_time="$SECONDS_EACH" -max_len=16384 -timeout=10 -rss_limit_mb=3072 \
-        -print_final_stats=1 >"/tmp/smux-fuzz-$t.log" 2>&1; then
+        -seed="$SEED" -print_final_stats=1 >"/tmp/smux-fuzz-$t.log" 2>&1; then
         runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "/tmp/smux-fuzz-$t.log" | grep -o '[0-9]*$' || echo '?')
         echo "   $t: no finding in $(( $(date +%s) - start ))s, ${runs} inputs, corpus $(ls "corpus/$t" | wc -l)"
     else
