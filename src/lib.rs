@@ -45,8 +45,17 @@
 //! pending when it is cancelled (say, by a timeout) committed nothing. Nothing is sent twice, and
 //! no frame is ever cut.
 //!
-//! ## Probing
-//! [`is_smux`] tells whether the peer of a raw transport is a multiplexer (the VRM probe).
+//! ## Probing, liveness and shutdown
+//! [`is_smux`] tells whether the peer of a raw transport is a multiplexer (the VRM probe);
+//! [`Session::ping`] measures the round trip with the same probe, and
+//! [`Config::with_keepalive`] ends a session whose peer stops answering, with your runtime's timer.
+//! [`Session::shutdown`] stops opening and accepting, lets open streams finish until a deadline you
+//! give, then closes; [`Session::close`] closes at once.
+//!
+//! ## tower
+//! [`Session::opener`] is a `tower::Service` that opens a stream per request, with real readiness
+//! (it reserves under [`Config::with_max_streams`]); [`Session::serve`] runs every accepted stream
+//! through a `tower::Service<Stream>`. See the [`tower`] module.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
