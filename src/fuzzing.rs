@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use crate::core::{Core, Direction, Event, Limits, OpenError, Read, State, StreamKey, Write};
+use crate::core::{Core, Direction, Event, Limits, OpenError, State, StreamKey};
 use crate::error::ProtocolError;
 use crate::frame::{Cmd, Header, HEADER_LEN};
 
@@ -29,35 +29,10 @@ pub struct CoreLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Handle(StreamKey);
 
-/// The result of [`FuzzCore::write`] (mirrors the core's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// This many bytes were queued, in one frame.
-    Queued(usize),
-    /// No send credit.
-    NoCredit,
-    /// The output queue is full.
-    QueueFull,
-    /// Closed by us.
-    ClosedLocally,
-    /// Closed by the peer.
-    ClosedByPeer,
-}
-
-/// The result of [`FuzzCore::read`] (mirrors the core's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadOutcome {
-    /// This many bytes were copied out.
-    Data(usize),
-    /// Nothing buffered yet.
-    Empty,
-    /// End of stream.
-    Eof,
-    /// The session ended before the peer closed the stream; everything buffered was read.
-    Cut,
-    /// Closed by us.
-    ClosedLocally,
-}
+/// The result of [`FuzzCore::read`]: the core's own.
+pub use crate::core::Read as ReadOutcome;
+/// The result of [`FuzzCore::write`]: the core's own.
+pub use crate::core::Write as WriteOutcome;
 
 /// An event of the core (mirrors the core's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,24 +180,12 @@ impl FuzzCore {
 
     /// Queues at most one frame of `data`.
     pub fn write(&mut self, h: Handle, data: &[u8]) -> WriteOutcome {
-        match self.core.write(h.0, data) {
-            Write::Queued(n) => WriteOutcome::Queued(n),
-            Write::NoCredit => WriteOutcome::NoCredit,
-            Write::QueueFull => WriteOutcome::QueueFull,
-            Write::ClosedLocally => WriteOutcome::ClosedLocally,
-            Write::ClosedByPeer => WriteOutcome::ClosedByPeer,
-        }
+        self.core.write(h.0, data)
     }
 
     /// Reads buffered data.
     pub fn read(&mut self, h: Handle, buf: &mut [u8]) -> ReadOutcome {
-        match self.core.read(h.0, buf) {
-            Read::Data(n) => ReadOutcome::Data(n),
-            Read::Empty => ReadOutcome::Empty,
-            Read::Eof => ReadOutcome::Eof,
-            Read::Cut => ReadOutcome::Cut,
-            Read::ClosedLocally => ReadOutcome::ClosedLocally,
-        }
+        self.core.read(h.0, buf)
     }
 
     /// Closes the stream from our side.

@@ -44,9 +44,10 @@ pub(crate) enum Event {
     Released,
 }
 
-/// The result of [`Core::write`].
+/// The result of [`Core::write`]. (`pub` only so that the `fuzzing` feature can re-export it; the
+/// module is private.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Write {
+pub enum Write {
     /// This many bytes were queued, in one frame.
     Queued(usize),
     /// The stream has no send credit: wait for a confirm.
@@ -59,9 +60,9 @@ pub(crate) enum Write {
     ClosedByPeer,
 }
 
-/// The result of [`Core::read`].
+/// The result of [`Core::read`]. (`pub` only so that the `fuzzing` feature can re-export it.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Read {
+pub enum Read {
     /// This many bytes were copied out.
     Data(usize),
     /// Nothing buffered yet.
