@@ -46,17 +46,6 @@ pub enum ProtocolError {
         /// The window.
         window: u32,
     },
-    /// A CFM confirmed more than was sent and not yet confirmed.
-    ConfirmExceedsSent {
-        /// The stream.
-        stream: u16,
-        /// What the CFM confirmed.
-        confirmed: u32,
-        /// What was outstanding.
-        unconfirmed: u32,
-    },
-    /// A SYN for the reserved id 0.
-    SynForIdZero,
     /// The transport ended in the middle of a frame.
     Truncated,
 }
@@ -66,16 +55,17 @@ impl fmt::Display for ProtocolError {
         match *self {
             ProtocolError::UnknownCommand(c) => write!(f, "unknown command byte {c}"),
             ProtocolError::PayloadTooLong { len } => {
-                write!(f, "PSH payload of {len} bytes exceeds the 65536-byte maximum")
+                write!(
+                    f,
+                    "PSH payload of {len} bytes exceeds the 65536-byte maximum"
+                )
             }
             ProtocolError::WindowExceeded { stream, window } => {
-                write!(f, "stream {stream} received more than its window of {window} bytes")
+                write!(
+                    f,
+                    "stream {stream} received more than its window of {window} bytes"
+                )
             }
-            ProtocolError::ConfirmExceedsSent { stream, confirmed, unconfirmed } => write!(
-                f,
-                "CFM for stream {stream} confirmed {confirmed} bytes, but only {unconfirmed} were outstanding"
-            ),
-            ProtocolError::SynForIdZero => f.write_str("SYN for the reserved stream id 0"),
             ProtocolError::Truncated => f.write_str("the transport ended in the middle of a frame"),
         }
     }

@@ -1,6 +1,6 @@
 //! The frame codec: the 7-byte header, the commands, and the VRM answer functions.
 //!
-//! Pure bytes in, bytes out (PROTOCOL.md sections 2, 3 and 8); no I/O.
+//! Pure bytes in, bytes out (PROTOCOL.md sections 2, 3, 8 and 10); no I/O.
 
 use std::fmt;
 
@@ -12,6 +12,7 @@ pub const MAX_PAYLOAD: u32 = 65_536;
 
 /// A frame's command byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Cmd {
     /// Open stream `sid`.
     Syn = 0,
@@ -23,6 +24,9 @@ pub enum Cmd {
     Cfm = 3,
     /// "Are you a multiplexer?" probe and its answer; `sid` and `len` carry the random values.
     Vrm = 4,
+    /// The newest original's keepalive (PROTOCOL.md 10): `sid` 0, `len` 0, never answered by the
+    /// original; it closes a session that has received none for 100 s.
+    Pin = 5,
 }
 
 impl Cmd {
@@ -34,6 +38,7 @@ impl Cmd {
             2 => Cmd::Psh,
             3 => Cmd::Cfm,
             4 => Cmd::Vrm,
+            5 => Cmd::Pin,
             _ => return None,
         })
     }
@@ -47,6 +52,7 @@ impl fmt::Display for Cmd {
             Cmd::Psh => "PSH",
             Cmd::Cfm => "CFM",
             Cmd::Vrm => "VRM",
+            Cmd::Pin => "PIN",
         })
     }
 }
@@ -215,11 +221,11 @@ mod tests {
                     b[3..].copy_from_slice(&len.to_le_bytes());
                     match Header::decode(&b) {
                         Ok(h) => {
-                            assert!(cmd <= 4);
+                            assert!(cmd <= 5);
                             assert!(h.cmd != Cmd::Psh || len <= MAX_PAYLOAD);
                             assert_eq!(h.encode(), b);
                         }
-                        Err(DecodeError::UnknownCommand(c)) => assert!(c > 4),
+                        Err(DecodeError::UnknownCommand(c)) => assert!(c > 5),
                         Err(DecodeError::PayloadTooLong(n)) => {
                             assert_eq!((cmd, n), (2, len));
                             assert!(n > MAX_PAYLOAD);

@@ -284,7 +284,8 @@ impl FuzzCore {
     ///
     /// - every stream's send credit and receive buffer stay within the window, and the buffer's
     ///   allocation within twice the window;
-    /// - the ids in use are exactly the ids of the streams that hold one, each once, never 0;
+    /// - the ids in use are exactly the ids of the streams that hold one, each once (0 only if the
+    ///   peer opened it: this side never allocates it);
     /// - a stream that holds no id is kept only while a handle refers to it (nothing unreachable
     ///   is kept);
     /// - the output queue holds at most the write buffer, one data frame beyond it, and the control
@@ -297,9 +298,6 @@ impl FuzzCore {
         for key in self.core.keys() {
             let s = self.core.stream(key).ok_or("keys() listed a dead key")?;
             let id = s.id;
-            if id == 0 {
-                return Err("a stream has id 0".into());
-            }
             if s.send_unconfirmed > window {
                 return Err(format!(
                     "stream {id}: {} unconfirmed > window {window}",

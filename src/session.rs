@@ -215,7 +215,9 @@ pub(crate) fn release_handle(shared: &Shared) {
 
 impl Session {
     /// Starts the client side of a session over `io`. Streams this side opens take the lowest
-    /// free id (from 1).
+    /// free id (from 1; never 0, which the peer may use). A released id rests: it is handed out
+    /// again only after 8,192 later releases (or when no other id is free), so that frames the
+    /// original sends late for a closed stream never reach a newer one (PROTOCOL.md 9).
     ///
     /// Returns the handle and the driver: a future that owns the transport and must be spawned (or
     /// otherwise polled) for anything to happen. It resolves when the session ends: `Ok(())` after a

@@ -328,11 +328,13 @@ mod suite {
             }
         }
         assert!(opened > 65_535, "{opened} opens: more than there are ids");
-        // At most 4 batches wait for their FIN when a batch opens: first-fit ids stay below 5.
+        // At most 4 batches wait for their FIN when a batch opens, and a released id rests for
+        // 8,192 releases (so late frames of the original never reach a new stream): first-fit ids
+        // stay below 5 batches plus the resting ones.
+        let bound = 5 * batch + 8192;
         assert!(
-            (max_id as usize) <= 5 * batch,
-            "id {max_id} with at most {} streams in flight: ids not recycled first-fit",
-            5 * batch
+            (max_id as usize) <= bound,
+            "id {max_id} with at most {bound} streams in flight or resting: ids not recycled first-fit",
         );
         both_idle(&p).await;
         assert!(accepted.load(Ordering::SeqCst) > 0);

@@ -493,10 +493,11 @@ async fn hostile(ex: &Ex, input: Vec<u8>, want: ProtocolError) {
 #[test]
 fn unknown_command_is_a_protocol_error() {
     run(|ex| async move {
+        // 5 is PIN (PROTOCOL.md 10); 6 and above are unknown.
         hostile(
             &ex,
-            vec![5, 1, 0, 0, 0, 0, 0],
-            ProtocolError::UnknownCommand(5),
+            vec![6, 1, 0, 0, 0, 0, 0],
+            ProtocolError::UnknownCommand(6),
         )
         .await;
         hostile(
@@ -570,35 +571,131 @@ fn a_window_is_reusable_once_confirmed() {
 }
 
 #[test]
-fn cfm_for_more_than_was_sent_is_a_protocol_error() {
+fn cfm_for_more_than_was_sent_is_stale_and_gives_no_credit() {
     run(|ex| async move {
+        // Such a CFM can only be late (the original sends CFMs after its FIN answer, PROTOCOL.md
+        // 9): ignored, never a session error, never credit beyond the window.
         let (client, driver, mut raw) = raw_server::<PipeTransport>(&ex, Config::default()).await;
         let mut s = client.open().await.expect("open");
         s.write_all(b"0123456789").await.expect("write");
         raw.expect(Frame::syn(1)).await;
         raw.expect(Frame::psh(1, b"0123456789")).await;
-        raw.send(&[Frame::cfm(1, 4)]).await;
+        raw.send(&[Frame::cfm(1, 4), Frame::cfm(1, 7), Frame::cfm(1, u32::MAX)])
+            .await;
         sync(&mut raw).await;
-        raw.send(&[Frame::cfm(1, 7)]).await;
-        let r = wait("the driver to end", driver).await;
-        let want = ProtocolError::ConfirmExceedsSent {
-            stream: 1,
-            confirmed: 7,
-            unconfirmed: 6,
-        };
+        assert!(!driver.is_finished());
+        // 6 bytes are outstanding: the sender may write exactly one window minus 6 more.
+        let n = WINDOW as usize - 6;
+        let writer = ex.spawn(async move {
+            s.write_all(&vec![9u8; n]).await.expect("write");
+            s
+        });
+        let mut got = 0;
+        while got < n {
+            let f = raw.recv().await;
+            assert_eq!((f.cmd, f.sid), (PSH, 1), "{f:?}");
+            got += f.len as usize;
+        }
+        assert_eq!(got, n);
+        let mut s = wait("the writes within the window", writer).await;
+        // No credit left: a further write waits, however many stale CFMs come.
+        raw.send(&[Frame::cfm(1, WINDOW + 1)]).await;
+        sync(&mut raw).await;
         assert!(
-            matches!(r, Err(Error::Protocol(e)) if e == want),
-            "driver: {r:?}"
+            s.write(b"x").now_or_never().is_none(),
+            "wrote beyond the window"
         );
-        let e = s.write(b"x").await.expect_err("the stream fails");
-        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        raw.send(&[Frame::cfm(1, 1)]).await;
+        wait("credit from a real CFM", s.write_all(b"x"))
+            .await
+            .expect("write");
+        raw.expect(Frame::psh(1, b"x")).await;
     });
 }
 
 #[test]
-fn syn_for_id_0_is_a_protocol_error() {
+fn syn_for_id_0_opens_a_stream() {
     run(|ex| async move {
-        hostile(&ex, Frame::syn(0).bytes(), ProtocolError::SynForIdZero).await;
+        // The newest original's client (77536ae) opens id 0 first (vectors/original_77536ae_traces.txt, A).
+        let (server, driver, mut raw) = raw_client::<PipeTransport>(&ex, Config::default()).await;
+        raw.send(&[Frame::syn(0), Frame::psh(0, &[7; 1024])]).await;
+        let mut s = accept(&server).await;
+        assert_eq!(s.id(), 0);
+        assert_eq!(read_n(&mut s, 1024).await, vec![7; 1024]);
+        s.write_all(&[8; 1024]).await.expect("write");
+        raw.expect(Frame::psh(0, &[8; 1024])).await;
+        raw.send(&[Frame::syn(1), Frame::psh(1, b"B")]).await;
+        let mut b = accept(&server).await;
+        assert_eq!((b.id(), read_n(&mut b, 1).await), (1, b"B".to_vec()));
+        raw.send(&[Frame::fin(0)]).await;
+        raw.expect(Frame::fin(0)).await;
+        assert_eq!(read_to_eof(&mut s).await, b"");
+        assert!(!driver.is_finished());
+        // This side still never allocates 0.
+        let mine = server.open().await.expect("open");
+        assert_eq!(mine.id(), 65_535);
+    });
+}
+
+#[test]
+fn pin_is_answered_and_never_sent_first() {
+    run(|ex| async move {
+        // The newest original: PIN every 10 s, never answered; a session without a PIN for 100 s
+        // is closed. Ours answers, but not a PIN that may be the answer to its own.
+        let (client, driver, mut raw) = raw_server::<PipeTransport>(&ex, Config::default()).await;
+        let mut s = client.open().await.expect("open");
+        s.write_all(b"data").await.expect("write");
+        raw.expect(Frame::syn(1)).await;
+        raw.expect(Frame::psh(1, b"data")).await;
+        sync(&mut raw).await; // nothing else was sent: no PIN first
+        for round in 0..3 {
+            raw.send(&[Frame::new(PIN, 0, 0)]).await;
+            raw.expect(Frame::new(PIN, 0, 0)).await;
+            // The next PIN may answer ours: not answered (the VRM answer comes straight after).
+            raw.send(&[Frame::new(PIN, 0, 0)]).await;
+            sync(&mut raw).await;
+            assert!(!driver.is_finished(), "round {round}");
+        }
+        raw.send(&[Frame::psh(1, b"back")]).await;
+        assert_eq!(read_n(&mut s, 4).await, b"back");
+    });
+}
+
+#[test]
+fn late_frames_after_the_fin_answer_never_reach_a_new_stream() {
+    run(|ex| async move {
+        // Trace D of vectors/original_77536ae_traces.txt: the original answers FIN, then sends a
+        // CFM for the stream, and a second FIN when its application closes it late (by id).
+        let (client, driver, mut raw) = raw_server::<PipeTransport>(&ex, Config::default()).await;
+        let mut a = client.open().await.expect("open");
+        a.write_all(&vec![1; 300 * 1024]).await.expect("write");
+        a.close().await.expect("close");
+        raw.expect(Frame::syn(1)).await;
+        let mut got = 0;
+        while got < 300 * 1024 {
+            got += raw.recv().await.len as usize;
+        }
+        raw.expect(Frame::fin(1)).await;
+        raw.send(&[Frame::fin(1)]).await; // the FIN answer: id 1 released
+        drop(a);
+        idle(&client).await;
+        let mut b = client.open().await.expect("open");
+        assert_ne!(
+            b.id(),
+            1,
+            "the id just released was handed out again at once"
+        );
+        b.write_all(b"B").await.expect("write");
+        raw.expect(Frame::syn(b.id())).await;
+        raw.expect(Frame::psh(b.id(), b"B")).await;
+        raw.send(&[Frame::cfm(1, 262_144), Frame::cfm(1, 45_056), Frame::fin(1)])
+            .await;
+        sync(&mut raw).await; // nothing answered the late frames
+        assert!(!driver.is_finished());
+        raw.send(&[Frame::psh(b.id(), b"alive")]).await;
+        assert_eq!(read_n(&mut b, 5).await, b"alive");
+        b.write_all(b"!").await.expect("B still writes");
+        raw.expect(Frame::psh(b.id(), b"!")).await;
     });
 }
 

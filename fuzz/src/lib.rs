@@ -78,7 +78,7 @@ pub fn frame_decode(data: &[u8]) {
         let b: &[u8; HEADER_LEN] = w.try_into().unwrap();
         match Header::decode(b) {
             Ok(h) => {
-                assert!(b[0] <= 4);
+                assert!(b[0] <= 5);
                 assert_eq!(h.encode(), *b, "decode/encode round trip");
                 assert!(h.cmd != Cmd::Psh || h.len <= MAX_PAYLOAD);
                 assert_eq!(
@@ -86,7 +86,7 @@ pub fn frame_decode(data: &[u8]) {
                     if h.cmd == Cmd::Psh { h.len as usize } else { 0 }
                 );
             }
-            Err(DecodeError::UnknownCommand(c)) => assert!(c > 4 && c == b[0]),
+            Err(DecodeError::UnknownCommand(c)) => assert!(c > 5 && c == b[0]),
             Err(DecodeError::PayloadTooLong(n)) => {
                 assert_eq!(b[0], 2);
                 assert!(n > MAX_PAYLOAD);

@@ -128,6 +128,8 @@ pub(crate) struct Core<W> {
     vrm_answers: Vec<Header>,
     /// The answer we expect to our own probe, if one is out.
     ping: Option<Header>,
+    /// We sent a PIN since the last one we received.
+    pin_sent: bool,
     events: Vec<Event>,
 }
 
@@ -153,6 +155,7 @@ impl<W: Default> Core<W> {
             recv_pool: RecvPool::new(limits.window),
             vrm_answers: Vec::new(),
             ping: None,
+            pin_sent: false,
             events: Vec::new(),
         }
     }
@@ -165,27 +168,36 @@ impl<W: Default> Core<W> {
     pub(crate) fn handle_frame(&mut self, h: Header, payload: &[u8]) -> Result<(), ProtocolError> {
         debug_assert_eq!(payload.len(), h.payload_len());
         match h.cmd {
-            Cmd::Syn => self.on_syn(h.sid),
+            Cmd::Syn => {
+                self.on_syn(h.sid);
+                Ok(())
+            }
             Cmd::Fin => {
                 self.on_fin(h.sid);
                 Ok(())
             }
             Cmd::Psh => self.on_psh(h.sid, payload),
-            Cmd::Cfm => self.on_cfm(h.sid, h.len),
+            Cmd::Cfm => {
+                self.on_cfm(h.sid, h.len);
+                Ok(())
+            }
             Cmd::Vrm => {
                 self.on_vrm(h);
+                Ok(())
+            }
+            Cmd::Pin => {
+                self.on_pin();
                 Ok(())
             }
         }
     }
 
-    fn on_syn(&mut self, sid: u16) -> Result<(), ProtocolError> {
-        if sid == 0 {
-            return Err(ProtocolError::SynForIdZero);
-        }
+    /// A SYN opens a stream, id 0 included: the newest original's first stream is id 0
+    /// (PROTOCOL.md 10; this side never allocates it).
+    fn on_syn(&mut self, sid: u16) {
         if self.by_id.contains_key(&sid) {
             // Both sides opened this id at once: both ends now share the one stream.
-            return Ok(());
+            return;
         }
         self.ids.insert(sid);
         if self.refusing || self.backlog.len() >= self.limits.backlog {
@@ -194,13 +206,12 @@ impl<W: Default> Core<W> {
             self.by_id.insert(sid, key.index());
             self.queue_fin(key);
             self.streams.get_mut(key).expect("just inserted").state = State::FinSent;
-            return Ok(());
+            return;
         }
         let key = self.streams.insert(StreamState::new(sid, true));
         self.by_id.insert(sid, key.index());
         self.backlog.push_back(key);
         self.events.push(Event::Incoming);
-        Ok(())
     }
 
     fn on_fin(&mut self, sid: u16) {
@@ -253,26 +264,24 @@ impl<W: Default> Core<W> {
         Ok(())
     }
 
-    fn on_cfm(&mut self, sid: u16, n: u32) -> Result<(), ProtocolError> {
+    /// A CFM for more than this side has outstanding can only be late: the original sends CFMs
+    /// after its FIN answer, for a stream whose id may have been reused since (PROTOCOL.md 9). It
+    /// is stale, and ignored: it never gives credit beyond the window.
+    fn on_cfm(&mut self, sid: u16, n: u32) {
         let Some(key) = self.key_of(sid) else {
-            return Ok(());
+            return;
         };
         let s = self
             .streams
             .get_mut(key)
             .expect("by_id points at live streams");
         if n > s.send_unconfirmed {
-            return Err(ProtocolError::ConfirmExceedsSent {
-                stream: sid,
-                confirmed: n,
-                unconfirmed: s.send_unconfirmed,
-            });
+            return;
         }
         s.send_unconfirmed -= n;
         if n > 0 {
             self.events.push(Event::Writable(key));
         }
-        Ok(())
     }
 
     fn on_vrm(&mut self, h: Header) {
@@ -282,6 +291,21 @@ impl<W: Default> Core<W> {
             self.events.push(Event::Pong);
         } else if self.vrm_answers.len() < MAX_VRM_ANSWERS {
             self.vrm_answers.push(vrm_answer(h.sid, h.len));
+        }
+    }
+
+    /// The newest original's keepalive (PROTOCOL.md 10): it closes a session in which it has
+    /// received no PIN for 100 s, and never answers one. So this side answers a PIN with one,
+    /// unless it has sent one since the last it received: a PIN that may be the answer to ours
+    /// goes unanswered, and two sessions of this crate never bounce PINs. It sends a PIN only in
+    /// answer, never to a peer that has not sent one (the founding document's version closes the
+    /// session on it).
+    fn on_pin(&mut self) {
+        if self.pin_sent {
+            self.pin_sent = false;
+        } else {
+            self.pin_sent = true;
+            put_header(&mut self.out, Cmd::Pin, 0, 0);
         }
     }
 
@@ -314,7 +338,7 @@ impl<W: Default> Core<W> {
 
     fn check_room(&self) -> Result<(), OpenError> {
         let used = self.ids.in_use() + self.reserved;
-        if used >= 65_535 {
+        if self.reserved >= self.ids.allocatable() {
             Err(OpenError::Exhausted)
         } else if used >= self.limits.max_streams {
             Err(OpenError::AtLimit)

@@ -243,26 +243,141 @@ fn confirms_grant_what_was_read_and_are_coalesced() {
 }
 
 #[test]
-fn confirm_for_more_than_sent_is_an_error() {
+fn a_confirm_for_more_than_sent_is_stale_and_gives_no_credit() {
     let mut c = client();
     let k = c.open().unwrap();
     assert_eq!(c.write(k, b"abc"), Write::Queued(3));
+    // It can only be late (for an earlier stream with this id): ignored, not a session error.
+    assert_eq!(frame(&mut c, Cmd::Cfm, 1, 4), Ok(()));
+    assert_eq!(frame(&mut c, Cmd::Cfm, 1, u32::MAX), Ok(()));
+    assert_eq!(c.stream(k).unwrap().send_unconfirmed, 3);
+    // Whatever a hostile peer confirms, this side never sends beyond the window.
+    let big = vec![0u8; MAX_PAYLOAD as usize];
+    let mut sent = 3;
+    loop {
+        match c.write(k, &big) {
+            Write::Queued(n) => sent += n,
+            Write::NoCredit => break,
+            Write::QueueFull => {
+                output(&mut c);
+                frame(&mut c, Cmd::Cfm, 1, 1 << 30).unwrap();
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(sent, 512 * 1024);
+    output(&mut c);
+    assert_eq!(frame(&mut c, Cmd::Cfm, 1, 3), Ok(()));
     assert_eq!(
-        frame(&mut c, Cmd::Cfm, 1, 4),
-        Err(ProtocolError::ConfirmExceedsSent {
-            stream: 1,
-            confirmed: 4,
-            unconfirmed: 3
-        })
+        c.write(k, b"xyz"),
+        Write::Queued(3),
+        "a real confirm gives credit"
     );
 }
 
 #[test]
-fn syn_for_id_zero_is_an_error() {
+fn syn_for_id_zero_opens_a_stream() {
+    // The newest original's first stream is id 0 (PROTOCOL.md 10).
+    let mut s = server();
+    frame(&mut s, Cmd::Syn, 0, 0).unwrap();
+    psh(&mut s, 0, b"hi").unwrap();
+    let k = s.accept().expect("stream 0 accepted");
+    assert_eq!(s.id(k), Some(0));
+    let mut buf = [0u8; 4];
+    assert_eq!(s.read(k, &mut buf), Read::Data(2));
+    assert_eq!(s.write(k, b"yo"), Write::Queued(2));
+    frame(&mut s, Cmd::Fin, 0, 0).unwrap();
+    let out = output(&mut s);
+    assert_eq!(out[0], (hdr(Cmd::Psh, 0, 2), b"yo".to_vec()));
+    assert_eq!(out[1], (hdr(Cmd::Fin, 0, 0), vec![]));
+    assert_eq!(s.num_streams(), 0);
+    // This side still never allocates id 0.
+    let mut c = client();
+    frame(&mut c, Cmd::Syn, 0, 0).unwrap();
+    let k = c.open().unwrap();
+    assert_eq!(c.id(k), Some(1));
+}
+
+#[test]
+fn a_pin_is_answered_unless_ours_may_be_what_it_answers() {
+    let mut c = client();
+    // The peer's PIN (the newest original's, every 10 s): answered with one.
+    frame(&mut c, Cmd::Pin, 0, 0).unwrap();
+    assert_eq!(output(&mut c), vec![(hdr(Cmd::Pin, 0, 0), vec![])]);
+    // The next PIN may be the answer to ours: not answered, so two sessions never bounce PINs.
+    frame(&mut c, Cmd::Pin, 0, 0).unwrap();
+    assert!(output(&mut c).is_empty());
+    frame(&mut c, Cmd::Pin, 0, 0).unwrap();
+    assert_eq!(output(&mut c), vec![(hdr(Cmd::Pin, 0, 0), vec![])]);
+}
+
+#[test]
+fn a_stray_pin_between_two_cores_dies_out() {
+    let (mut c, mut s) = (client(), server());
+    frame(&mut c, Cmd::Pin, 0, 0).unwrap(); // a stray PIN, not from the server
+    let mut exchanged = 0;
+    loop {
+        let out = output(&mut c);
+        if out.is_empty() {
+            break;
+        }
+        exchanged += out.len();
+        for (h, p) in out {
+            s.handle_frame(h, &p).unwrap();
+        }
+        std::mem::swap(&mut c, &mut s);
+        assert!(exchanged < 4, "PINs keep bouncing");
+    }
+    assert_eq!(exchanged, 2, "answered once, and the answer not answered");
+}
+
+#[test]
+fn never_sends_a_pin_first() {
+    // Nothing this side does on its own sends a PIN (the founding document's version closes the
+    // session on one): open, write, read, close, ping.
+    let (mut c, mut s) = (client(), server());
+    let k = c.open().unwrap();
     assert_eq!(
-        frame(&mut server(), Cmd::Syn, 0, 0),
-        Err(ProtocolError::SynForIdZero)
+        c.write(k, &[7; 300 * 1024][..65_536]),
+        Write::Queued(65_536)
     );
+    let _ = c.ping(1, 2);
+    deliver(&mut c, &mut s);
+    let t = s.accept().unwrap();
+    let mut buf = vec![0u8; 65_536];
+    assert_eq!(s.read(t, &mut buf), Read::Data(65_536));
+    s.close(t);
+    let out: Vec<_> = output(&mut s);
+    assert!(out.iter().all(|(h, _)| h.cmd != Cmd::Pin));
+    for (h, p) in out {
+        c.handle_frame(h, &p).unwrap();
+    }
+    assert!(output(&mut c).iter().all(|(h, _)| h.cmd != Cmd::Pin));
+}
+
+#[test]
+fn late_frames_of_a_closed_stream_never_reach_a_new_one() {
+    // Recorded from the original (vectors/original_77536ae_traces.txt, D): its FIN answer, then a
+    // CFM for the stream; and, when its application closes late, a second FIN, by id.
+    let mut c = client();
+    let k = c.open().unwrap();
+    assert_eq!(c.write(k, &vec![1u8; 65_536]), Write::Queued(65_536));
+    c.close(k);
+    output(&mut c);
+    frame(&mut c, Cmd::Fin, 1, 0).unwrap(); // its FIN answer: id 1 released
+    c.drop_handle(k);
+    assert_eq!(c.num_streams(), 0);
+    // Our next open does not reuse id 1 at once ...
+    let n = c.open().unwrap();
+    assert_ne!(c.id(n), Some(1));
+    // ... so the late frames find no stream and end nothing.
+    frame(&mut c, Cmd::Cfm, 1, 65_536).unwrap();
+    frame(&mut c, Cmd::Fin, 1, 0).unwrap();
+    psh(&mut c, 1, b"late").unwrap();
+    assert_eq!(c.stream(n).unwrap().state, State::Open);
+    assert_eq!(c.write(n, b"fresh"), Write::Queued(5));
+    let out = output(&mut c);
+    assert!(out.iter().all(|(h, _)| h.sid != 1), "{out:?}");
 }
 
 #[test]

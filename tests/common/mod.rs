@@ -745,6 +745,7 @@ pub const FIN: u8 = 1;
 pub const PSH: u8 = 2;
 pub const CFM: u8 = 3;
 pub const VRM: u8 = 4;
+pub const PIN: u8 = 5;
 
 /// A frame as it travels: header fields plus the payload (PSH only).
 #[derive(Clone, PartialEq, Eq)]
