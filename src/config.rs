@@ -28,8 +28,13 @@ pub struct Config {
     accept_backlog: usize,
     write_buffer: usize,
     max_streams: usize,
+    memory_budget: usize,
     keepalive: Option<Keepalive>,
 }
+
+/// The default memory budget: what a peer can make a session hold beyond the application's own
+/// streams (see [`Config::with_memory_budget`]).
+pub const DEFAULT_MEMORY_BUDGET: usize = 32 << 20;
 
 /// A sleep function: returns a future that completes after the given time. The crate has no
 /// runtime of its own, so timers come from the caller's.
@@ -50,6 +55,7 @@ impl fmt::Debug for Config {
             .field("accept_backlog", &self.accept_backlog)
             .field("write_buffer", &self.write_buffer)
             .field("max_streams", &self.max_streams)
+            .field("memory_budget", &self.memory_budget)
             .field("keepalive", &self.keepalive.as_ref().map(|k| k.interval))
             .finish()
     }
@@ -57,7 +63,7 @@ impl fmt::Debug for Config {
 
 impl Default for Config {
     /// Window 512 KiB, frames up to 64 KiB, accept backlog 1024, write buffer 256 KiB, no stream
-    /// limit but the 65,535 ids.
+    /// limit but the 65,535 ids, memory budget 32 MiB, no keepalive.
     fn default() -> Self {
         Config {
             window: DEFAULT_WINDOW,
@@ -65,6 +71,7 @@ impl Default for Config {
             accept_backlog: 1024,
             write_buffer: 256 * 1024,
             max_streams: 65_535,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             keepalive: None,
         }
     }
@@ -126,6 +133,30 @@ impl Config {
         }
         self.max_streams = streams;
         Ok(self)
+    }
+
+    /// Sets the memory budget in bytes (default 32 MiB, at least 64 KiB): how much the session may
+    /// hold for streams the peer opened that the application has not accepted yet (their data,
+    /// counted as allocated, and their state). Past it, the newest of those streams are refused
+    /// (FIN) and their data dropped; data of a stream the application holds is never dropped.
+    ///
+    /// Streams the application closed hold nothing (their unread data is dropped at once), and the
+    /// queue of frames for the transport is bounded by the write buffer, so whatever a peer sends,
+    /// it costs a session about this budget plus what the application's own streams hold (at most
+    /// a window each), plus about 150 bytes for each stream id in use.
+    pub fn with_memory_budget(mut self, bytes: usize) -> Result<Self, Error> {
+        if bytes < 64 * 1024 {
+            return Err(Error::InvalidConfig(
+                "memory budget must be at least 64 KiB",
+            ));
+        }
+        self.memory_budget = bytes;
+        Ok(self)
+    }
+
+    /// The memory budget in bytes.
+    pub fn memory_budget(&self) -> usize {
+        self.memory_budget
     }
 
     /// Turns on the keepalive (off by default): when nothing has come from the peer for

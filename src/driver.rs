@@ -11,16 +11,15 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::config::Config;
-use crate::core::Event;
 use crate::error::{Error, ProtocolError};
 use crate::frame::{Header, HEADER_LEN, MAX_PAYLOAD};
 use crate::keepalive::KeepaliveTask;
-use crate::session::{End, Inner, Shared};
+use crate::shared::{End, Inner, Shared};
 
 /// The read buffer: several maximal frames, so one read usually brings many frames.
 const READ_BUFFER: usize = 256 * 1024;
@@ -46,18 +45,54 @@ enum Phase {
     Done,
 }
 
+/// What one round of the driver came to.
+#[derive(Debug)]
+enum Round {
+    /// Something moved: another round may find more to do.
+    Busy,
+    /// Nothing moved: every source of work has registered a wakeup.
+    Idle,
+    /// The session is over, cleanly.
+    Closed,
+    /// The session failed.
+    Failed(Error),
+}
+
+/// What the write side did.
+#[derive(Debug, PartialEq, Eq)]
+enum Wrote {
+    /// Bytes moved (or a flush completed).
+    Moved,
+    /// Nothing could move now.
+    Nothing,
+    /// Everything was written and the transport is closed.
+    Closed,
+}
+
+/// What the read side did.
+#[derive(Debug)]
+enum ReadOutcome {
+    Moved,
+    Nothing,
+    /// The peer closed the transport; the session ends.
+    Closed,
+}
+
 /// The background future of a session: it owns the transport and moves every frame.
 ///
 /// Spawn it on any executor (or poll it yourself). It resolves when the session ends: `Ok(())` when
 /// it was closed cleanly (by [`Session::close`](crate::Session::close), by the peer, or because
-/// every handle was dropped), or the error that ended it. Dropping it ends the session: every
-/// stream then fails with [`Error::SessionClosed`].
+/// every handle was dropped), or the error that ended it. Polled again after that, it returns the
+/// same result. Dropping it ends the session: every stream then fails with
+/// [`Error::SessionClosed`].
 #[must_use = "the driver does nothing unless it is spawned or polled"]
 #[derive(Debug)]
 pub struct Driver<T> {
     io: T,
     shared: Arc<Shared>,
     phase: Phase,
+    /// How the session ended, once it has.
+    result: Option<Result<(), Error>>,
     rbuf: Vec<u8>,
     /// Unparsed data is `rbuf[rstart..rend]`.
     rstart: usize,
@@ -73,8 +108,6 @@ pub struct Driver<T> {
     /// Reads that found nothing since `write_error` was set.
     read_retries: u32,
     write_limit: usize,
-    events: Vec<Event>,
-    wake: Vec<Waker>,
     keepalive: Option<KeepaliveTask>,
 }
 
@@ -87,6 +120,7 @@ impl<T> Driver<T> {
             io,
             shared,
             phase: Phase::Running,
+            result: None,
             rbuf: Vec::new(),
             rstart: 0,
             rend: 0,
@@ -98,8 +132,6 @@ impl<T> Driver<T> {
             write_error: None,
             read_retries: 0,
             write_limit: config.write_buffer() + CONTROL_SLACK,
-            events: Vec::new(),
-            wake: Vec::new(),
             keepalive,
         }
     }
@@ -110,8 +142,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if this.phase == Phase::Done {
-            return Poll::Ready(Ok(()));
+        if let Some(result) = &this.result {
+            return Poll::Ready(result.clone());
         }
         if let Some(k) = &mut this.keepalive {
             if let Poll::Ready(e) = k.poll(cx) {
@@ -121,13 +153,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
         }
         for _ in 0..ROUNDS_PER_POLL {
             match this.round(cx) {
-                Ok(true) => continue,
-                Ok(false) => {
+                Round::Busy => continue,
+                Round::Idle => {
                     this.shrink_idle_buffers();
                     return Poll::Pending;
                 }
-                Err(Some(e)) => return Poll::Ready(this.finish(Some(e))),
-                Err(None) => return Poll::Ready(this.finish(None)),
+                Round::Failed(e) => return Poll::Ready(this.finish(Some(e))),
+                Round::Closed => return Poll::Ready(this.finish(None)),
             }
         }
         // Still busy: give the executor a turn, and come back.
@@ -136,166 +168,185 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
     }
 }
 
-/// `Err(None)`: the session is over, cleanly; `Err(Some(e))`: it failed.
-type RoundResult = Result<bool, Option<Error>>;
-
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
-    /// One round: refill the write buffer, write, flush, read and handle. Returns whether anything
-    /// moved (another round may find more to do).
-    fn round(&mut self, cx: &mut Context<'_>) -> RoundResult {
-        let mut progress = false;
-        let paused;
-        {
-            let mut inner = self.shared.lock();
-            inner.register_driver(cx.waker());
-            if self.phase == Phase::Running {
-                if inner.end.is_some() {
-                    self.phase = Phase::Closing;
-                } else if inner.handles == 0 {
-                    // Nobody can use the session any more: close it.
-                    inner.end = Some(End::Local);
-                    inner.core.close_all();
-                    self.phase = Phase::Closing;
-                }
-            }
-            let waiters = inner.core.has_queue_waiters();
-            if self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters) {
-                self.wbuf.clear();
-                self.wpos = 0;
-                inner.core.take_output(&mut self.wbuf);
-                self.wbuf_end = inner.core.out_pos();
-                inner.collect_wakers(&self.shared, &mut self.events, &mut self.wake);
-            }
-            paused = inner.core.queued_len() > self.write_limit;
-        }
-        self.wake_now();
-
-        // Write, flush, close.
-        match self.write_side(cx) {
-            Ok(Some(moved)) => progress |= moved,
-            Ok(None) => return Err(None),
+    /// One round: refill the write buffer, write, flush, read and handle.
+    fn round(&mut self, cx: &mut Context<'_>) -> Round {
+        let paused = self.refill(cx);
+        let wrote = match self.write_side(cx) {
+            Ok(w) => w,
             Err(e) if peer_gone(&e) && !self.read_closed => {
                 // The peer may have closed the connection after its last frames: stop writing and
                 // read what is left; end-of-stream there makes this a clean end by the peer.
                 self.write_error = Some(e);
                 self.wpos = self.wbuf.len();
                 self.need_flush = false;
-                progress = true;
+                Wrote::Moved
             }
-            Err(e) => return Err(self.write_failed(e)),
+            Err(e) => return self.write_failed(e),
+        };
+        if wrote == Wrote::Closed {
+            return Round::Closed;
         }
-
-        // Read.
-        if !self.read_closed && !paused {
-            if self.rbuf.is_empty() {
-                self.rbuf = vec![0; READ_BUFFER];
+        let read = if self.read_closed || paused {
+            if self.read_closed && self.phase == Phase::Running {
+                self.phase = Phase::Closing;
             }
-            if self.rstart == self.rend {
-                self.rstart = 0;
-                self.rend = 0;
-            } else if self.rbuf.len() - self.rstart < MAX_FRAME_LEN {
-                self.rbuf.copy_within(self.rstart..self.rend, 0);
-                self.rend -= self.rstart;
-                self.rstart = 0;
-            }
-            match Pin::new(&mut self.io).poll_read(cx, &mut self.rbuf[self.rend..]) {
-                Poll::Ready(Ok(0)) => {
-                    self.read_closed = true;
-                    if self.rstart != self.rend {
-                        return Err(Some(ProtocolError::Truncated.into()));
-                    }
-                    let mut inner = self.shared.lock();
-                    if inner.end.is_none() {
-                        inner.end = Some(End::Peer);
-                        inner.core.peer_gone();
-                        inner.collect_wakers(&self.shared, &mut self.events, &mut self.wake);
-                    }
-                    drop(inner);
-                    self.wake_now();
-                    self.phase = Phase::Closing;
-                    if self.write_error.is_some() {
-                        return Err(None); // the peer closed first and did not wait for answers
-                    }
-                    progress = true;
-                }
-                Poll::Ready(Ok(n)) => {
-                    self.rend += n;
-                    self.handle_frames()?;
-                    progress = true;
-                }
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => progress = true,
-                Poll::Ready(Err(e)) => return Err(Some(e.into())),
-                // After a peer-gone write error, end-of-stream is readable at once if the peer
-                // closed (a socket sees the peer's FIN before the reset that fails the write).
-                // A transport may still say Pending a few times before it shows it; past that,
-                // nothing to read means the transport failed under us.
-                Poll::Pending => {
-                    if self.write_error.is_some() {
-                        self.read_retries += 1;
-                        if self.read_retries > READ_RETRIES_AFTER_WRITE_ERROR {
-                            let e = self.write_error.take().expect("checked");
-                            return Err(Some(e.into()));
-                        }
-                        cx.waker().wake_by_ref();
-                    }
-                }
-            }
-        } else if self.read_closed && self.phase == Phase::Running {
-            self.phase = Phase::Closing;
+            Ok(ReadOutcome::Nothing)
+        } else {
+            self.read_side(cx)
+        };
+        match read {
+            Err(e) => Round::Failed(e),
+            Ok(ReadOutcome::Closed) => Round::Closed,
+            Ok(ReadOutcome::Moved) => Round::Busy,
+            Ok(ReadOutcome::Nothing) if wrote == Wrote::Moved => Round::Busy,
+            Ok(ReadOutcome::Nothing) => Round::Idle,
         }
-        Ok(progress)
     }
 
-    /// Writes what is in the write buffer, flushes once nothing more is queued, and closes the
-    /// transport when closing and everything is out. `Ok(Some(moved))`: whether anything moved;
-    /// `Ok(None)`: the transport is closed.
-    fn write_side(&mut self, cx: &mut Context<'_>) -> io::Result<Option<bool>> {
+    /// Registers the driver's waker, starts closing if the session ended or lost its last handle,
+    /// and takes what the core queued once the write buffer is empty. Returns whether reading
+    /// must pause (the peer leaves too many answers unread).
+    fn refill(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut inner = self.shared.lock();
+        inner.register_driver(cx.waker());
+        if self.phase == Phase::Running {
+            if inner.end.is_some() {
+                self.phase = Phase::Closing;
+            } else if inner.handles == 0 {
+                // Nobody can use the session any more: close it.
+                inner.end = Some(End::Local);
+                inner.core.close_all();
+                self.phase = Phase::Closing;
+            }
+        }
+        let waiters = inner.core.has_queue_waiters();
+        if self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters) {
+            self.wbuf.clear();
+            self.wpos = 0;
+            inner.core.take_output(&mut self.wbuf);
+            self.wbuf_end = inner.core.out_pos();
+            inner.collect_wakers();
+        }
+        inner.core.queued_len() > self.write_limit
+    }
+
+    /// Writes what is in the write buffer; flushes once nothing more is queued, or at once when a
+    /// stream waits for a flush (so a flush completes within about one write buffer of transport
+    /// time, however busy other streams keep it); closes the transport when closing and
+    /// everything is out.
+    fn write_side(&mut self, cx: &mut Context<'_>) -> io::Result<Wrote> {
         if self.write_error.is_some() {
             self.wpos = self.wbuf.len(); // nothing more reaches the peer
-            return Ok(Some(false));
+            return Ok(Wrote::Nothing);
         }
-        let mut progress = false;
+        let mut moved = Wrote::Nothing;
         while self.wpos < self.wbuf.len() {
             match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
                     self.wpos += n;
                     self.need_flush = true;
-                    progress = true;
+                    moved = Wrote::Moved;
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending => return Ok(Some(progress)),
+                Poll::Pending => return Ok(moved),
             }
         }
-        if self.shared.lock().core.has_output() {
-            return Ok(Some(true)); // more to write: the next round takes it
+        let (more, flush_waited) = {
+            let inner = self.shared.lock();
+            (inner.core.has_output(), inner.has_flush_waiters())
+        };
+        if more && !flush_waited {
+            return Ok(Wrote::Moved); // more to write: the next round takes it
         }
         if self.need_flush {
             match Pin::new(&mut self.io).poll_flush(cx) {
                 Poll::Ready(Ok(())) => {
                     self.need_flush = false;
-                    let mut inner = self.shared.lock();
-                    inner.flushed = self.wbuf_end;
-                    inner.wake_flushed(&mut self.wake);
-                    drop(inner);
-                    self.wake_now();
+                    self.shared.lock().flushed_to(self.wbuf_end);
+                    moved = Wrote::Moved;
                 }
                 Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending => return Ok(Some(progress)),
+                Poll::Pending => return Ok(moved),
             }
+        }
+        if more {
+            return Ok(Wrote::Moved);
         }
         if self.phase == Phase::Closing {
             return match Pin::new(&mut self.io).poll_close(cx) {
-                Poll::Ready(Ok(())) => Ok(None),
+                Poll::Ready(Ok(())) => Ok(Wrote::Closed),
                 // Everything was written and flushed; the peer closed its end first. Failing to
                 // close ours loses nothing.
-                Poll::Ready(Err(e)) if self.read_closed || peer_gone(&e) => Ok(None),
+                Poll::Ready(Err(e)) if self.read_closed || peer_gone(&e) => Ok(Wrote::Closed),
                 Poll::Ready(Err(e)) => Err(e),
-                Poll::Pending => Ok(Some(progress)),
+                Poll::Pending => Ok(moved),
             };
         }
-        Ok(Some(progress))
+        Ok(moved)
+    }
+
+    /// Reads what the transport has and feeds every whole frame to the core.
+    fn read_side(&mut self, cx: &mut Context<'_>) -> Result<ReadOutcome, Error> {
+        if self.rbuf.is_empty() {
+            self.rbuf = vec![0; READ_BUFFER];
+        }
+        if self.rstart == self.rend {
+            self.rstart = 0;
+            self.rend = 0;
+        } else if self.rbuf.len() - self.rstart < MAX_FRAME_LEN {
+            self.rbuf.copy_within(self.rstart..self.rend, 0);
+            self.rend -= self.rstart;
+            self.rstart = 0;
+        }
+        match Pin::new(&mut self.io).poll_read(cx, &mut self.rbuf[self.rend..]) {
+            Poll::Ready(Ok(0)) => self.peer_closed(),
+            Poll::Ready(Ok(n)) => {
+                self.rend += n;
+                self.handle_frames()?;
+                Ok(ReadOutcome::Moved)
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::Moved),
+            Poll::Ready(Err(e)) => Err(e.into()),
+            // After a peer-gone write error, end-of-stream is readable at once if the peer
+            // closed (a socket sees the peer's FIN before the reset that fails the write).
+            // A transport may still say Pending a few times before it shows it; past that,
+            // nothing to read means the transport failed under us.
+            Poll::Pending => {
+                if self.write_error.is_some() {
+                    self.read_retries += 1;
+                    if self.read_retries > READ_RETRIES_AFTER_WRITE_ERROR {
+                        let e = self.write_error.take().expect("checked");
+                        return Err(e.into());
+                    }
+                    cx.waker().wake_by_ref();
+                }
+                Ok(ReadOutcome::Nothing)
+            }
+        }
+    }
+
+    /// The transport reached end-of-stream.
+    fn peer_closed(&mut self) -> Result<ReadOutcome, Error> {
+        self.read_closed = true;
+        if self.rstart != self.rend {
+            return Err(ProtocolError::Truncated.into());
+        }
+        {
+            let mut inner = self.shared.lock();
+            if inner.end.is_none() {
+                inner.end = Some(End::Peer);
+                inner.core.peer_gone();
+                inner.collect_wakers();
+            }
+        }
+        self.phase = Phase::Closing;
+        if self.write_error.is_some() {
+            return Ok(ReadOutcome::Closed); // the peer closed first and did not wait for answers
+        }
+        Ok(ReadOutcome::Moved)
     }
 
     /// Going to sleep: give back write buffers a burst grew (buffers shrink back when idle; the
@@ -309,19 +360,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     /// Feeds every whole frame in the read buffer to the core, under one lock.
-    fn handle_frames(&mut self) -> Result<(), Option<Error>> {
+    fn handle_frames(&mut self) -> Result<(), Error> {
         let shared = self.shared.clone();
         let mut inner = shared.lock();
         inner.received += 1;
         let result = self.handle_frames_locked(&mut inner);
-        inner.collect_wakers(&self.shared, &mut self.events, &mut self.wake);
+        inner.collect_wakers();
         if inner.core.has_output() {
             // Answers to send: this round's write step comes after the next refill.
             inner.notify_driver();
         }
-        drop(inner);
-        self.wake_now();
-        result.map_err(|e| Some(e.into()))
+        result.map_err(Error::from)
     }
 
     fn handle_frames_locked(&mut self, inner: &mut Inner) -> Result<(), ProtocolError> {
@@ -345,17 +394,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
 
     /// A write or flush failed. After the peer closed its end (we read end-of-stream), a peer-gone
     /// error only says it did not wait for our answers: the session ended cleanly, by the peer.
-    fn write_failed(&self, e: io::Error) -> Option<Error> {
+    fn write_failed(&self, e: io::Error) -> Round {
         if self.read_closed && peer_gone(&e) {
-            None
+            Round::Closed
         } else {
-            Some(e.into())
-        }
-    }
-
-    fn wake_now(&mut self) {
-        for w in self.wake.drain(..) {
-            w.wake();
+            Round::Failed(e.into())
         }
     }
 }
@@ -392,15 +435,12 @@ impl<T> Driver<T> {
             inner.core.clear_backlog();
         }
         inner.core.peer_gone(); // the session is over: no id stays in use
-        let mut events = std::mem::take(&mut self.events);
-        inner.collect_wakers(&self.shared, &mut events, &mut self.wake);
+        inner.collect_wakers();
         inner.driver_finished = true;
-        inner.wake_all(&self.shared, &mut self.wake);
+        inner.wake_all();
         drop(inner);
-        for w in self.wake.drain(..) {
-            w.wake();
-        }
         self.shared.driver_done.notify(usize::MAX);
+        self.result = Some(result.clone());
         result
     }
 }

@@ -19,6 +19,12 @@ pub enum Error {
     SessionClosed,
     /// The stream was closed on this side: it can no longer read or write.
     StreamClosed,
+    /// The peer closed the stream: it can no longer be written (reads return what was buffered,
+    /// then end-of-stream).
+    ClosedByPeer,
+    /// The session ended before the peer closed the stream (the transport closed with no FIN for
+    /// it): everything buffered was read, and what the peer meant to send after may be missing.
+    StreamCut,
     /// All 65,535 stream ids are in use; one must close before another stream can open.
     IdsExhausted,
     /// A [`Config`](crate::Config) value is out of range.
@@ -89,6 +95,8 @@ impl fmt::Display for Error {
             Error::Protocol(e) => write!(f, "protocol violation by the peer: {e}"),
             Error::SessionClosed => f.write_str("the session is closed"),
             Error::StreamClosed => f.write_str("the stream was closed on this side"),
+            Error::ClosedByPeer => f.write_str("the peer closed the stream"),
+            Error::StreamCut => f.write_str("the session ended before the peer closed the stream"),
             Error::IdsExhausted => f.write_str("all 65535 stream ids are in use"),
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             Error::KeepaliveTimeout => f.write_str("the peer stopped answering keepalive probes"),
@@ -119,8 +127,10 @@ impl From<ProtocolError> for Error {
 }
 
 /// The mapping: `Io` keeps the transport's kind; `Protocol` is `InvalidData`; `SessionClosed` is
-/// `ConnectionAborted`; `StreamClosed` is `NotConnected`; `IdsExhausted` is `Other`;
-/// `InvalidConfig` is `InvalidInput`; `KeepaliveTimeout` is `TimedOut`.
+/// `ConnectionAborted`; `StreamClosed` is `NotConnected`; `ClosedByPeer` is `BrokenPipe`;
+/// `StreamCut` is `ConnectionReset`; `IdsExhausted` is `Other`; `InvalidConfig` is `InvalidInput`;
+/// `KeepaliveTimeout` is `TimedOut`. The `Error` itself is kept inside: `io_error.get_ref()` and
+/// `downcast_ref::<smux::Error>()` give it back.
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
         let kind = match &e {
@@ -128,6 +138,8 @@ impl From<Error> for io::Error {
             Error::Protocol(_) => io::ErrorKind::InvalidData,
             Error::SessionClosed => io::ErrorKind::ConnectionAborted,
             Error::StreamClosed => io::ErrorKind::NotConnected,
+            Error::ClosedByPeer => io::ErrorKind::BrokenPipe,
+            Error::StreamCut => io::ErrorKind::ConnectionReset,
             Error::IdsExhausted => io::ErrorKind::Other,
             Error::InvalidConfig(_) => io::ErrorKind::InvalidInput,
             Error::KeepaliveTimeout => io::ErrorKind::TimedOut,

@@ -23,6 +23,8 @@ pub struct CoreLimits {
     pub write_buffer: usize,
     /// Streams (ids in use, plus reservations) this side opens up to; at most 65,535.
     pub max_streams: usize,
+    /// Bytes the accept backlog may hold, as allocated.
+    pub budget: usize,
 }
 
 /// A stream of a [`FuzzCore`], as its handle (or the accept backlog) names it.
@@ -104,6 +106,7 @@ impl FuzzCore {
             backlog: limits.backlog,
             write_buffer: limits.write_buffer,
             max_streams: limits.max_streams,
+            budget: limits.budget,
         };
         FuzzCore {
             core: Core::new(dir, l),
@@ -290,14 +293,23 @@ impl FuzzCore {
     ///   is kept);
     /// - the output queue holds at most the write buffer, one data frame beyond it, and the control
     ///   frames queued since the last `take_output`;
+    /// - the budget counts exactly what the streams in the accept backlog hold, and that stays
+    ///   within the budget;
     /// - only open streams contend for room in the queue;
     /// - no stream's flush position lies beyond what was queued.
     pub fn check(&self) -> Result<(), String> {
         let window = self.limits.window;
         let mut ids = HashSet::new();
+        let mut unclaimed = 0;
         for key in self.core.keys() {
             let s = self.core.stream(key).ok_or("keys() listed a dead key")?;
             let id = s.id;
+            if s.unclaimed {
+                unclaimed += Core::<()>::STREAM_COST + s.recv.capacity();
+                if !s.has_handle {
+                    return Err(format!("stream {id} is unclaimed but not in the backlog"));
+                }
+            }
             if s.send_unconfirmed > window {
                 return Err(format!(
                     "stream {id}: {} unconfirmed > window {window}",
@@ -336,6 +348,18 @@ impl FuzzCore {
             if s.last_queued > self.core.out_pos() {
                 return Err(format!("stream {id}: flush position beyond the queue"));
             }
+        }
+        if unclaimed != self.core.unclaimed_bytes() {
+            return Err(format!(
+                "the budget counts {} bytes, the backlog's streams hold {unclaimed}",
+                self.core.unclaimed_bytes()
+            ));
+        }
+        if unclaimed > self.limits.budget.max(Core::<()>::STREAM_COST) {
+            return Err(format!(
+                "the backlog holds {unclaimed} bytes, over the budget of {}",
+                self.limits.budget
+            ));
         }
         if ids.len() != self.core.num_streams() {
             return Err(format!(

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use crate::config::Keepalive;
 use crate::error::Error;
-use crate::session::Shared;
+use crate::shared::Shared;
 
 /// The keepalive loop as a future: it resolves only to end the session, with the error.
 pub(crate) struct KeepaliveTask(Pin<Box<dyn Future<Output = Error> + Send>>);

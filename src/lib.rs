@@ -76,12 +76,13 @@ mod keepalive;
 mod pipe;
 mod probe;
 mod session;
+mod shared;
 mod stream;
 #[cfg(feature = "tokio")]
 mod tokio_io;
 pub mod tower;
 
-pub use crate::config::{Config, SleepFn, DEFAULT_WINDOW};
+pub use crate::config::{Config, SleepFn, DEFAULT_MEMORY_BUDGET, DEFAULT_WINDOW};
 pub use crate::driver::Driver;
 pub use crate::error::{Error, ProtocolError};
 pub use crate::pipe::{pipe, Pipe};

@@ -1,184 +1,20 @@
-//! The session handle and the state it shares with the driver and the streams.
+//! The session handle: opens, accepts, pings and closes; the state it acts on is in `shared`.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Waker;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use event_listener::{Event as Notify, EventListener};
+use event_listener::EventListener;
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::config::Config;
-use crate::core::{Core, Direction, Event, Limits, OpenError, StreamKey};
+use crate::core::{Core, Direction, Limits, OpenError};
 use crate::driver::Driver;
 use crate::error::Error;
+use crate::shared::{release_handle, End, Inner, Shared};
 use crate::stream::Stream;
-
-/// The I/O shell's per-stream data inside the core: who to wake.
-#[derive(Debug, Default)]
-pub(crate) struct Waiters {
-    pub(crate) read: Option<Waker>,
-    pub(crate) write: Option<Waker>,
-    pub(crate) flush_listed: bool,
-}
-
-/// How the session ended.
-#[derive(Debug, Clone)]
-pub(crate) enum End {
-    /// Closed by this side (`Session::close`, or every handle dropped).
-    Local,
-    /// The peer closed the transport at a frame boundary: streams see end-of-stream.
-    Peer,
-    /// The transport failed, the peer broke the protocol, or the driver was dropped.
-    Failed(Error),
-}
-
-/// What the driver, the session handles and the streams share.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    inner: Mutex<Inner>,
-    /// Notified when a stream arrives in the accept backlog or the session ends.
-    pub(crate) accept_ready: Notify,
-    /// Notified when the driver has finished.
-    pub(crate) driver_done: Notify,
-    /// Notified when the answer to our VRM probe arrives, or the session ends.
-    pub(crate) pong: Notify,
-    /// Notified when an id is released or a reservation dropped (room to open), or the session ends.
-    pub(crate) room: Notify,
-}
-
-#[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) core: Core<Waiters>,
-    pub(crate) end: Option<End>,
-    /// The driver returned or was dropped: nothing more reaches the transport.
-    pub(crate) driver_finished: bool,
-    driver_waker: Option<Waker>,
-    driver_notified: bool,
-    /// Output position known written and flushed.
-    pub(crate) flushed: u64,
-    pub(crate) flush_waiters: Vec<StreamKey>,
-    /// Session handles plus stream handles: when none is left, the driver closes the session.
-    pub(crate) handles: usize,
-    /// Answers to our VRM probes received so far.
-    pub(crate) pongs: u64,
-    /// Reads from the transport that brought data: signs of life for the keepalive.
-    pub(crate) received: u64,
-    /// `shutdown` began: no more opening or accepting.
-    pub(crate) draining: bool,
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the core half-updated in a way that matters
-        // more than losing the session; keep going rather than propagate the poison.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Inner {
-    /// Asks the driver to run (once per driver poll, however many times it is called).
-    pub(crate) fn notify_driver(&mut self) {
-        if !self.driver_notified {
-            self.driver_notified = true;
-            if let Some(w) = &self.driver_waker {
-                w.wake_by_ref();
-            }
-        }
-    }
-
-    /// Called by the driver at the top of each round.
-    pub(crate) fn register_driver(&mut self, waker: &Waker) {
-        self.driver_notified = false;
-        match &self.driver_waker {
-            Some(w) if w.will_wake(waker) => {}
-            _ => self.driver_waker = Some(waker.clone()),
-        }
-    }
-
-    /// The error a stream operation must return because of how the session ended, if any.
-    /// After a clean end by the peer, streams go on by their own state (buffered data, then EOF).
-    pub(crate) fn session_error(&self) -> Option<Error> {
-        match &self.end {
-            None | Some(End::Peer) => None,
-            Some(End::Local) => Some(Error::SessionClosed),
-            Some(End::Failed(e)) => Some(e.clone()),
-        }
-    }
-
-    /// Turns the core's events into wakers to call once the lock is released.
-    pub(crate) fn collect_wakers(
-        &mut self,
-        shared: &Shared,
-        events: &mut Vec<Event>,
-        wake: &mut Vec<Waker>,
-    ) {
-        self.core.take_events(events);
-        let (mut incoming, mut released) = (false, false);
-        for ev in events.drain(..) {
-            match ev {
-                Event::Readable(k) => {
-                    if let Some(w) = self.core.waiters_mut(k).and_then(|w| w.read.take()) {
-                        wake.push(w);
-                    }
-                }
-                Event::Writable(k) => {
-                    if let Some(w) = self.core.waiters_mut(k).and_then(|w| w.write.take()) {
-                        wake.push(w);
-                    }
-                }
-                Event::Incoming => incoming = true,
-                Event::Pong => {
-                    self.pongs += 1;
-                    shared.pong.notify(usize::MAX);
-                }
-                Event::Released => released = true,
-            }
-        }
-        if incoming {
-            shared.accept_ready.notify(usize::MAX);
-        }
-        if released {
-            shared.room.notify(usize::MAX);
-        }
-    }
-
-    /// Wakes everyone waiting on anything: the session ended.
-    pub(crate) fn wake_all(&mut self, shared: &Shared, wake: &mut Vec<Waker>) {
-        for k in self.core.keys() {
-            if let Some(w) = self.core.waiters_mut(k) {
-                wake.extend(w.read.take());
-                wake.extend(w.write.take());
-                w.flush_listed = false;
-            }
-        }
-        self.flush_waiters.clear();
-        shared.accept_ready.notify(usize::MAX);
-        shared.room.notify(usize::MAX);
-        shared.pong.notify(usize::MAX);
-    }
-
-    /// Wakes the streams whose flushes are now complete.
-    pub(crate) fn wake_flushed(&mut self, wake: &mut Vec<Waker>) {
-        let flushed = self.flushed;
-        let core = &mut self.core;
-        self.flush_waiters.retain(|&k| {
-            let Some(pos) = core.stream(k).map(|s| s.last_queued) else {
-                return false;
-            };
-            if pos > flushed {
-                return true;
-            }
-            if let Some(w) = core.waiters_mut(k) {
-                w.flush_listed = false;
-                wake.extend(w.write.take());
-            }
-            false
-        });
-    }
-}
 
 /// A handle to a multiplexed session: opens and accepts streams, and closes the session.
 ///
@@ -201,15 +37,6 @@ impl Clone for Session {
 impl Drop for Session {
     fn drop(&mut self) {
         release_handle(&self.shared);
-    }
-}
-
-/// One handle (session or stream) is gone; the last one makes the driver close the session.
-pub(crate) fn release_handle(shared: &Shared) {
-    let mut inner = shared.lock();
-    inner.handles -= 1;
-    if inner.handles == 0 {
-        inner.notify_driver();
     }
 }
 
@@ -249,26 +76,9 @@ impl Session {
             backlog: config.accept_backlog(),
             write_buffer: config.write_buffer(),
             max_streams: config.max_streams(),
+            budget: config.memory_budget(),
         };
-        let shared = Arc::new(Shared {
-            inner: Mutex::new(Inner {
-                core: Core::new(dir, limits),
-                end: None,
-                driver_finished: false,
-                driver_waker: None,
-                driver_notified: false,
-                flushed: 0,
-                flush_waiters: Vec::new(),
-                handles: 1,
-                pongs: 0,
-                received: 0,
-                draining: false,
-            }),
-            accept_ready: Notify::new(),
-            driver_done: Notify::new(),
-            room: Notify::new(),
-            pong: Notify::new(),
-        });
+        let shared = Arc::new(Shared::new(Core::new(dir, limits)));
         let driver = Driver::new(io, shared.clone(), &config);
         (Session { shared }, driver)
     }
@@ -459,13 +269,14 @@ impl Session {
             if inner.end.is_none() && !inner.draining {
                 inner.draining = true;
                 inner.core.refuse_incoming();
+                inner.collect_wakers();
                 inner.notify_driver();
             }
         }
         self.shared.accept_ready.notify(usize::MAX);
         let streams_done = async {
             loop {
-                let listener = self.shared.room.listen();
+                let listener = self.shared.idle.listen();
                 {
                     let inner = self.shared.lock();
                     if inner.core.live_streams() == 0 || inner.end.is_some() {
@@ -487,11 +298,8 @@ impl Session {
         }
         inner.end = Some(End::Local);
         inner.core.close_all();
-        let mut wake = Vec::new();
-        inner.wake_all(&self.shared, &mut wake);
+        inner.wake_all();
         inner.notify_driver();
-        drop(inner);
-        wake.into_iter().for_each(Waker::wake);
     }
 
     /// A future that resolves when the session has ended, with how it ended.
@@ -539,10 +347,7 @@ impl Drop for Reservation {
         }
         let mut inner = self.session.shared.lock();
         inner.core.unreserve();
-        let (mut events, mut wake) = (Vec::new(), Vec::new());
-        inner.collect_wakers(&self.session.shared, &mut events, &mut wake);
-        drop(inner);
-        wake.into_iter().for_each(Waker::wake);
+        inner.collect_wakers();
     }
 }
 

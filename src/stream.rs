@@ -9,7 +9,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::core::{Read, StreamKey, Write};
 use crate::error::Error;
-use crate::session::{release_handle, Inner, Shared};
+use crate::shared::{release_handle, Inner, Shared};
 
 /// One ordered, flow-controlled byte stream of a session.
 ///
@@ -28,9 +28,10 @@ use crate::session::{release_handle, Inner, Shared};
 /// - after this side closed the stream: reads and writes fail with `NotConnected`
 ///   ([`Error::StreamClosed`]);
 /// - after the session was closed by this side: `ConnectionAborted` ([`Error::SessionClosed`]);
+/// - after the peer closed the stream: writes fail with `BrokenPipe` ([`Error::ClosedByPeer`]);
 /// - after the peer's session ended without closing the stream (the transport closed with no FIN
-///   for it): reads return what is buffered, then fail with `ConnectionAborted`, so a cut-off
-///   stream is never mistaken for a complete one;
+///   for it): reads return what is buffered, then fail with `ConnectionReset`
+///   ([`Error::StreamCut`]), so a cut-off stream is never mistaken for a complete one;
 /// - after the transport failed or the peer broke the protocol: that error, on every stream.
 ///
 /// # Writes are exact and cancel-safe
@@ -88,12 +89,7 @@ impl Stream {
                 .into()));
         }
         self.register_write(inner, cx);
-        if let Some(w) = inner.core.waiters_mut(self.key) {
-            if !w.flush_listed {
-                w.flush_listed = true;
-                inner.flush_waiters.push(self.key);
-            }
-        }
+        inner.wait_flush(self.key);
         inner.notify_driver();
         Poll::Pending
     }
@@ -117,7 +113,7 @@ impl AsyncRead for Stream {
                 Poll::Ready(Ok(n))
             }
             Read::Eof => Poll::Ready(Ok(0)),
-            Read::Cut => Poll::Ready(Err(Error::SessionClosed.into())),
+            Read::Cut => Poll::Ready(Err(Error::StreamCut.into())),
             Read::ClosedLocally => Poll::Ready(Err(Error::StreamClosed.into())),
             Read::Empty => {
                 self.register_read(&mut inner, cx);
@@ -156,7 +152,7 @@ impl AsyncWrite for Stream {
         match outcome {
             None => Poll::Ready(Ok(0)),
             Some(Write::ClosedLocally) => Poll::Ready(Err(Error::StreamClosed.into())),
-            Some(Write::ClosedByPeer) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            Some(Write::ClosedByPeer) => Poll::Ready(Err(Error::ClosedByPeer.into())),
             Some(_) => {
                 // No credit, or the queue is full: the core wakes us when either changes.
                 self.register_write(&mut inner, cx);
@@ -195,14 +191,12 @@ impl AsyncWrite for Stream {
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        let (mut events, mut wake) = (Vec::new(), Vec::new());
         {
             let mut inner = self.shared.lock();
             inner.core.drop_handle(self.key);
-            inner.collect_wakers(&self.shared, &mut events, &mut wake);
+            inner.collect_wakers();
             inner.notify_driver();
         }
-        wake.into_iter().for_each(Waker::wake);
         release_handle(&self.shared);
     }
 }

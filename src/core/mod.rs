@@ -4,6 +4,7 @@
 //! [`Core::read`], [`Core::close`]), bytes for the transport out ([`Core::take_output`]) and events out
 //! ([`Core::take_events`]). No I/O, no wakers, no clock: every rule is testable with plain calls.
 
+mod budget;
 mod ids;
 mod recv;
 mod slots;
@@ -14,6 +15,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
+use self::budget::Budget;
 pub(crate) use self::ids::Direction;
 use self::ids::Ids;
 use self::recv::RecvPool;
@@ -93,6 +95,8 @@ pub(crate) struct Limits {
     pub(crate) write_buffer: usize,
     /// Streams (ids in use) this side lets itself open up to; at most 65,535.
     pub(crate) max_streams: usize,
+    /// Bytes the accept backlog may hold, as allocated (see `budget.rs`).
+    pub(crate) budget: usize,
 }
 
 /// The state of one session, without I/O. `W` is the shell's per-stream data.
@@ -106,6 +110,8 @@ pub(crate) struct Core<W> {
     by_id: HashMap<u16, u32, BuildHasherDefault<IdHasher>>,
     streams: Slots<StreamState<W>>,
     backlog: VecDeque<StreamKey>,
+    /// What the backlog holds, against the memory budget.
+    budget: Budget,
     /// Opens promised by [`Core::reserve`] and not yet used.
     reserved: usize,
     /// Shutting down: streams the peer opens are refused.
@@ -128,6 +134,9 @@ pub(crate) struct Core<W> {
     vrm_answers: Vec<Header>,
     /// The answer we expect to our own probe, if one is out.
     ping: Option<Header>,
+    /// What a peer answering our last VRM answers would send back (not to be answered again).
+    bounces: [Option<Header>; MAX_VRM_ANSWERS],
+    next_bounce: usize,
     /// We sent a PIN since the last one we received.
     pin_sent: bool,
     events: Vec<Event>,
@@ -143,6 +152,7 @@ impl<W: Default> Core<W> {
             by_id: HashMap::default(),
             streams: Slots::default(),
             backlog: VecDeque::new(),
+            budget: Budget::new(limits.budget),
             reserved: 0,
             refusing: false,
             out: Vec::new(),
@@ -155,6 +165,8 @@ impl<W: Default> Core<W> {
             recv_pool: RecvPool::new(limits.window),
             vrm_answers: Vec::new(),
             ping: None,
+            bounces: [None; MAX_VRM_ANSWERS],
+            next_bounce: 0,
             pin_sent: false,
             events: Vec::new(),
         }
@@ -210,8 +222,11 @@ impl<W: Default> Core<W> {
         }
         let key = self.streams.insert(StreamState::new(sid, true));
         self.by_id.insert(sid, key.index());
+        self.streams.get_mut(key).expect("just inserted").unclaimed = true;
+        self.budget.add(Self::STREAM_COST);
         self.backlog.push_back(key);
         self.events.push(Event::Incoming);
+        self.enforce_budget();
     }
 
     fn on_fin(&mut self, sid: u16) {
@@ -258,8 +273,17 @@ impl<W: Default> Core<W> {
         }
         if n > 0 {
             s.recv_unconfirmed += n;
-            s.recv.extend(payload, &mut self.recv_pool);
+            if s.unclaimed {
+                let before = s.recv.capacity();
+                s.recv.extend(payload, &mut self.recv_pool);
+                self.budget.add(s.recv.capacity() - before);
+            } else {
+                s.recv.extend(payload, &mut self.recv_pool);
+            }
             self.events.push(Event::Readable(key));
+            if self.budget.exceeded() {
+                self.enforce_budget();
+            }
         }
         Ok(())
     }
@@ -284,13 +308,22 @@ impl<W: Default> Core<W> {
         }
     }
 
+    /// A VRM is a probe to answer, unless it is the answer to our own probe, or the peer
+    /// answering one of our answers: a session answers any VRM that is not the answer to its own
+    /// ping, so without this check one stray answer (say, of an `is_smux` probe cancelled after
+    /// it was written) would bounce between two sessions of this crate for ever.
     fn on_vrm(&mut self, h: Header) {
         if self.ping == Some(h) {
             // The answer to our own probe: recognised, not answered.
             self.ping = None;
             self.events.push(Event::Pong);
+        } else if let Some(i) = self.bounces.iter().position(|b| *b == Some(h)) {
+            self.bounces[i] = None; // the answer to our answer: the exchange ends here
         } else if self.vrm_answers.len() < MAX_VRM_ANSWERS {
-            self.vrm_answers.push(vrm_answer(h.sid, h.len));
+            let answer = vrm_answer(h.sid, h.len);
+            self.vrm_answers.push(answer);
+            self.bounces[self.next_bounce] = Some(vrm_answer(answer.sid, answer.len));
+            self.next_bounce = (self.next_bounce + 1) % self.bounces.len();
         }
     }
 
@@ -361,7 +394,36 @@ impl<W: Default> Core<W> {
 
     /// Takes the oldest stream waiting in the accept backlog.
     pub(crate) fn accept(&mut self) -> Option<StreamKey> {
-        self.backlog.pop_front()
+        let key = self.backlog.pop_front()?;
+        self.claim(key);
+        Some(key)
+    }
+
+    /// What a stream's own state costs, counted against the budget while it waits to be accepted.
+    pub(crate) const STREAM_COST: usize = std::mem::size_of::<StreamState<W>>() + 16;
+
+    /// The stream left the backlog: what it holds no longer counts against the budget.
+    fn claim(&mut self, key: StreamKey) {
+        if let Some(s) = self.streams.get_mut(key) {
+            if std::mem::take(&mut s.unclaimed) {
+                self.budget.remove(Self::STREAM_COST + s.recv.capacity());
+            }
+        }
+    }
+
+    /// Past the budget, refuses the newest streams not yet accepted (FIN) and drops their data.
+    fn enforce_budget(&mut self) {
+        while self.budget.exceeded() {
+            let Some(key) = self.backlog.pop_back() else {
+                break;
+            };
+            self.drop_handle(key);
+        }
+    }
+
+    /// Bytes held for streams not yet accepted, as allocated.
+    pub(crate) fn unclaimed_bytes(&self) -> usize {
+        self.budget.held()
     }
 
     /// Queues at most one frame of `data` on the stream, within its credit and the queue's bound.
@@ -437,6 +499,9 @@ impl<W: Default> Core<W> {
             State::FinSent | State::Closed => return Read::ClosedLocally,
             State::Open | State::FinReceived => {}
         }
+        if buf.is_empty() {
+            return Read::Data(0); // a zero-length read never waits
+        }
         if s.recv.is_empty() {
             return if s.state == State::FinReceived {
                 if s.cut {
@@ -448,9 +513,6 @@ impl<W: Default> Core<W> {
                 Read::Empty
             };
         }
-        if buf.is_empty() {
-            return Read::Data(0);
-        }
         let n = s.take_recv(buf, &mut self.recv_pool);
         if s.state == State::Open && !s.confirm_listed && s.unconfirmed_reads() >= threshold {
             s.confirm_listed = true;
@@ -459,11 +521,14 @@ impl<W: Default> Core<W> {
         Read::Data(n)
     }
 
-    /// Closes the stream from our side: queues FIN if the stream is open. Idempotent.
+    /// Closes the stream from our side: queues FIN if the stream is open, and drops what it has
+    /// buffered at once (nobody can read it any more). Idempotent.
     pub(crate) fn close(&mut self, key: StreamKey) {
+        self.claim(key);
         let Some(s) = self.streams.get_mut(key) else {
             return;
         };
+        s.recv.clear(&mut self.recv_pool);
         match s.state {
             State::Open => {
                 s.state = State::FinSent;
@@ -541,6 +606,7 @@ impl<W: Default> Core<W> {
     /// longer hold an id are forgotten at once; the others when their id is released.
     pub(crate) fn clear_backlog(&mut self) {
         while let Some(key) = self.backlog.pop_front() {
+            self.claim(key);
             if let Some(s) = self.streams.get_mut(key) {
                 s.has_handle = false;
                 if !s.state.holds_id() {

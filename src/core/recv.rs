@@ -111,11 +111,22 @@ impl RecvBuf {
     }
 
     /// Bytes allocated for this stream.
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn capacity(&self) -> usize {
         self.0
             .as_ref()
             .map_or(0, |q| q.chunks.iter().map(|c| c.buf.capacity()).sum())
+    }
+
+    /// Drops everything buffered (the stream was closed: nobody will read it); the chunks go back
+    /// to the pool.
+    pub(crate) fn clear(&mut self, pool: &mut RecvPool) {
+        if let Some(mut q) = self.0.take() {
+            for c in q.chunks.drain(..) {
+                pool.put_chunk(c.buf);
+            }
+            q.len = 0;
+            pool.put_queue(q);
+        }
     }
 
     /// Appends `data`: into the last chunk while it has room, else into a new one.

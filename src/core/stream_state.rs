@@ -42,6 +42,8 @@ pub(crate) struct StreamState<W> {
     pub(crate) state: State,
     /// A handle (or the accept backlog) refers to this stream.
     pub(crate) has_handle: bool,
+    /// Waits in the accept backlog: what it holds counts against the session's memory budget.
+    pub(crate) unclaimed: bool,
     /// Bytes sent and not yet confirmed by the peer: at most the window.
     pub(crate) send_unconfirmed: u32,
     /// Received bytes not yet read by the application.
@@ -72,6 +74,7 @@ impl<W: Default> StreamState<W> {
             id,
             state: State::Open,
             has_handle,
+            unclaimed: false,
             send_unconfirmed: 0,
             recv: RecvBuf::default(),
             recv_unconfirmed: 0,

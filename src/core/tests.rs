@@ -10,6 +10,7 @@ fn limits() -> Limits {
         backlog: 4,
         write_buffer: 256 * 1024,
         max_streams: 65_535,
+        budget: usize::MAX,
     }
 }
 
@@ -329,6 +330,36 @@ fn a_stray_pin_between_two_cores_dies_out() {
         assert!(exchanged < 4, "PINs keep bouncing");
     }
     assert_eq!(exchanged, 2, "answered once, and the answer not answered");
+}
+
+#[test]
+fn a_stray_vrm_between_two_cores_dies_out() {
+    // A VRM that is neither side's ping (the answer to a cancelled `is_smux` probe, left on the
+    // transport): each side answers what is not its own ping's answer, so without care the two
+    // would answer each other's answers for ever.
+    let (mut c, mut s) = (client(), server());
+    frame(&mut c, Cmd::Vrm, 0x3420, 0x1278_3456).unwrap();
+    let mut exchanged = 0;
+    loop {
+        let out = output(&mut c);
+        if out.is_empty() {
+            break;
+        }
+        exchanged += out.len();
+        for (h, p) in out {
+            s.handle_frame(h, &p).unwrap();
+        }
+        std::mem::swap(&mut c, &mut s);
+        assert!(exchanged < 8, "VRMs keep bouncing");
+    }
+    assert!(exchanged <= 2, "{exchanged} answers");
+    // Probes are still answered, and a ping still sees its answer.
+    let probe = c.ping(7, 8).unwrap();
+    s.handle_frame(probe, &[]).unwrap();
+    deliver(&mut s, &mut c);
+    let mut events = Vec::new();
+    c.take_events(&mut events);
+    assert!(events.contains(&Event::Pong));
 }
 
 #[test]
@@ -685,4 +716,86 @@ fn only_as_many_waiters_as_fit_are_woken_while_output_flows() {
     assert!(out.is_empty());
     assert_eq!(woken(&mut c), waiting.len() - first);
     assert!(!c.has_queue_waiters());
+}
+
+#[test]
+fn closing_a_stream_drops_its_unread_data_at_once() {
+    // A peer that fills windows and never answers FIN must not make this side hold the data of
+    // streams the application already closed.
+    let mut s = server();
+    frame(&mut s, Cmd::Syn, 1, 0).unwrap();
+    let k = s.accept().unwrap();
+    let chunk = vec![3u8; 65_536];
+    for _ in 0..8 {
+        psh(&mut s, 1, &chunk).unwrap();
+    }
+    assert!(s.stream(k).unwrap().recv.capacity() >= 512 * 1024);
+    s.close(k);
+    assert_eq!(s.stream(k).unwrap().recv.capacity(), 0);
+    // Data still in flight for it is ignored, and holds nothing either.
+    psh(&mut s, 1, &chunk).unwrap();
+    assert_eq!(s.stream(k).unwrap().recv.capacity(), 0);
+    s.drop_handle(k);
+    assert_eq!(s.num_streams(), 1, "the id waits for the peer's FIN");
+}
+
+fn budget_limits(budget: usize) -> Limits {
+    Limits {
+        backlog: 1024,
+        budget,
+        ..limits()
+    }
+}
+
+#[test]
+fn the_budget_refuses_the_newest_unaccepted_streams() {
+    let budget = 2 * 1024 * 1024;
+    let mut s: Core<()> = Core::new(Direction::Down, budget_limits(budget));
+    let chunk = vec![5u8; 65_536];
+    // The peer opens 10 streams and fills each window; the application accepts none.
+    for id in 1..=10u16 {
+        frame(&mut s, Cmd::Syn, id, 0).unwrap();
+        for _ in 0..8 {
+            psh(&mut s, id, &chunk).unwrap();
+        }
+        assert!(s.unclaimed_bytes() <= budget, "{}", s.unclaimed_bytes());
+    }
+    // The oldest stay; the newest past the budget were refused with FIN, their data dropped.
+    let out = output(&mut s);
+    let refused: Vec<u16> = out
+        .iter()
+        .filter(|(h, _)| h.cmd == Cmd::Fin)
+        .map(|(h, _)| h.sid)
+        .collect();
+    assert!(refused.len() >= 6, "{refused:?}");
+    let mut kept = Vec::new();
+    while let Some(k) = s.accept() {
+        kept.push(s.id(k).unwrap());
+        let mut buf = vec![0u8; 512 * 1024];
+        let mut got = 0;
+        while let Read::Data(n) = s.read(k, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        assert_eq!(got, 512 * 1024, "an accepted stream keeps all its data");
+    }
+    assert!(!kept.is_empty());
+    assert!(kept.iter().all(|id| !refused.contains(id)));
+    assert_eq!(s.unclaimed_bytes(), 0);
+}
+
+#[test]
+fn an_accepted_stream_is_outside_the_budget() {
+    let mut s: Core<()> = Core::new(Direction::Down, budget_limits(64 * 1024));
+    frame(&mut s, Cmd::Syn, 1, 0).unwrap();
+    let k = s.accept().unwrap();
+    let chunk = vec![5u8; 65_536];
+    for _ in 0..8 {
+        psh(&mut s, 1, &chunk).unwrap();
+    }
+    assert_eq!(s.stream(k).unwrap().recv.len(), 512 * 1024);
+    assert_eq!(s.unclaimed_bytes(), 0);
+    assert!(output(&mut s).is_empty(), "nothing refused");
 }
