@@ -127,8 +127,8 @@ impl Session {
         Ok(Some(Stream::new(self.shared.clone(), key, id)))
     }
 
-    /// Reserves room for one open under the stream limit: `Pending` (woken through `listener`)
-    /// while there is none. The reservation is released when dropped unused.
+    /// Reserves room for one open under the stream limit and a free id: `Pending` (woken through
+    /// `listener`) while there is none. The reservation is released when dropped unused.
     pub(crate) fn poll_reserve(
         &self,
         listener: &mut Option<EventListener>,
@@ -154,11 +154,9 @@ impl Session {
                             armed: true,
                         }));
                     }
-                    Err(OpenError::Exhausted) => {
-                        *listener = None;
-                        return Poll::Ready(Err(Error::IdsExhausted));
-                    }
-                    Err(OpenError::AtLimit) => {}
+                    // Running out of ids is as transient as the stream limit: wait for a release
+                    // (an error here would poison a `tower::buffer::Buffer` for good).
+                    Err(OpenError::Exhausted | OpenError::AtLimit) => {}
                 }
             }
             match listener {

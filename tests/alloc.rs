@@ -3,38 +3,14 @@
 //! and its tests run one at a time. It guards against a change that makes the hot path allocate
 //! again, without asserting any timing.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+mod common;
 
+use common::counting::{self, Counting};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use smux::{Config, Session};
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static SERIAL: Mutex<()> = Mutex::new(());
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-fn allocs() -> usize {
-    ALLOCS.load(Ordering::Relaxed)
-}
 
 /// Runs `f` on a client/server pair over loopback TCP (whose buffers are the kernel's, so every
 /// allocation counted is the multiplexer's or the test's), on one thread.
@@ -43,7 +19,7 @@ where
     F: FnOnce(Session, Session) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = counting::serial();
     let ex = smol::LocalExecutor::new();
     let (a, b) = smol::block_on(async {
         let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -79,14 +55,14 @@ fn bulk_transfer_allocates_almost_nothing_per_frame() {
         for _ in 0..1024 {
             s.write_all(&chunk).await.unwrap();
         }
-        let before = allocs();
+        let before = counting::allocs();
         for _ in 0..1024 {
             s.write_all(&chunk).await.unwrap();
         }
         s.flush().await.unwrap();
         let _t = reader.await;
         let frames = 1024; // 64 MiB in 64 KiB frames
-        let per_frame = (allocs() - before) as f64 / frames as f64;
+        let per_frame = (counting::allocs() - before) as f64 / frames as f64;
         println!("allocations per 64 KiB frame, bulk: {per_frame:.3}");
         // Measured at about 1.1 with everything counted: the executor's and the reactor's own,
         // the write buffer regrown once per burst after the driver slept, and a receive buffer
@@ -117,13 +93,13 @@ fn request_response_allocates_almost_nothing_per_message() {
             s.write_all(&msg).await.unwrap();
             s.read_exact(&mut back).await.unwrap();
         }
-        let before = allocs();
+        let before = counting::allocs();
         const ROUNDS: usize = 10_000;
         for _ in 0..ROUNDS {
             s.write_all(&msg).await.unwrap();
             s.read_exact(&mut back).await.unwrap();
         }
-        let per_round = (allocs() - before) as f64 / ROUNDS as f64;
+        let per_round = (counting::allocs() - before) as f64 / ROUNDS as f64;
         println!("allocations per 64-byte round trip: {per_round:.3}");
         drop(echo);
         // Measured at 2.16, all of them the smol reactor's (async-io): receive buffers come from

@@ -3,17 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt};
-use smol::future::FutureExt;
-use smux::{Config, Error, Session, SleepFn};
+mod common;
 
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    f.or(async {
-        smol::Timer::after(Duration::from_secs(20)).await;
-        panic!("timed out waiting for {what}")
-    })
-    .await
-}
+use common::wait;
+use futures::{AsyncReadExt, AsyncWriteExt};
+use smux::{Config, Error, Session, SleepFn};
 
 fn smol_sleep() -> SleepFn {
     Arc::new(|d| {
@@ -31,7 +25,7 @@ fn keepalive(ms: u64) -> Config {
 
 #[test]
 fn keepalive_keeps_an_idle_session_with_a_live_peer() {
-    smol::block_on(within("the test", async {
+    smol::block_on(wait("the test", async {
         let (a, b) = smux::pipe();
         let (client, cd) = Session::client(a, keepalive(10));
         let (server, sd) = Session::server(b, Config::default());
@@ -46,12 +40,12 @@ fn keepalive_keeps_an_idle_session_with_a_live_peer() {
 
 #[test]
 fn keepalive_ends_the_session_when_the_peer_stops_answering() {
-    smol::block_on(within("the test", async {
+    smol::block_on(wait("the test", async {
         // The peer is a transport end that never reads nor answers.
         let (a, _silent) = smux::pipe();
         let (client, cd) = Session::client(a, keepalive(10));
         let mut s = client.open().await.unwrap();
-        let r = within("the keepalive to give up", cd).await;
+        let r = wait("the keepalive to give up", cd).await;
         assert!(matches!(r, Err(Error::KeepaliveTimeout)), "{r:?}");
         let e = s.write(b"x").await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
@@ -61,7 +55,7 @@ fn keepalive_ends_the_session_when_the_peer_stops_answering() {
 
 #[test]
 fn keepalive_is_answered_by_a_peer_that_answers_like_the_original() {
-    smol::block_on(within("the test", async {
+    smol::block_on(wait("the test", async {
         let (a, mut peer) = smux::pipe();
         let (client, cd) = Session::client(a, keepalive(10));
         let cd = smol::spawn(cd);
@@ -77,14 +71,14 @@ fn keepalive_is_answered_by_a_peer_that_answers_like_the_original() {
                 .unwrap();
         }
         assert!(!client.is_closed(), "answered probes keep the session");
-        let r = within("the keepalive to give up", cd).await;
+        let r = wait("the keepalive to give up", cd).await;
         assert!(matches!(r, Err(Error::KeepaliveTimeout)), "{r:?}");
     }));
 }
 
 #[test]
 fn keepalive_is_not_tripped_by_traffic_under_load() {
-    smol::block_on(within("the test", async {
+    smol::block_on(wait("the test", async {
         let (a, b) = smux::pipe();
         // An interval far shorter than the transfer takes.
         let (client, cd) = Session::client(a, keepalive(2));
@@ -125,7 +119,7 @@ fn keepalive_config_is_validated() {
 
 #[test]
 fn shutdown_lets_open_streams_finish_and_refuses_new_ones() {
-    smol::block_on(within("the test", async {
+    smol::block_on(wait("the test", async {
         let (a, b) = smux::pipe();
         let (client, cd) = Session::client(a, Config::default());
         let (server, sd) = Session::server(b, Config::default());
@@ -157,7 +151,7 @@ fn shutdown_lets_open_streams_finish_and_refuses_new_ones() {
         s.close().await.unwrap();
         assert_eq!(t.read(&mut buf).await.unwrap(), 0);
         drop(t);
-        within("shutdown", shutdown).await.unwrap();
+        wait("shutdown", shutdown).await.unwrap();
         sd.await.unwrap();
         cd.await.unwrap();
         assert_eq!(client.num_streams(), 0);
@@ -166,7 +160,7 @@ fn shutdown_lets_open_streams_finish_and_refuses_new_ones() {
 
 #[test]
 fn shutdown_closes_what_is_left_at_the_deadline() {
-    smol::block_on(within("the test", async {
+    smol::block_on(wait("the test", async {
         let (a, b) = smux::pipe();
         let (client, cd) = Session::client(a, Config::default());
         let (server, sd) = Session::server(b, Config::default());
@@ -175,7 +169,7 @@ fn shutdown_closes_what_is_left_at_the_deadline() {
         s.write_all(b"x").await.unwrap();
         let _t = server.accept().await.unwrap(); // never closed
         let deadline = smol::Timer::after(Duration::from_millis(50));
-        within(
+        wait(
             "shutdown",
             server.shutdown(async {
                 deadline.await;
@@ -194,7 +188,7 @@ fn shutdown_closes_what_is_left_at_the_deadline() {
 
 #[test]
 fn keepalive_counts_any_frame_as_life_even_without_answers() {
-    smol::block_on(within("the test", async {
+    smol::block_on(wait("the test", async {
         // A peer that sends data but never answers a probe: alive for as long as it sends.
         let (a, peer) = smux::pipe();
         let (mut peer_r, mut peer_w) = peer.split();
@@ -225,7 +219,7 @@ fn keepalive_counts_any_frame_as_life_even_without_answers() {
         }
         assert!(!client.is_closed(), "data from the peer is a sign of life");
         let _peer_w = feeder.await;
-        let r = within("the keepalive to give up", cd).await;
+        let r = wait("the keepalive to give up", cd).await;
         assert!(matches!(r, Err(Error::KeepaliveTimeout)), "{r:?}");
     }));
 }

@@ -3,59 +3,25 @@
 //! A counting global allocator measures the bytes live on the heap; this file is its own test
 //! binary so no other test disturbs the count, and its tests run one at a time under a lock.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-use std::sync::Mutex;
+mod common;
 
+use common::counting::{self, Counting};
+use common::*;
 use futures::{AsyncReadExt, AsyncWriteExt};
-use smux::{Config, Session};
-
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-static SERIAL: Mutex<()> = Mutex::new(());
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        System.realloc(ptr, layout, new_size)
-    }
-}
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
-
-/// A connected client/server pair over an in-memory pipe, drivers running on `ex`.
-fn pair(ex: &smol::LocalExecutor<'_>) -> (Session, Session) {
-    let (a, b) = smux::pipe();
-    let (client, d1) = Session::client(a, Config::default());
-    let (server, d2) = Session::server(b, Config::default());
-    ex.spawn(d1).detach();
-    ex.spawn(d2).detach();
-    (client, server)
-}
-
 #[test]
 fn an_idle_stream_pair_costs_well_under_a_kilobyte() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let ex = smol::LocalExecutor::new();
-    smol::block_on(ex.run(async {
-        let (client, server) = pair(&ex);
+    let _serial = counting::serial();
+    run(|ex| async move {
+        let Pair {
+            client,
+            server,
+            client_driver: _cd,
+            server_driver: _sd,
+        } = pair::<PipeTransport>(&ex).await;
         // Warm up: let the drivers allocate their fixed buffers.
         let s = client.open().await.unwrap();
         let t = server.accept().await.unwrap();
@@ -63,43 +29,47 @@ fn an_idle_stream_pair_costs_well_under_a_kilobyte() {
         const N: usize = 10_000;
         let mut opened = Vec::with_capacity(N);
         let mut accepted = Vec::with_capacity(N);
-        let before = live();
+        let before = counting::live();
         for _ in 0..N {
             opened.push(client.open().await.unwrap());
             accepted.push(server.accept().await.unwrap());
         }
         // Let the drivers settle (every SYN written and read).
         smol::future::yield_now().await;
-        let per_pair = (live() - before) as usize / N;
+        let per_pair = (counting::live() - before) as usize / N;
         println!("heap per idle stream pair (both ends, handles included): {per_pair} bytes");
         assert!(
             per_pair < 1024,
             "an idle stream pair costs {per_pair} bytes"
         );
         drop((opened, accepted));
-    }));
+    });
 }
 
 #[test]
 fn receive_buffers_shrink_back_after_reading() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let ex = smol::LocalExecutor::new();
-    smol::block_on(ex.run(async {
-        let (client, server) = pair(&ex);
+    let _serial = counting::serial();
+    run(|ex| async move {
+        let Pair {
+            client,
+            server,
+            client_driver: _cd,
+            server_driver: _sd,
+        } = pair::<PipeTransport>(&ex).await;
         let mut s = client.open().await.unwrap();
         s.write_all(b"x").await.unwrap();
         let mut t = server.accept().await.unwrap();
         let mut one = [0u8; 1];
         t.read_exact(&mut one).await.unwrap();
-        let before = live();
+        let before = counting::live();
         // Fill the receiver's window, then read it all.
         let data = vec![7u8; 500 * 1024];
         s.write_all(&data).await.unwrap();
         s.flush().await.unwrap();
-        while server.num_streams() == 1 && live() - before < 400 * 1024 {
+        while server.num_streams() == 1 && counting::live() - before < 400 * 1024 {
             smol::future::yield_now().await;
         }
-        let full = live() - before;
+        let full = counting::live() - before;
         assert!(
             full >= 400 * 1024,
             "the waiting data is buffered ({full} bytes)"
@@ -109,7 +79,7 @@ fn receive_buffers_shrink_back_after_reading() {
         assert_eq!(buf, data);
         drop(buf);
         drop(data);
-        let after = live() - before;
+        let after = counting::live() - before;
         println!("buffered {full} bytes while waiting, {after} after reading");
         // The stream holds nothing once read; the session keeps at most 256 KiB of drained
         // receive chunks for reuse (src/core/recv.rs), so a stream that keeps receiving does not
@@ -118,5 +88,5 @@ fn receive_buffers_shrink_back_after_reading() {
             after <= 256 * 1024 + 16 * 1024,
             "{after} bytes still held after reading everything"
         );
-    }));
+    });
 }

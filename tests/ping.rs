@@ -1,60 +1,92 @@
 //! `Session::ping`: a VRM round trip, recognised rather than answered back.
 
+mod common;
+
 use std::time::Duration;
 
+use common::*;
+use futures::{AsyncReadExt, AsyncWriteExt};
 use smol::future::FutureExt;
 use smux::{Config, Error, Session};
 
-async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
-    f.or(async {
-        smol::Timer::after(Duration::from_secs(10)).await;
-        panic!("timed out")
-    })
-    .await
+/// Reads one VRM probe from the raw peer and returns its answer.
+async fn read_probe(peer: &mut smux::Pipe) -> [u8; 7] {
+    let mut probe = [0u8; 7];
+    wait("a probe", peer.read_exact(&mut probe))
+        .await
+        .expect("read");
+    assert_eq!(probe[0], 4, "a VRM frame");
+    let v1 = u16::from_le_bytes([probe[1], probe[2]]);
+    let v2 = u32::from_le_bytes([probe[3], probe[4], probe[5], probe[6]]);
+    smux::frame::vrm_answer(v1, v2).encode()
 }
 
 #[test]
-fn ping_measures_a_round_trip_and_ends_with_the_session() {
-    smol::block_on(within(async {
-        let (a, b) = smux::pipe();
-        let (client, d1) = Session::client(a, Config::default());
-        let (server, d2) = Session::server(b, Config::default());
-        let (d1, d2) = (smol::spawn(d1), smol::spawn(d2));
+fn ping_waits_for_the_answer_and_measures_the_round_trip() {
+    run(|ex| async move {
+        let (a, mut peer) = smux::pipe();
+        let (client, driver) = Session::client(a, Config::default());
+        ex.spawn(driver).detach();
+        // Two pings at once share one probe: the peer sees exactly one.
+        let pings = {
+            let c = client.clone();
+            ex.spawn(async move { futures::join!(c.ping(), c.ping()) })
+        };
+        let answer = read_probe(&mut peer).await;
+        // No answer yet: the pings wait (however long the peer takes).
+        let held = Duration::from_millis(30);
+        smol::Timer::after(held).await;
+        assert!(!pings.is_finished(), "a ping completed without its answer");
+        peer.write_all(&answer).await.expect("answer");
+        let (x, y) = wait("the pings", pings).await;
+        let (x, y) = (x.expect("ping"), y.expect("ping"));
+        assert!(
+            x >= held && y >= held,
+            "round trips {x:?} {y:?} under {held:?}"
+        );
+        // A wrong answer is not taken for the right one.
+        let c = client.clone();
+        let ping = ex.spawn(async move { c.ping().await });
+        let answer = read_probe(&mut peer).await;
+        let mut wrong = answer;
+        wrong[6] ^= 0xFF;
+        peer.write_all(&wrong).await.expect("wrong answer");
+        let _answer_to_wrong = read_probe(&mut peer).await; // it was answered as a probe
+        assert!(!ping.is_finished());
+        peer.write_all(&answer).await.expect("answer");
+        wait("the ping", ping).await.expect("ping");
+    });
+}
+
+#[test]
+fn ping_between_two_sessions_and_after_the_end() {
+    run(|ex| async move {
+        let p = pair::<PipeTransport>(&ex).await;
         for _ in 0..3 {
-            let rtt = client.ping().await.unwrap();
-            assert!(rtt < Duration::from_secs(10));
-            server.ping().await.unwrap();
+            wait("client ping", p.client.ping()).await.expect("ping");
+            wait("server ping", p.server.ping()).await.expect("ping");
         }
-        // Concurrent pings share one probe and all complete.
-        let (x, y) = futures::join!(client.ping(), client.ping());
-        x.unwrap();
-        y.unwrap();
-        client.close().await.unwrap();
-        d1.await.unwrap();
-        d2.await.unwrap();
-        assert!(matches!(client.ping().await, Err(Error::SessionClosed)));
-    }));
+        wait("close", p.client.close()).await.expect("close");
+        wait("client driver", p.client_driver).await.expect("clean");
+        wait("server driver", p.server_driver).await.expect("clean");
+        assert!(matches!(p.client.ping().await, Err(Error::SessionClosed)));
+        assert!(matches!(p.server.ping().await, Err(Error::SessionClosed)));
+    });
 }
 
 #[test]
 fn ping_works_against_a_raw_peer_answering_like_the_original() {
-    use futures::{AsyncReadExt, AsyncWriteExt};
-    smol::block_on(within(async {
+    run(|ex| async move {
         let (a, mut peer) = smux::pipe();
         let (client, driver) = Session::client(a, Config::default());
-        let _driver = smol::spawn(driver);
-        let ping = smol::spawn({
+        ex.spawn(driver).detach();
+        let ping = {
             let client = client.clone();
-            async move { client.ping().await }
-        });
-        let mut probe = [0u8; 7];
-        peer.read_exact(&mut probe).await.unwrap();
-        assert_eq!(probe[0], 4, "a VRM frame");
-        let v1 = u16::from_le_bytes([probe[1], probe[2]]);
-        let v2 = u32::from_le_bytes([probe[3], probe[4], probe[5], probe[6]]);
-        let answer = smux::frame::vrm_answer(v1, v2).encode();
-        peer.write_all(&answer).await.unwrap();
-        ping.await.unwrap();
+            ex.spawn(async move { client.ping().await })
+        };
+        let answer = read_probe(&mut peer).await;
+        peer.write_all(&answer).await.expect("answer");
+        wait("the ping", ping).await.expect("ping");
         // Our session did not answer its own answer: nothing else arrives.
         let mut more = [0u8; 1];
         let nothing = peer
@@ -64,7 +96,7 @@ fn ping_works_against_a_raw_peer_answering_like_the_original() {
                 Ok(0)
             })
             .await
-            .unwrap();
+            .expect("read");
         assert_eq!(nothing, 0);
-    }));
+    });
 }

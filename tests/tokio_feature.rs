@@ -3,31 +3,18 @@
 //! (Without the feature these tests compile to nothing; run with `--features tokio`.)
 #![cfg(feature = "tokio")]
 
-use std::time::Duration;
+mod common;
 
 use futures::{SinkExt, StreamExt};
-use smux::{Config, Session};
+use smux::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Framed, LengthDelimitedCodec, LinesCodec};
 
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(10), f)
-        .await
-        .expect("timed out")
-}
-
-fn pair() -> (Session, Session) {
-    let (a, b) = smux::pipe();
-    let (client, driver) = Session::client(a, Config::default());
-    tokio::spawn(driver);
-    let (server, driver) = Session::server(b, Config::default());
-    tokio::spawn(driver);
-    (client, server)
-}
+use common::{bounded, tokio_pipe_pair};
 
 #[tokio::test]
 async fn codecs_frame_a_stream_directly() {
-    let (client, server) = pair();
+    let (client, server) = tokio_pipe_pair(Config::default(), Config::default());
     let echo = tokio::spawn(async move {
         let mut lines = Framed::new(server.accept().await.unwrap(), LinesCodec::new());
         while let Some(line) = lines.next().await {
@@ -38,17 +25,17 @@ async fn codecs_frame_a_stream_directly() {
     let mut lines = Framed::new(client.open().await.unwrap(), LinesCodec::new());
     for i in 0..100 {
         lines.send(format!("line {i}")).await.unwrap();
-        let back = within(lines.next()).await.unwrap().unwrap();
+        let back = bounded(lines.next()).await.unwrap().unwrap();
         assert_eq!(back, format!("LINE {i}"));
     }
     // Shutdown closes the stream (a full close): the peer's reader ends and its task finishes.
     drop(lines);
-    within(echo).await.unwrap();
+    bounded(echo).await.unwrap();
 }
 
 #[tokio::test]
 async fn large_frames_and_io_utilities() {
-    let (client, server) = pair();
+    let (client, server) = tokio_pipe_pair(Config::default(), Config::default());
     let msg: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let expected = msg.clone();
     let reader = tokio::spawn(async move {
@@ -68,10 +55,10 @@ async fn large_frames_and_io_utilities() {
     frames.send(hyper::body::Bytes::from(msg)).await.unwrap();
     let mut stream = frames.into_inner();
     let mut buf = [0; 6];
-    within(stream.read_exact(&mut buf)).await.unwrap();
+    bounded(stream.read_exact(&mut buf)).await.unwrap();
     assert_eq!(&buf, b"got it");
     stream.shutdown().await.unwrap();
-    within(reader).await.unwrap();
+    bounded(reader).await.unwrap();
 }
 
 #[tokio::test]
@@ -79,16 +66,16 @@ async fn opener_is_a_make_connection() {
     use tower::make::MakeConnection;
     use tower::ServiceExt;
 
-    let (client, server) = pair();
+    let (client, server) = tokio_pipe_pair(Config::default(), Config::default());
     let mut make = client.opener();
     let mut conn = {
         ServiceExt::<()>::ready(&mut make).await.unwrap();
-        within(make.make_connection(())).await.unwrap()
+        bounded(make.make_connection(())).await.unwrap()
     };
     conn.write_all(b"made").await.unwrap();
-    let mut accepted = within(server.accept()).await.unwrap();
+    let mut accepted = bounded(server.accept()).await.unwrap();
     let mut buf = [0; 4];
-    within(accepted.read_exact(&mut buf)).await.unwrap();
+    bounded(accepted.read_exact(&mut buf)).await.unwrap();
     assert_eq!(&buf, b"made");
 }
 
@@ -98,7 +85,7 @@ async fn hyper_through_tokio_io_without_compat() {
     use hyper::body::{Bytes, Incoming};
     use hyper_util::rt::TokioIo;
 
-    let (client, server) = pair();
+    let (client, server) = tokio_pipe_pair(Config::default(), Config::default());
     tokio::spawn(async move {
         let stream = server.accept().await.unwrap();
         let svc = hyper::service::service_fn(|req: hyper::Request<Incoming>| async move {
@@ -120,7 +107,7 @@ async fn hyper_through_tokio_io_without_compat() {
         let req = hyper::Request::get(path)
             .body(Empty::<Bytes>::new())
             .unwrap();
-        let res = within(sender.send_request(req)).await.unwrap();
+        let res = bounded(sender.send_request(req)).await.unwrap();
         assert_eq!(res.status(), 200);
         let body = res.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, format!("you asked for {path}"));

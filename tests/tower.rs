@@ -1,6 +1,8 @@
 //! The tower integration: `Session::opener` under middleware, its readiness at the stream limit,
 //! after the session ends, and `Session::serve` with a service that is slow to become ready.
 
+mod common;
+
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,25 +10,13 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use smux::{Config, Error, Session};
+use smux::{Config, Error};
 use tower::{Service, ServiceBuilder, ServiceExt};
+
+use common::{bounded, tokio_pipe_pair};
 
 /// Bound on every wait in this file: a hang fails the test instead of stalling the run.
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// A connected client/server pair over an in-memory pipe, drivers spawned on tokio.
-fn pair(client_config: Config, server_config: Config) -> (Session, Session) {
-    let (a, b) = smux::pipe();
-    let (client, driver) = Session::client(a, client_config);
-    tokio::spawn(driver);
-    let (server, driver) = Session::server(b, server_config);
-    tokio::spawn(driver);
-    (client, server)
-}
-
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(LIMIT, f).await.expect("timed out")
-}
 
 /// A waker that records whether it was woken.
 #[derive(Default)]
@@ -52,7 +42,7 @@ fn poll_ready_once<S: Service<()>>(svc: &mut S, flag: &Arc<Flag>) -> Poll<Result
 
 /// Waits (bounded) until `flag` is woken.
 async fn woken(flag: &Flag) {
-    within(async {
+    bounded(async {
         while !flag.woken() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -69,13 +59,13 @@ async fn echo(stream: smux::Stream) {
 async fn round_trip(stream: &mut smux::Stream, msg: &[u8]) {
     stream.write_all(msg).await.unwrap();
     let mut buf = vec![0; msg.len()];
-    within(stream.read_exact(&mut buf)).await.unwrap();
+    bounded(stream.read_exact(&mut buf)).await.unwrap();
     assert_eq!(buf, msg);
 }
 
 #[tokio::test]
 async fn opener_under_concurrency_limit_and_timeout() {
-    let (client, server) = pair(Config::default(), Config::default());
+    let (client, server) = tokio_pipe_pair(Config::default(), Config::default());
     tokio::spawn(server.serve(
         tower::service_fn(|s| async {
             echo(s).await;
@@ -92,7 +82,7 @@ async fn opener_under_concurrency_limit_and_timeout() {
         .service(client.opener());
     let mut streams = Vec::new();
     for i in 0..10u8 {
-        let mut s = within(ServiceExt::<()>::ready(&mut svc))
+        let mut s = bounded(ServiceExt::<()>::ready(&mut svc))
             .await
             .unwrap()
             .call(())
@@ -108,7 +98,7 @@ async fn opener_under_concurrency_limit_and_timeout() {
 
 #[tokio::test]
 async fn buffer_waits_at_the_stream_limit_and_resumes_on_close() {
-    let (client, server) = pair(
+    let (client, server) = tokio_pipe_pair(
         Config::default().with_max_streams(2).unwrap(),
         Config::default(),
     );
@@ -123,8 +113,8 @@ async fn buffer_waits_at_the_stream_limit_and_resumes_on_close() {
     ));
 
     let svc = tower::buffer::Buffer::new(client.opener(), 8);
-    let mut first = within(svc.clone().oneshot(())).await.unwrap();
-    let second = within(svc.clone().oneshot(())).await.unwrap();
+    let mut first = bounded(svc.clone().oneshot(())).await.unwrap();
+    let second = bounded(svc.clone().oneshot(())).await.unwrap();
     round_trip(&mut first, b"one").await;
 
     // A third open waits behind the buffer: the opener is not ready at the limit.
@@ -134,14 +124,14 @@ async fn buffer_waits_at_the_stream_limit_and_resumes_on_close() {
 
     // Closing a stream (the server closes its end when it sees EOF) releases its id.
     drop(second);
-    let mut third = within(third).await.unwrap().unwrap();
+    let mut third = bounded(third).await.unwrap().unwrap();
     round_trip(&mut third, b"three").await;
     round_trip(&mut first, b"still there").await;
 }
 
 #[tokio::test]
 async fn poll_ready_is_pending_at_the_limit_and_woken_by_a_close() {
-    let (client, server) = pair(
+    let (client, server) = tokio_pipe_pair(
         Config::default().with_max_streams(1).unwrap(),
         Config::default(),
     );
@@ -177,12 +167,12 @@ async fn poll_ready_is_pending_at_the_limit_and_woken_by_a_close() {
     let c_flag = Arc::new(Flag::default());
     assert!(poll_ready_once(&mut c, &c_flag).is_pending());
     assert!(poll_ready_once(&mut b, &c_flag).is_pending());
-    let peer = within(server.accept()).await.unwrap();
+    let peer = bounded(server.accept()).await.unwrap();
     assert_eq!(peer.id(), stream.id());
     assert!(!c_flag.woken());
     stream.close().await.unwrap();
     woken(&c_flag).await;
-    within(poll_fn(|cx| Service::<()>::poll_ready(&mut c, cx)))
+    bounded(poll_fn(|cx| Service::<()>::poll_ready(&mut c, cx)))
         .await
         .unwrap();
     let stream = c.call(()).await.unwrap();
@@ -192,18 +182,18 @@ async fn poll_ready_is_pending_at_the_limit_and_woken_by_a_close() {
 
 #[tokio::test]
 async fn errors_after_the_session_ends() {
-    let (client, _server) = pair(
+    let (client, _server) = tokio_pipe_pair(
         Config::default().with_max_streams(1).unwrap(),
         Config::default(),
     );
     let mut holder = client.opener();
-    within(ServiceExt::<()>::ready(&mut holder)).await.unwrap();
+    bounded(ServiceExt::<()>::ready(&mut holder)).await.unwrap();
 
     // A waiter pending at the limit is woken by the end of the session, with its error.
     let mut waiter = client.opener();
     let flag = Arc::new(Flag::default());
     assert!(poll_ready_once(&mut waiter, &flag).is_pending());
-    within(client.close()).await.unwrap();
+    bounded(client.close()).await.unwrap();
     woken(&flag).await;
     assert!(matches!(
         poll_ready_once(&mut waiter, &flag),
@@ -221,7 +211,7 @@ async fn errors_after_the_session_ends() {
 
 #[tokio::test]
 async fn call_without_poll_ready_is_an_error() {
-    let (client, _server) = pair(Config::default(), Config::default());
+    let (client, _server) = tokio_pipe_pair(Config::default(), Config::default());
     let mut opener = client.opener();
     let err = opener.call(()).await.unwrap_err();
     assert!(
@@ -239,7 +229,7 @@ async fn call_without_poll_ready_is_an_error() {
 #[tokio::test]
 async fn serve_accepts_only_while_the_service_is_ready() {
     let backlog = 2;
-    let (client, server) = pair(
+    let (client, server) = tokio_pipe_pair(
         Config::default(),
         Config::default().with_accept_backlog(backlog).unwrap(),
     );
@@ -260,7 +250,7 @@ async fn serve_accepts_only_while_the_service_is_ready() {
     // ...and one more than the backlog holds is refused by the peer (FIN: end-of-stream).
     let mut refused = client.open().await.unwrap();
     let mut buf = [0; 1];
-    assert_eq!(within(refused.read(&mut buf)).await.unwrap(), 0);
+    assert_eq!(bounded(refused.read(&mut buf)).await.unwrap(), 0);
     assert!(
         tokio::time::timeout(Duration::from_millis(50), handle.next_request())
             .await
@@ -271,14 +261,52 @@ async fn serve_accepts_only_while_the_service_is_ready() {
     // Once ready, the waiting streams are served in order, each with its data.
     handle.allow(backlog as u64);
     for (i, sent) in waiting.iter().enumerate() {
-        let (mut stream, respond) = within(handle.next_request()).await.unwrap();
+        let (mut stream, respond) = bounded(handle.next_request()).await.unwrap();
         assert_eq!(stream.id(), sent.id());
-        within(stream.read_exact(&mut buf)).await.unwrap();
+        bounded(stream.read_exact(&mut buf)).await.unwrap();
         assert_eq!(buf, [i as u8]);
         respond.send_response(());
     }
 
     // Closing the session ends serving cleanly.
-    within(client.close()).await.unwrap();
-    within(serving).await.unwrap().unwrap();
+    bounded(client.close()).await.unwrap();
+    bounded(serving).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn poll_ready_is_pending_while_ids_run_out_and_woken_by_a_release() {
+    // With the default stream limit, ids run out first: the peer holds one, this side the rest.
+    // That is as transient as the limit, so `poll_ready` waits instead of failing (an error
+    // would poison a `tower::buffer::Buffer` for good).
+    let (client, server) = tokio_pipe_pair(Config::default(), Config::default());
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    let acceptor = server.clone();
+    tokio::spawn(async move {
+        while let Ok(s) = acceptor.accept().await {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let _theirs = server.open().await.unwrap();
+    let _accepted = bounded(client.accept()).await.unwrap(); // its SYN has arrived
+    let mut mine = Vec::with_capacity(65_534);
+    for _ in 0..65_534 {
+        mine.push(bounded(client.open()).await.unwrap());
+    }
+    assert!(matches!(client.open().await, Err(Error::IdsExhausted)));
+    let mut opener = client.opener();
+    let flag = Arc::new(Flag::default());
+    assert!(
+        poll_ready_once(&mut opener, &flag).is_pending(),
+        "poll_ready failed instead of waiting"
+    );
+    mine.pop(); // closes it: its id comes back once the peer answers the FIN
+    woken(&flag).await;
+    bounded(poll_fn(|cx| Service::<()>::poll_ready(&mut opener, cx)))
+        .await
+        .unwrap();
+    let s = opener.call(()).await.unwrap();
+    assert_ne!(s.id(), 0);
+    drop(mine);
+    held.lock().unwrap().clear();
 }

@@ -5,6 +5,8 @@
 #[path = "../examples/tunnel/tunnel.rs"]
 mod tunnel;
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,14 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+use common::bounded;
+
 const CONNECTIONS: usize = 20;
 const BYTES: usize = 100_000;
-
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("timed out")
-}
 
 /// A TCP echo server on loopback.
 async fn echo_server() -> SocketAddr {
@@ -81,13 +79,13 @@ async fn exchange(client_addr: SocketAddr, connections: usize, bytes: usize) {
         })
         .collect();
     for c in conns {
-        within(c).await.unwrap();
+        bounded(c).await.unwrap();
     }
     // A connection after the others, to show the tunnel keeps working once they closed.
     let mut tcp = TcpStream::connect(client_addr).await.unwrap();
     tcp.write_all(b"last").await.unwrap();
     let mut buf = [0; 4];
-    within(tcp.read_exact(&mut buf)).await.unwrap();
+    bounded(tcp.read_exact(&mut buf)).await.unwrap();
     assert_eq!(&buf, b"last");
 }
 
@@ -106,7 +104,7 @@ async fn forwards_many_connections_over_one_session() {
         stop_client.send(()).unwrap();
         stop_server.send(()).unwrap();
     };
-    let (server, client, ()) = within(async { tokio::join!(server, client, work) }).await;
+    let (server, client, ()) = bounded(async { tokio::join!(server, client, work) }).await;
     server.unwrap();
     client.unwrap();
 }
@@ -126,12 +124,12 @@ async fn an_unreachable_target_closes_the_local_connection() {
         let _ = tcp.write_all(b"anyone there?").await;
         let mut buf = [0; 16];
         // The server cannot connect, drops the stream, and the client ends the connection.
-        let n = within(tcp.read(&mut buf)).await.unwrap_or(0);
+        let n = bounded(tcp.read(&mut buf)).await.unwrap_or(0);
         assert_eq!(n, 0, "read data from an unreachable target");
         stop_client.send(()).unwrap();
         stop_server.send(()).unwrap();
     };
-    let (server, client, ()) = within(async { tokio::join!(server, client, work) }).await;
+    let (server, client, ()) = bounded(async { tokio::join!(server, client, work) }).await;
     server.unwrap();
     client.unwrap();
 }
@@ -140,7 +138,7 @@ async fn an_unreachable_target_closes_the_local_connection() {
 async fn an_unreachable_tunnel_server_is_a_clear_error() {
     let server = closed_port().await;
     let (listener, _) = bind().await;
-    let err = within(tunnel::client(
+    let err = bounded(tunnel::client(
         listener,
         server.to_string(),
         None,
@@ -178,7 +176,7 @@ async fn the_client_stops_when_the_server_goes_away() {
         tcp.read_exact(&mut buf).await.unwrap();
         stop_server.send(()).unwrap();
     };
-    let (server, client, ()) = within(async { tokio::join!(server, client, stop) }).await;
+    let (server, client, ()) = bounded(async { tokio::join!(server, client, stop) }).await;
     server.unwrap();
     let err = client.unwrap_err();
     assert!(err.to_string().contains("ended"), "{err}");
@@ -242,7 +240,7 @@ async fn forwards_many_connections_over_tls() {
         stop_client.send(()).unwrap();
         stop_server.send(()).unwrap();
     };
-    let (server, client, ()) = within(async { tokio::join!(server, client, work) }).await;
+    let (server, client, ()) = bounded(async { tokio::join!(server, client, work) }).await;
     server.unwrap();
     client.unwrap();
 }
@@ -335,7 +333,7 @@ async fn a_tls_client_of_a_plain_server_fails_clearly() {
         stop_server.send(()).unwrap();
         result
     };
-    let (server, client) = within(async { tokio::join!(server, client) }).await;
+    let (server, client) = bounded(async { tokio::join!(server, client) }).await;
     server.unwrap();
     let msg = client.unwrap_err().to_string();
     assert!(

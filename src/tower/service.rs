@@ -19,7 +19,8 @@ use crate::session::{Reservation, Session};
 /// # Readiness
 /// `poll_ready` reserves room for one stream: a free stream id, and a slot under
 /// [`Config::with_max_streams`](crate::Config::with_max_streams). It is `Pending` while the
-/// session is at that limit, and is woken when one of its streams closes (its id is released).
+/// session is at that limit or all 65,535 ids are in use (both pass), and is woken when one of its
+/// streams closes (its id is released).
 /// Once the session has ended it returns the session's error, as [`Session::open`] does.
 ///
 /// The reservation belongs to this handle until `call` uses it. A clone holds none (it must

@@ -23,6 +23,8 @@ use smux::{Config, Error, Session, Stream};
 #[path = "../faulty/mod.rs"]
 pub mod faulty;
 
+pub mod counting;
+
 /// The executor a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rt {
@@ -156,6 +158,12 @@ pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>
 /// Awaits `fut` for at most [`WAIT`].
 pub async fn wait<T>(what: &str, fut: impl Future<Output = T>) -> T {
     within(WAIT, what, fut).await
+}
+
+/// Awaits `fut` for at most [`WAIT`], naming no step: for tests that bound every await alike.
+/// Works under any runtime (smol's timer runs on a thread of its own).
+pub async fn bounded<T>(fut: impl Future<Output = T>) -> T {
+    within(WAIT, "a step of the test", fut).await
 }
 
 /// Polls `cond` (yielding between tries, sleeping a little once it takes a while) until it holds,
@@ -471,6 +479,17 @@ where
         client_driver: ex.spawn(cd),
         server_driver: ex.spawn(sd),
     }
+}
+
+/// A client and a server over an in-memory pipe, their drivers spawned (and detached) on the
+/// current tokio runtime.
+pub fn tokio_pipe_pair(client: Config, server: Config) -> (Session, Session) {
+    let (a, b) = smux::pipe();
+    let (client, driver) = Session::client(a, client);
+    tokio::spawn(driver);
+    let (server, driver) = Session::server(b, server);
+    tokio::spawn(driver);
+    (client, server)
 }
 
 /// A client and a server with default configs over a fresh pair of `T`.

@@ -1,0 +1,151 @@
+//! Who is woken, and when: nobody under the session's lock (a waker that enters the session again
+//! must not deadlock it), and a released id wakes as many waiting opens as can proceed, not all.
+
+mod common;
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use common::*;
+use futures::io::AsyncWriteExt;
+use smux::{Config, Session};
+
+/// A waker that, when woken, enters the session (takes its lock) and counts.
+struct Reentrant {
+    session: Session,
+    woken: AtomicUsize,
+}
+
+impl Wake for Reentrant {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let _ = self.session.num_streams(); // locks the session
+        self.woken.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `f` on its own thread: a deadlock there fails the test instead of hanging it.
+fn without_deadlock(what: &'static str, f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(()) => {}
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("deadlock: {what}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the test thread panicked"),
+    }
+}
+
+#[test]
+fn an_accept_waker_that_enters_the_session_does_not_deadlock() {
+    without_deadlock("the accept listener woken under the lock", || {
+        smol::block_on(async {
+            let (a, b) = smux::pipe();
+            let (client, cd) = Session::client(a, Config::default());
+            let (server, sd) = Session::server(b, Config::default());
+            let ex = smol::Executor::new();
+            ex.spawn(cd).detach();
+            ex.spawn(sd).detach();
+            let waker = Arc::new(Reentrant {
+                session: server.clone(),
+                woken: AtomicUsize::new(0),
+            });
+            let mut accept = pin!(server.accept());
+            let w = Waker::from(waker.clone());
+            assert!(accept
+                .as_mut()
+                .poll(&mut Context::from_waker(&w))
+                .is_pending());
+            let mut s = client.open().await.expect("open");
+            ex.run(async {
+                s.write_all(b"x").await.expect("write");
+                until("the accept waker to run", || {
+                    waker.woken.load(Ordering::SeqCst) > 0
+                })
+                .await;
+            })
+            .await;
+            assert!(matches!(
+                accept.as_mut().poll(&mut Context::from_waker(&w)),
+                Poll::Ready(Ok(_))
+            ));
+        })
+    });
+}
+
+#[test]
+fn a_driver_waker_that_enters_the_session_does_not_deadlock() {
+    without_deadlock("the driver woken under the lock", || {
+        let (a, b) = smux::pipe();
+        let (client, driver) = Session::client(a, Config::default());
+        let (server, sd) = Session::server(b, Config::default());
+        std::thread::spawn(move || smol::block_on(sd));
+        let waker = Arc::new(Reentrant {
+            session: client.clone(),
+            woken: AtomicUsize::new(0),
+        });
+        let w = Waker::from(waker.clone());
+        let mut driver = pin!(driver);
+        let _ = driver.as_mut().poll(&mut Context::from_waker(&w));
+        // A write asks the driver to run: its waker is called, and enters the session.
+        let mut s = smol::block_on(client.open()).expect("open");
+        smol::block_on(s.write_all(b"x")).expect("write");
+        assert!(waker.woken.load(Ordering::SeqCst) > 0);
+        drop(server);
+    });
+}
+
+#[test]
+fn a_released_id_wakes_one_waiting_open_not_all() {
+    run(|ex| async move {
+        let (a, b) = smux::pipe();
+        let config = Config::default().with_max_streams(1).expect("config");
+        let p = sessions(&ex, a, b, config, Config::default());
+        serve_echo(&ex, p.server.clone());
+        let first = p.client.open().await.expect("open");
+        // 50 opens wait at the limit, each with a waker of its own.
+        const N: usize = 50;
+        let counters: Vec<Arc<Counter>> = (0..N).map(|_| Arc::new(Counter::default())).collect();
+        let mut opens: Vec<_> = (0..N)
+            .map(|_| {
+                let c = p.client.clone();
+                Box::pin(async move { c.open().await })
+            })
+            .collect();
+        for (o, c) in opens.iter_mut().zip(&counters) {
+            let w = Waker::from(c.clone());
+            assert!(o.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
+        }
+        drop(first); // one id comes back once the peer answers the FIN
+        until("a waiting open to be woken", || {
+            counters.iter().any(|c| c.0.load(Ordering::SeqCst) > 0)
+        })
+        .await;
+        smol::Timer::after(Duration::from_millis(50)).await; // any further wakeups land
+        let woken = counters
+            .iter()
+            .filter(|c| c.0.load(Ordering::SeqCst) > 0)
+            .count();
+        assert!(
+            woken <= 2,
+            "one released id woke {woken} of {N} waiting opens"
+        );
+    });
+}
+
+#[derive(Default)]
+struct Counter(AtomicUsize);
+
+impl Wake for Counter {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
