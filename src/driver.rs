@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::error::{Error, ProtocolError};
 use crate::frame::{Header, HEADER_LEN, MAX_PAYLOAD};
 use crate::keepalive::KeepaliveTask;
-use crate::shared::{End, Inner, Shared};
+use crate::shared::{Inner, Shared};
 
 /// The read buffer: several maximal frames, so one read usually brings many frames.
 const READ_BUFFER: usize = 256 * 1024;
@@ -209,16 +209,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// must pause (the peer leaves too many answers unread).
     fn refill(&mut self, cx: &mut Context<'_>) -> bool {
         let mut inner = self.shared.lock();
-        inner.register_driver(cx.waker());
-        if self.phase == Phase::Running {
-            if inner.end.is_some() {
-                self.phase = Phase::Closing;
-            } else if inner.handles == 0 {
-                // Nobody can use the session any more: close it.
-                inner.end = Some(End::Local);
-                inner.core.close_all();
-                self.phase = Phase::Closing;
-            }
+        if inner.start_round(cx.waker()) && self.phase == Phase::Running {
+            self.phase = Phase::Closing;
         }
         let waiters = inner.core.has_queue_waiters();
         if self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters) {
@@ -334,14 +326,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if self.rstart != self.rend {
             return Err(ProtocolError::Truncated.into());
         }
-        {
-            let mut inner = self.shared.lock();
-            if inner.end.is_none() {
-                inner.end = Some(End::Peer);
-                inner.core.peer_gone();
-                inner.collect_wakers();
-            }
-        }
+        self.shared.lock().transport_ended();
         self.phase = Phase::Closing;
         if self.write_error.is_some() {
             return Ok(ReadOutcome::Closed); // the peer closed first and did not wait for answers
@@ -363,8 +348,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     fn handle_frames(&mut self) -> Result<(), Error> {
         let shared = self.shared.clone();
         let mut inner = shared.lock();
-        inner.received += 1;
-        let result = self.handle_frames_locked(&mut inner);
+        let handle = inner.data_received();
+        let result = self.handle_frames_locked(&mut inner, handle);
         inner.collect_wakers();
         if inner.core.has_output() {
             // Answers to send: this round's write step comes after the next refill.
@@ -373,7 +358,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         result.map_err(Error::from)
     }
 
-    fn handle_frames_locked(&mut self, inner: &mut Inner) -> Result<(), ProtocolError> {
+    /// `handle`: feed the frames to the core (after the session ended, they are only skipped).
+    fn handle_frames_locked(
+        &mut self,
+        inner: &mut Inner,
+        handle: bool,
+    ) -> Result<(), ProtocolError> {
         while self.rend - self.rstart >= HEADER_LEN {
             let head: &[u8; HEADER_LEN] = self.rbuf[self.rstart..self.rstart + HEADER_LEN]
                 .try_into()
@@ -384,7 +374,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 break;
             }
             let payload = &self.rbuf[self.rstart + HEADER_LEN..self.rstart + total];
-            if inner.end.is_none() || matches!(inner.end, Some(End::Local)) {
+            if handle {
                 inner.core.handle_frame(h, payload)?;
             }
             self.rstart += total;
@@ -417,27 +407,7 @@ impl<T> Driver<T> {
     fn finish(&mut self, error: Option<Error>) -> Result<(), Error> {
         self.phase = Phase::Done;
         let mut inner = self.shared.lock();
-        let result = match error {
-            Some(e) => {
-                if !matches!(inner.end, Some(End::Failed(_))) {
-                    inner.end = Some(End::Failed(e.clone()));
-                }
-                Err(e)
-            }
-            None => {
-                if inner.end.is_none() {
-                    inner.end = Some(End::Local);
-                }
-                Ok(())
-            }
-        };
-        if let Some(End::Failed(_)) = inner.end {
-            inner.core.clear_backlog();
-        }
-        inner.core.peer_gone(); // the session is over: no id stays in use
-        inner.collect_wakers();
-        inner.driver_finished = true;
-        inner.wake_all();
+        let result = inner.driver_finished(error);
         drop(inner);
         self.shared.driver_done.notify(usize::MAX);
         self.result = Some(result.clone());

@@ -26,11 +26,11 @@ impl KeepaliveTask {
     pub(crate) fn new(shared: Arc<Shared>, config: &Keepalive) -> Self {
         let Keepalive { interval, sleep } = config.clone();
         KeepaliveTask(Box::pin(async move {
-            let mut heard = shared.lock().received;
+            let mut heard = shared.lock().received();
             loop {
                 sleep(interval).await;
-                if shared.lock().received != heard {
-                    heard = shared.lock().received;
+                if shared.lock().received() != heard {
+                    heard = shared.lock().received();
                     continue; // the peer is talking: nothing to ask
                 }
                 // Silence for a whole interval: ask.
@@ -39,14 +39,14 @@ impl KeepaliveTask {
                     let (v1, v2) = crate::probe::random_probe();
                     let _ = inner.core.ping(v1, v2);
                     inner.notify_driver();
-                    inner.pongs
+                    inner.pongs()
                 };
                 sleep(interval).await;
                 let inner = shared.lock();
-                if inner.pongs == pongs && inner.received == heard {
+                if inner.pongs() == pongs && inner.received() == heard {
                     return Error::KeepaliveTimeout;
                 }
-                heard = inner.received;
+                heard = inner.received();
             }
         }))
     }

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::core::{Core, Direction, Limits, OpenError};
 use crate::driver::Driver;
 use crate::error::Error;
-use crate::shared::{release_handle, End, Inner, Shared};
+use crate::shared::{release_handle, Shared};
 use crate::stream::Stream;
 
 /// A handle to a multiplexed session: opens and accepts streams, and closes the session.
@@ -27,7 +27,7 @@ pub struct Session {
 
 impl Clone for Session {
     fn clone(&self) -> Self {
-        self.shared.lock().handles += 1;
+        self.shared.lock().add_handle();
         Session {
             shared: self.shared.clone(),
         }
@@ -104,7 +104,7 @@ impl Session {
     /// Opens a stream now, or `None` at the stream limit. `reserved`: use a reservation.
     pub(crate) fn try_open(&self, reserved: bool) -> Result<Option<Stream>, Error> {
         let mut inner = self.shared.lock();
-        if let Some(e) = ended_error(&inner) {
+        if let Some(e) = inner.open_error() {
             if reserved {
                 inner.core.unreserve();
             }
@@ -121,7 +121,7 @@ impl Session {
             Err(OpenError::AtLimit) => return Ok(None),
         };
         let id = inner.core.id(key).expect("just opened");
-        inner.handles += 1;
+        inner.add_handle();
         inner.notify_driver();
         drop(inner);
         Ok(Some(Stream::new(self.shared.clone(), key, id)))
@@ -137,14 +137,14 @@ impl Session {
         loop {
             {
                 let mut inner = self.shared.lock();
-                if let Some(e) = ended_error(&inner) {
+                if let Some(e) = inner.open_error() {
                     *listener = None;
                     return Poll::Ready(Err(e));
                 }
                 match inner.core.reserve() {
                     Ok(()) => {
                         *listener = None;
-                        inner.handles += 1; // the reservation's session handle
+                        inner.add_handle(); // the reservation's session handle
                         drop(inner);
                         let session = Session {
                             shared: self.shared.clone(),
@@ -185,16 +185,16 @@ impl Session {
 
     fn try_accept(&self) -> Result<Option<Stream>, Error> {
         let mut inner = self.shared.lock();
-        if let Some(End::Failed(e)) = &inner.end {
-            return Err(e.clone());
+        if let Some(e) = inner.failure() {
+            return Err(e);
         }
         if let Some(key) = inner.core.accept() {
             let id = inner.core.id(key).expect("backlog streams are live");
-            inner.handles += 1;
+            inner.add_handle();
             drop(inner);
             return Ok(Some(Stream::new(self.shared.clone(), key, id)));
         }
-        match ended_error(&inner) {
+        match inner.open_error() {
             Some(e) => Err(e),
             None => Ok(None),
         }
@@ -208,22 +208,22 @@ impl Session {
         let start = Instant::now();
         let seen = {
             let mut inner = self.shared.lock();
-            if let Some(e) = ended_error(&inner) {
+            if let Some(e) = inner.open_error() {
                 return Err(e);
             }
             let (v1, v2) = crate::probe::random_probe();
             let _ = inner.core.ping(v1, v2);
             inner.notify_driver();
-            inner.pongs
+            inner.pongs()
         };
         loop {
             let listener = self.shared.pong.listen();
             {
                 let inner = self.shared.lock();
-                if inner.pongs > seen {
+                if inner.pongs() > seen {
                     return Ok(start.elapsed());
                 }
-                if let Some(e) = ended_error(&inner) {
+                if let Some(e) = inner.open_error() {
                     return Err(e);
                 }
             }
@@ -238,7 +238,7 @@ impl Session {
 
     /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().end.is_some()
+        self.shared.lock().is_ended()
     }
 
     /// Closes the session: sends FIN for every open stream, writes out everything queued, then
@@ -263,13 +263,7 @@ impl Session {
     /// long as the streams take.
     pub async fn shutdown(&self, deadline: impl Future<Output = ()>) -> Result<(), Error> {
         {
-            let mut inner = self.shared.lock();
-            if inner.end.is_none() && !inner.draining {
-                inner.draining = true;
-                inner.core.refuse_incoming();
-                inner.collect_wakers();
-                inner.notify_driver();
-            }
+            self.shared.lock().start_draining();
         }
         self.shared.accept_ready.notify(usize::MAX);
         let streams_done = async {
@@ -277,7 +271,7 @@ impl Session {
                 let listener = self.shared.idle.listen();
                 {
                     let inner = self.shared.lock();
-                    if inner.core.live_streams() == 0 || inner.end.is_some() {
+                    if inner.is_drained() {
                         return;
                     }
                 }
@@ -290,14 +284,7 @@ impl Session {
 
     /// Starts closing: FIN for every stream, then the driver closes the transport.
     fn begin_close(&self) {
-        let mut inner = self.shared.lock();
-        if inner.end.is_some() {
-            return;
-        }
-        inner.end = Some(End::Local);
-        inner.core.close_all();
-        inner.wake_all();
-        inner.notify_driver();
+        self.shared.lock().close_locally();
     }
 
     /// A future that resolves when the session has ended, with how it ended.
@@ -307,12 +294,8 @@ impl Session {
             loop {
                 let listener = shared.driver_done.listen();
                 {
-                    let inner = shared.lock();
-                    if inner.driver_finished {
-                        return match &inner.end {
-                            Some(End::Failed(e)) => Err(e.clone()),
-                            _ => Ok(()),
-                        };
+                    if let Some(result) = shared.lock().driver_result() {
+                        return result;
                     }
                 }
                 listener.await;
@@ -346,16 +329,6 @@ impl Drop for Reservation {
         let mut inner = self.session.shared.lock();
         inner.core.unreserve();
         inner.collect_wakers();
-    }
-}
-
-/// The error for opening or accepting on an ended (or shutting down) session.
-fn ended_error(inner: &Inner) -> Option<Error> {
-    match &inner.end {
-        None if inner.draining => Some(Error::SessionClosed),
-        None => None,
-        Some(End::Local) | Some(End::Peer) => Some(Error::SessionClosed),
-        Some(End::Failed(e)) => Some(e.clone()),
     }
 }
 

@@ -30,7 +30,7 @@ pub(crate) struct Waiters {
 
 /// How the session ended.
 #[derive(Debug, Clone)]
-pub(crate) enum End {
+enum End {
     /// Closed by this side (`Session::close`, or every handle dropped).
     Local,
     /// The peer closed the transport at a frame boundary: streams see end-of-stream.
@@ -86,23 +86,23 @@ impl Deferred {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) core: Core<Waiters>,
-    pub(crate) end: Option<End>,
+    end: Option<End>,
     /// The driver returned or was dropped: nothing more reaches the transport.
-    pub(crate) driver_finished: bool,
+    driver_finished: bool,
     driver_waker: Option<Waker>,
     driver_notified: bool,
     /// Output position known written and flushed.
-    pub(crate) flushed: u64,
+    flushed: u64,
     /// Streams waiting for their data to be flushed.
     flush_waiters: Vec<StreamKey>,
     /// Session handles plus stream handles: when none is left, the driver closes the session.
-    pub(crate) handles: usize,
+    handles: usize,
     /// Answers to our VRM probes received so far.
-    pub(crate) pongs: u64,
+    pongs: u64,
     /// Reads from the transport that brought data: signs of life for the keepalive.
-    pub(crate) received: u64,
+    received: u64,
     /// `shutdown` began: no more opening or accepting.
-    pub(crate) draining: bool,
+    draining: bool,
     /// The core's events, between taking them and turning them into wakeups.
     events: Vec<Event>,
     deferred: Deferred,
@@ -216,7 +216,68 @@ impl Drop for Locked<'_> {
     }
 }
 
+// ----- what the driver may do -----
+
 impl Inner {
+    /// Starts a driver round: registers its waker and says whether the session must close (it
+    /// ended, or its last handle is gone, in which case it is closed here, by this side).
+    pub(crate) fn start_round(&mut self, waker: &Waker) -> bool {
+        self.register_driver(waker);
+        if self.end.is_some() {
+            return true;
+        }
+        if self.handles == 0 {
+            // Nobody can use the session any more: close it.
+            self.end = Some(End::Local);
+            self.core.close_all();
+            return true;
+        }
+        false
+    }
+
+    /// The driver read data from the transport: a sign of life for the keepalive. Returns whether
+    /// frames are still to be handled (not after the session ended by the peer or by a failure).
+    pub(crate) fn data_received(&mut self) -> bool {
+        self.received += 1;
+        matches!(self.end, None | Some(End::Local))
+    }
+
+    /// The transport reached end-of-stream at a frame boundary: the peer ended the session.
+    pub(crate) fn transport_ended(&mut self) {
+        if self.end.is_none() {
+            self.end = Some(End::Peer);
+            self.core.peer_gone();
+            self.collect_wakers();
+        }
+    }
+
+    /// The driver has returned: records how the session ended (`error`, or a clean end), releases
+    /// every id, and wakes everyone. Returns the session's result.
+    pub(crate) fn driver_finished(&mut self, error: Option<Error>) -> Result<(), Error> {
+        let result = match error {
+            Some(e) => {
+                if !matches!(self.end, Some(End::Failed(_))) {
+                    self.end = Some(End::Failed(e.clone()));
+                }
+                Err(e)
+            }
+            None => {
+                if self.end.is_none() {
+                    self.end = Some(End::Local);
+                }
+                Ok(())
+            }
+        };
+        if let Some(End::Failed(_)) = self.end {
+            self.core.clear_backlog();
+        }
+        self.core.peer_gone(); // the session is over: no id stays in use
+        self.collect_wakers();
+        self.driver_finished = true;
+        self.wake_all();
+        result
+    }
+
     /// Asks the driver to run (once per driver poll, however many times it is called).
     pub(crate) fn notify_driver(&mut self) {
         if !self.driver_notified {
@@ -226,7 +287,7 @@ impl Inner {
     }
 
     /// Called by the driver at the top of each round.
-    pub(crate) fn register_driver(&mut self, waker: &Waker) {
+    fn register_driver(&mut self, waker: &Waker) {
         self.driver_notified = false;
         match &self.driver_waker {
             Some(w) if w.will_wake(waker) => {}
@@ -324,6 +385,98 @@ impl Inner {
             }
             false
         });
+    }
+}
+
+// ----- what the session handle and the streams may do -----
+
+impl Inner {
+    /// A new session or stream handle.
+    pub(crate) fn add_handle(&mut self) {
+        self.handles += 1;
+    }
+
+    /// The error for opening or accepting now: the session ended, or is shutting down.
+    pub(crate) fn open_error(&self) -> Option<Error> {
+        match &self.end {
+            None if self.draining => Some(Error::SessionClosed),
+            None => None,
+            Some(End::Local) | Some(End::Peer) => Some(Error::SessionClosed),
+            Some(End::Failed(e)) => Some(e.clone()),
+        }
+    }
+
+    /// The session's error if it failed (accepting still drains the backlog otherwise).
+    pub(crate) fn failure(&self) -> Option<Error> {
+        match &self.end {
+            Some(End::Failed(e)) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether the session has ended.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.end.is_some()
+    }
+
+    /// Closes the session from this side: FIN for every stream, everyone woken, the driver told.
+    /// Returns false if it had ended already.
+    pub(crate) fn close_locally(&mut self) -> bool {
+        if self.end.is_some() {
+            return false;
+        }
+        self.end = Some(End::Local);
+        self.core.close_all();
+        self.wake_all();
+        self.notify_driver();
+        true
+    }
+
+    /// Starts a graceful shutdown: no more opening or accepting; streams the peer opens, and those
+    /// waiting to be accepted, are refused.
+    pub(crate) fn start_draining(&mut self) {
+        if self.end.is_none() && !self.draining {
+            self.draining = true;
+            self.core.refuse_incoming();
+            self.collect_wakers();
+            self.notify_driver();
+        }
+    }
+
+    /// Whether a shutdown may close now: no stream is left, or the session ended anyway.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.core.live_streams() == 0 || self.end.is_some()
+    }
+
+    /// How the session ended, once the driver has returned.
+    pub(crate) fn driver_result(&self) -> Option<Result<(), Error>> {
+        if !self.driver_finished {
+            return None;
+        }
+        Some(match &self.end {
+            Some(End::Failed(e)) => Err(e.clone()),
+            _ => Ok(()),
+        })
+    }
+
+    /// Whether the driver has returned (nothing more reaches the transport).
+    pub(crate) fn is_driver_finished(&self) -> bool {
+        self.driver_finished
+    }
+
+    /// Output position known written and flushed.
+    pub(crate) fn flushed(&self) -> u64 {
+        self.flushed
+    }
+
+    /// Answers to our VRM probes received so far.
+    pub(crate) fn pongs(&self) -> u64 {
+        self.pongs
+    }
+
+    /// Reads from the transport that brought data so far.
+    pub(crate) fn received(&self) -> u64 {
+        self.received
     }
 }
 

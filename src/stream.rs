@@ -79,10 +79,10 @@ impl Stream {
     /// Ready once everything this stream queued is written and flushed.
     fn poll_flushed(&self, inner: &mut Inner, cx: &Context<'_>) -> Poll<io::Result<()>> {
         let pos = inner.core.stream(self.key).map_or(0, |s| s.last_queued);
-        if inner.flushed >= pos {
+        if inner.flushed() >= pos {
             return Poll::Ready(Ok(()));
         }
-        if inner.driver_finished {
+        if inner.is_driver_finished() {
             return Poll::Ready(Err(inner
                 .session_error()
                 .unwrap_or(Error::SessionClosed)
