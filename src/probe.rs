@@ -35,9 +35,9 @@ use crate::frame::{vrm_answer, Cmd, Header, HEADER_LEN};
 /// # Cancelled probes
 /// A probe cancelled (say, by that timeout) after its 7 bytes were written leaves them on the
 /// transport, and the peer's answer may still arrive later. A session started on such a transport
-/// then receives a VRM that is not the answer to its own: it answers it once, and a session of this
-/// crate (or the original) that gets the answer back does not answer again, so nothing loops and
-/// nothing else is affected. A peer that is not a multiplexer, though, sees the probe's bytes
+/// then receives a VRM that is not the answer to its own: it answers it once, and recognises the
+/// peer's answer to that answer (which the original, and this crate, send) without answering it,
+/// so nothing loops and nothing else is affected. A peer that is not a multiplexer, though, sees the probe's bytes
 /// before the session's first frame: after a cancelled probe, start anew on a fresh connection
 /// rather than assume either.
 pub async fn is_smux<T>(io: &mut T) -> io::Result<bool>
