@@ -422,6 +422,7 @@ impl<W: Default> Core<W> {
     }
 
     /// Bytes held for streams not yet accepted, as allocated.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn unclaimed_bytes(&self) -> usize {
         self.budget.held()
     }
