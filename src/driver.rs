@@ -103,6 +103,8 @@ pub struct Driver<T> {
     /// Output position at the end of `wbuf`.
     wbuf_end: u64,
     need_flush: bool,
+    /// Bytes written since the last count went into the shared state.
+    unreported_out: u64,
     /// Writing failed as if the peer had closed: reading decides whether it did.
     write_error: Option<io::Error>,
     /// Reads that found nothing since `write_error` was set.
@@ -129,6 +131,7 @@ impl<T> Driver<T> {
             wpos: 0,
             wbuf_end: 0,
             need_flush: false,
+            unreported_out: 0,
             write_error: None,
             read_retries: 0,
             write_limit: config.write_buffer() + CONTROL_SLACK,
@@ -209,6 +212,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// must pause (the peer leaves too many answers unread).
     fn refill(&mut self, cx: &mut Context<'_>) -> bool {
         let mut inner = self.shared.lock();
+        inner.data_sent(std::mem::take(&mut self.unreported_out));
         if inner.start_round(cx.waker()) && self.phase == Phase::Running {
             self.phase = Phase::Closing;
         }
@@ -238,6 +242,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
                     self.wpos += n;
+                    self.unreported_out += n as u64;
                     self.need_flush = true;
                     moved = Wrote::Moved;
                 }
@@ -297,7 +302,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             Poll::Ready(Ok(0)) => self.peer_closed(),
             Poll::Ready(Ok(n)) => {
                 self.rend += n;
-                self.handle_frames()?;
+                self.handle_frames(n)?;
                 Ok(ReadOutcome::Moved)
             }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::Moved),
@@ -344,11 +349,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         self.shared.lock().core.shrink_output(KEEP_WRITE_BUFFER);
     }
 
-    /// Feeds every whole frame in the read buffer to the core, under one lock.
-    fn handle_frames(&mut self) -> Result<(), Error> {
+    /// Feeds every whole frame in the read buffer (`n` bytes just read) to the core, under one lock.
+    fn handle_frames(&mut self, n: usize) -> Result<(), Error> {
         let shared = self.shared.clone();
         let mut inner = shared.lock();
-        let handle = inner.data_received();
+        let handle = inner.data_received(n);
         let result = self.handle_frames_locked(&mut inner, handle);
         inner.collect_wakers();
         if inner.core.has_output() {
@@ -407,6 +412,7 @@ impl<T> Driver<T> {
     fn finish(&mut self, error: Option<Error>) -> Result<(), Error> {
         self.phase = Phase::Done;
         let mut inner = self.shared.lock();
+        inner.data_sent(std::mem::take(&mut self.unreported_out));
         let result = inner.driver_finished(error);
         drop(inner);
         self.shared.driver_done.notify(usize::MAX);

@@ -36,9 +36,7 @@ impl KeepaliveTask {
                 // Silence for a whole interval: ask.
                 let pongs = {
                     let mut inner = shared.lock();
-                    let (v1, v2) = crate::probe::random_probe();
-                    let _ = inner.core.ping(v1, v2);
-                    inner.notify_driver();
+                    inner.send_ping();
                     inner.pongs()
                 };
                 sleep(interval).await;

@@ -77,6 +77,8 @@ mod pipe;
 mod probe;
 mod session;
 mod shared;
+mod split;
+mod stats;
 mod stream;
 #[cfg(feature = "tokio")]
 mod tokio_io;
@@ -87,5 +89,7 @@ pub use crate::driver::Driver;
 pub use crate::error::{Error, ProtocolError};
 pub use crate::pipe::{pipe, Pipe};
 pub use crate::probe::is_smux;
-pub use crate::session::Session;
-pub use crate::stream::Stream;
+pub use crate::session::{Incoming, Session};
+pub use crate::split::ReuniteError;
+pub use crate::stats::Stats;
+pub use crate::stream::{ReadHalf, Stream, WriteHalf};

@@ -20,17 +20,27 @@ use crate::stream::Stream;
 ///
 /// Cheap to clone; every clone acts on the same session. When every `Session` handle and every
 /// [`Stream`] is dropped, the driver closes the session and returns.
-#[derive(Debug)]
 pub struct Session {
     shared: Arc<Shared>,
+    /// Where `poll_open` and `poll_accept` wait (each handle its own; a clone starts with none).
+    open_wait: Option<EventListener>,
+    accept_wait: Option<EventListener>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.shared.lock();
+        f.debug_struct("Session")
+            .field("streams", &inner.core.num_streams())
+            .field("ended", &inner.is_ended())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Clone for Session {
     fn clone(&self) -> Self {
         self.shared.lock().add_handle();
-        Session {
-            shared: self.shared.clone(),
-        }
+        Session::handle(self.shared.clone())
     }
 }
 
@@ -41,6 +51,15 @@ impl Drop for Session {
 }
 
 impl Session {
+    /// A handle on `shared`, whose handle count already includes it.
+    fn handle(shared: Arc<Shared>) -> Session {
+        Session {
+            shared,
+            open_wait: None,
+            accept_wait: None,
+        }
+    }
+
     /// Starts the client side of a session over `io`. Streams this side opens take the lowest
     /// free id (from 1; never 0, which the peer may use). A released id rests: it is handed out
     /// again only after 8,192 later releases (or when no other id is free), so that frames the
@@ -78,9 +97,9 @@ impl Session {
             max_streams: config.max_streams(),
             budget: config.memory_budget(),
         };
-        let shared = Arc::new(Shared::new(Core::new(dir, limits)));
+        let shared = Arc::new(Shared::new(Core::new(dir, limits), config.memory_budget()));
         let driver = Driver::new(io, shared.clone(), &config);
-        (Session { shared }, driver)
+        (Session::handle(shared), driver)
     }
 
     /// Opens a new stream. The peer learns of it with the first frame; data may follow at once.
@@ -98,6 +117,67 @@ impl Session {
                 return Ok(s);
             }
             listener.await;
+        }
+    }
+
+    /// Opens a new stream, for poll-based code: as [`Session::open`], `Pending` while the session is
+    /// at its stream limit (woken when a stream closes). Each handle waits on its own; a clone
+    /// starts afresh.
+    pub fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<Result<Stream, Error>> {
+        loop {
+            if let Some(s) = self.try_open(false)? {
+                self.open_wait = None;
+                return Poll::Ready(Ok(s));
+            }
+            match &mut self.open_wait {
+                None => self.open_wait = Some(self.shared.room.listen()),
+                Some(l) => {
+                    ready!(Pin::new(l).poll(cx));
+                    self.open_wait = None;
+                }
+            }
+        }
+    }
+
+    /// Waits for a stream opened by the peer, for poll-based code: as [`Session::accept`].
+    pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<Result<Stream, Error>> {
+        loop {
+            if let Some(s) = self.try_accept()? {
+                self.accept_wait = None;
+                return Poll::Ready(Ok(s));
+            }
+            match &mut self.accept_wait {
+                None => self.accept_wait = Some(self.shared.accept_ready.listen()),
+                Some(l) => {
+                    ready!(Pin::new(l).poll(cx));
+                    self.accept_wait = None;
+                }
+            }
+        }
+    }
+
+    /// The streams the peer opens, as a [`futures::Stream`](futures_core::Stream) of
+    /// `Result<Stream, Error>`: each accepted stream, then `None` once the session has ended
+    /// cleanly, or its error once and then `None` if it failed.
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// use futures::StreamExt;
+    /// # let (a, b) = smux::pipe();
+    /// # let (client, d) = smux::Session::client(a, smux::Config::default());
+    /// # smol::spawn(d).detach();
+    /// # let (server, d) = smux::Session::server(b, smux::Config::default());
+    /// # smol::spawn(d).detach();
+    /// let mut incoming = server.incoming();
+    /// let _out = client.open().await?;
+    /// let stream = incoming.next().await.expect("a stream")?;
+    /// client.close().await?;
+    /// assert!(incoming.next().await.is_none());
+    /// # Ok::<(), smux::Error>(()) }).unwrap();
+    /// ```
+    pub fn incoming(&self) -> Incoming {
+        Incoming {
+            session: Some(self.clone()),
         }
     }
 
@@ -146,9 +226,7 @@ impl Session {
                         *listener = None;
                         inner.add_handle(); // the reservation's session handle
                         drop(inner);
-                        let session = Session {
-                            shared: self.shared.clone(),
-                        };
+                        let session = Session::handle(self.shared.clone());
                         return Poll::Ready(Ok(Reservation {
                             session,
                             armed: true,
@@ -211,9 +289,7 @@ impl Session {
             if let Some(e) = inner.open_error() {
                 return Err(e);
             }
-            let (v1, v2) = crate::probe::random_probe();
-            let _ = inner.core.ping(v1, v2);
-            inner.notify_driver();
+            inner.send_ping();
             inner.pongs()
         };
         loop {
@@ -229,6 +305,28 @@ impl Session {
             }
             listener.await;
         }
+    }
+
+    /// The session's counters: bytes and frames in and out, streams opened, accepted, refused and
+    /// active, protocol errors, memory held against the budget, the last ping's round trip. One
+    /// lock, no scan: cheap to read often.
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// # let (a, b) = smux::pipe();
+    /// # let (client, d) = smux::Session::client(a, smux::Config::default());
+    /// # smol::spawn(d).detach();
+    /// # let (server, d) = smux::Session::server(b, smux::Config::default());
+    /// # smol::spawn(d).detach();
+    /// let _s = client.open().await?;
+    /// client.ping().await?;
+    /// let stats = client.stats();
+    /// assert_eq!(stats.streams_opened, 1);
+    /// assert!(stats.last_rtt.is_some());
+    /// # Ok::<(), smux::Error>(()) }).unwrap();
+    /// ```
+    pub fn stats(&self) -> crate::Stats {
+        self.shared.lock().stats()
     }
 
     /// The number of streams not yet fully closed (ids in use).
@@ -299,6 +397,31 @@ impl Session {
                     }
                 }
                 listener.await;
+            }
+        }
+    }
+}
+
+/// The streams the peer opens: see [`Session::incoming`]. Holding it keeps the session open, as a
+/// [`Session`] handle does, until it has returned `None`.
+#[derive(Debug)]
+pub struct Incoming {
+    session: Option<Session>,
+}
+
+impl futures_core::Stream for Incoming {
+    type Item = Result<Stream, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(session) = self.session.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match ready!(session.poll_accept(cx)) {
+            Ok(s) => Poll::Ready(Some(Ok(s))),
+            Err(e) => {
+                let failed = session.shared.lock().failure().is_some();
+                self.session = None;
+                Poll::Ready(if failed { Some(Err(e)) } else { None })
             }
         }
     }

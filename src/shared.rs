@@ -14,11 +14,13 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
+use std::time::{Duration, Instant};
 
 use event_listener::Event as Notify;
 
 use crate::core::{Core, Event, StreamKey};
 use crate::error::Error;
+use crate::stats::Stats;
 
 /// The I/O shell's per-stream data inside the core: who to wake.
 #[derive(Debug, Default)]
@@ -103,6 +105,13 @@ pub(crate) struct Inner {
     received: u64,
     /// `shutdown` began: no more opening or accepting.
     draining: bool,
+    /// Bytes through the transport, the peer's protocol errors, and the last ping's round trip.
+    bytes_in: u64,
+    bytes_out: u64,
+    protocol_errors: u64,
+    ping_sent: Option<Instant>,
+    last_rtt: Option<Duration>,
+    memory_budget: usize,
     /// The core's events, between taking them and turning them into wakeups.
     events: Vec<Event>,
     deferred: Deferred,
@@ -110,7 +119,7 @@ pub(crate) struct Inner {
 
 impl Shared {
     /// Shared state around `core`, with one handle (the first session handle).
-    pub(crate) fn new(core: Core<Waiters>) -> Shared {
+    pub(crate) fn new(core: Core<Waiters>, memory_budget: usize) -> Shared {
         Shared {
             inner: Mutex::new(Inner {
                 core,
@@ -124,6 +133,12 @@ impl Shared {
                 pongs: 0,
                 received: 0,
                 draining: false,
+                bytes_in: 0,
+                bytes_out: 0,
+                protocol_errors: 0,
+                ping_sent: None,
+                last_rtt: None,
+                memory_budget,
                 events: Vec::new(),
                 deferred: Deferred::default(),
             }),
@@ -235,11 +250,18 @@ impl Inner {
         false
     }
 
-    /// The driver read data from the transport: a sign of life for the keepalive. Returns whether
-    /// frames are still to be handled (not after the session ended by the peer or by a failure).
-    pub(crate) fn data_received(&mut self) -> bool {
+    /// The driver read `n` bytes from the transport: a sign of life for the keepalive. Returns
+    /// whether frames are still to be handled (not after the session ended by the peer or by a
+    /// failure).
+    pub(crate) fn data_received(&mut self, n: usize) -> bool {
         self.received += 1;
+        self.bytes_in += n as u64;
         matches!(self.end, None | Some(End::Local))
+    }
+
+    /// The driver wrote `n` more bytes to the transport.
+    pub(crate) fn data_sent(&mut self, n: u64) {
+        self.bytes_out += n;
     }
 
     /// The transport reached end-of-stream at a frame boundary: the peer ended the session.
@@ -256,6 +278,9 @@ impl Inner {
     pub(crate) fn driver_finished(&mut self, error: Option<Error>) -> Result<(), Error> {
         let result = match error {
             Some(e) => {
+                if matches!(e, Error::Protocol(_)) {
+                    self.protocol_errors += 1;
+                }
                 if !matches!(self.end, Some(End::Failed(_))) {
                     self.end = Some(End::Failed(e.clone()));
                 }
@@ -325,6 +350,9 @@ impl Inner {
                 Event::Pong => {
                     self.pongs += 1;
                     self.deferred.pong = true;
+                    if let Some(at) = self.ping_sent.take() {
+                        self.last_rtt = Some(at.elapsed());
+                    }
                 }
                 Event::Released => {
                     self.deferred.room += 1;
@@ -462,6 +490,35 @@ impl Inner {
     /// Whether the driver has returned (nothing more reaches the transport).
     pub(crate) fn is_driver_finished(&self) -> bool {
         self.driver_finished
+    }
+
+    /// Sends a VRM probe (unless one is out already, which answers for this one too) and asks the
+    /// driver to send it; its answer counts in [`Inner::pongs`] and measures the round trip.
+    pub(crate) fn send_ping(&mut self) {
+        let (v1, v2) = crate::probe::random_probe();
+        if self.core.ping(v1, v2).is_some() {
+            self.ping_sent = Some(Instant::now());
+        }
+        self.notify_driver();
+    }
+
+    /// The session's counters now.
+    pub(crate) fn stats(&self) -> Stats {
+        let c = self.core.counters();
+        Stats {
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            frames_in: c.frames_in,
+            frames_out: c.frames_out,
+            streams_opened: c.opened,
+            streams_accepted: c.accepted,
+            streams_refused: c.refused,
+            streams_active: self.core.num_streams(),
+            protocol_errors: self.protocol_errors,
+            memory_held: self.core.unclaimed_bytes(),
+            memory_budget: self.memory_budget,
+            last_rtt: self.last_rtt,
+        }
     }
 
     /// Output position known written and flushed.

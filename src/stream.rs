@@ -10,6 +10,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use crate::core::{Read, StreamKey, Write};
 use crate::error::Error;
 use crate::shared::{release_handle, Inner, Shared};
+pub use crate::split::{ReadHalf, WriteHalf};
 
 /// One ordered, flow-controlled byte stream of a session.
 ///
@@ -38,7 +39,6 @@ use crate::shared::{release_handle, Inner, Shared};
 /// `poll_write` returning `Ready(Ok(n))` means exactly `n` bytes were committed, in whole frames,
 /// and will be delivered unless the transport fails; `Pending` means nothing of that call was
 /// committed. A write raced against a timeout therefore never duplicates or garbles data.
-#[derive(Debug)]
 pub struct Stream {
     shared: Arc<Shared>,
     key: StreamKey,
@@ -53,6 +53,40 @@ impl Stream {
     /// The stream's id on the wire (ids are recycled once a stream is fully closed).
     pub fn id(&self) -> u16 {
         self.id
+    }
+
+    /// Splits the stream into an owned read half and an owned write half, each usable from its
+    /// own task at the same time (no lock around the stream: each half has its own waker in the
+    /// session). As the protocol has no half-close, closing the write half closes the whole stream
+    /// in both directions (the read half then fails with `NotConnected`, as reads after a close
+    /// do); dropping both halves closes it too. Dropping the read half alone changes nothing.
+    /// [`ReadHalf::reunite`] puts them back together.
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// use futures::{AsyncReadExt, AsyncWriteExt};
+    /// # let (a, b) = smux::pipe();
+    /// # let (client, d) = smux::Session::client(a, smux::Config::default());
+    /// # smol::spawn(d).detach();
+    /// # let (server, d) = smux::Session::server(b, smux::Config::default());
+    /// # smol::spawn(d).detach();
+    /// # smol::spawn(async move {
+    /// #     let s = server.accept().await.unwrap();
+    /// #     let (r, mut w) = s.into_split();
+    /// #     futures::io::copy(r, &mut w).await.unwrap();
+    /// # }).detach();
+    /// let (mut rx, mut tx) = client.open().await?.into_split();
+    /// let reader = smol::spawn(async move {
+    ///     let mut buf = [0u8; 5];
+    ///     rx.read_exact(&mut buf).await.map(|()| buf)
+    /// });
+    /// tx.write_all(b"hello").await?;
+    /// assert_eq!(&reader.await?, b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn into_split(self) -> (ReadHalf, WriteHalf) {
+        let s = Arc::new(self);
+        (ReadHalf(s.clone()), WriteHalf(s))
     }
 }
 
@@ -95,12 +129,9 @@ impl Stream {
     }
 }
 
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
+// The io operations on a shared reference, so that the halves of a split stream use them too.
+impl Stream {
+    pub(crate) fn read_ref(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut inner = self.shared.lock();
         if let Some(e) = inner.session_error() {
             return Poll::Ready(Err(e.into()));
@@ -121,14 +152,8 @@ impl AsyncRead for Stream {
             }
         }
     }
-}
 
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    pub(crate) fn write_ref(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let mut inner = self.shared.lock();
         if let Some(e) = inner.session_error() {
             return Poll::Ready(Err(e.into()));
@@ -162,7 +187,7 @@ impl AsyncWrite for Stream {
         }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn flush_ref(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut inner = self.shared.lock();
         if let Some(e) = inner.session_error() {
             return Poll::Ready(Err(e.into()));
@@ -170,7 +195,7 @@ impl AsyncWrite for Stream {
         self.poll_flushed(&mut inner, cx)
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn close_ref(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut inner = self.shared.lock();
         if let Some(e) = inner.session_error() {
             return match e {
@@ -186,6 +211,42 @@ impl AsyncWrite for Stream {
         inner.core.close(self.key);
         inner.notify_driver();
         Poll::Ready(Ok(()))
+    }
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.read_ref(cx, buf)
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.write_ref(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.flush_ref(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.close_ref(cx)
     }
 }
 

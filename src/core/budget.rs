@@ -36,7 +36,6 @@ impl Budget {
     }
 
     /// Bytes held now.
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn held(&self) -> usize {
         self.held
     }

@@ -25,6 +25,7 @@ pub(crate) use self::stream_state::State;
 use self::stream_state::StreamState;
 use crate::error::ProtocolError;
 use crate::frame::{put_header, vrm_answer, Cmd, Header, HEADER_LEN};
+use crate::stats::CoreCounters;
 
 /// Output up to this size grows as needed; past it, to the working size at once.
 const SMALL_OUTPUT: usize = 16 * 1024;
@@ -139,6 +140,7 @@ pub(crate) struct Core<W> {
     next_bounce: usize,
     /// We sent a PIN since the last one we received.
     pin_sent: bool,
+    counters: CoreCounters,
     events: Vec<Event>,
 }
 
@@ -168,6 +170,7 @@ impl<W: Default> Core<W> {
             bounces: [None; MAX_VRM_ANSWERS],
             next_bounce: 0,
             pin_sent: false,
+            counters: CoreCounters::default(),
             events: Vec::new(),
         }
     }
@@ -179,6 +182,7 @@ impl<W: Default> Core<W> {
     #[must_use = "a protocol error must end the session"]
     pub(crate) fn handle_frame(&mut self, h: Header, payload: &[u8]) -> Result<(), ProtocolError> {
         debug_assert_eq!(payload.len(), h.payload_len());
+        self.counters.frames_in += 1;
         match h.cmd {
             Cmd::Syn => {
                 self.on_syn(h.sid);
@@ -214,6 +218,7 @@ impl<W: Default> Core<W> {
         self.ids.insert(sid);
         if self.refusing || self.backlog.len() >= self.limits.backlog {
             // Refuse: close it at once; the id stays in use until the peer's FIN comes back.
+            self.counters.refused += 1;
             let key = self.streams.insert(StreamState::new(sid, false));
             self.by_id.insert(sid, key.index());
             self.queue_fin(key);
@@ -242,6 +247,7 @@ impl<W: Default> Core<W> {
                 s.state = State::FinReceived;
                 stop_contending(s, &mut self.contenders);
                 put_header(&mut self.out, Cmd::Fin, sid, 0);
+                self.counters.frames_out += 1;
                 s.last_queued = self.out_base + self.out.len() as u64;
             }
             State::FinSent => s.state = State::Closed,
@@ -339,6 +345,7 @@ impl<W: Default> Core<W> {
         } else {
             self.pin_sent = true;
             put_header(&mut self.out, Cmd::Pin, 0, 0);
+            self.counters.frames_out += 1;
         }
     }
 
@@ -385,6 +392,8 @@ impl<W: Default> Core<W> {
         let key = self.streams.insert(StreamState::new(id, true));
         self.by_id.insert(id, key.index());
         put_header(&mut self.out, Cmd::Syn, id, 0);
+        self.counters.frames_out += 1;
+        self.counters.opened += 1;
         self.streams
             .get_mut(key)
             .expect("just inserted")
@@ -396,6 +405,7 @@ impl<W: Default> Core<W> {
     pub(crate) fn accept(&mut self) -> Option<StreamKey> {
         let key = self.backlog.pop_front()?;
         self.claim(key);
+        self.counters.accepted += 1;
         Some(key)
     }
 
@@ -417,12 +427,17 @@ impl<W: Default> Core<W> {
             let Some(key) = self.backlog.pop_back() else {
                 break;
             };
+            self.counters.refused += 1;
             self.drop_handle(key);
         }
     }
 
+    /// The core's counters.
+    pub(crate) fn counters(&self) -> CoreCounters {
+        self.counters
+    }
+
     /// Bytes held for streams not yet accepted, as allocated.
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn unclaimed_bytes(&self) -> usize {
         self.budget.held()
     }
@@ -485,6 +500,7 @@ impl<W: Default> Core<W> {
             self.out.reserve(target - self.out.len());
         }
         put_header(&mut self.out, Cmd::Psh, s.id, n as u32);
+        self.counters.frames_out += 1;
         self.out.extend_from_slice(&data[..n]);
         s.last_queued = self.out_base + self.out.len() as u64;
         Write::Queued(n)
@@ -594,6 +610,7 @@ impl<W: Default> Core<W> {
     pub(crate) fn refuse_incoming(&mut self) {
         self.refusing = true;
         while let Some(key) = self.backlog.pop_front() {
+            self.counters.refused += 1;
             self.drop_handle(key);
         }
     }
@@ -627,6 +644,7 @@ impl<W: Default> Core<W> {
         let probe = Header::new(Cmd::Vrm, v1, v2);
         self.ping = Some(vrm_answer(v1, v2));
         self.out.extend_from_slice(&probe.encode());
+        self.counters.frames_out += 1;
         Some(probe)
     }
 
@@ -644,11 +662,13 @@ impl<W: Default> Core<W> {
             let n = s.unconfirmed_reads();
             if s.state == State::Open && n > 0 {
                 put_header(&mut self.out, Cmd::Cfm, s.id, n);
+                self.counters.frames_out += 1;
                 s.recv_unconfirmed -= n;
             }
         }
         for h in self.vrm_answers.drain(..) {
             self.out.extend_from_slice(&h.encode());
+            self.counters.frames_out += 1;
         }
         self.out_base += self.out.len() as u64;
         self.batches = self.batches.wrapping_add(1);
@@ -766,6 +786,7 @@ impl<W: Default> Core<W> {
     fn queue_fin(&mut self, key: StreamKey) {
         let s = self.streams.get_mut(key).expect("live stream");
         put_header(&mut self.out, Cmd::Fin, s.id, 0);
+        self.counters.frames_out += 1;
         s.last_queued = self.out_base + self.out.len() as u64;
     }
 

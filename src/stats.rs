@@ -1,0 +1,47 @@
+//! What a session has moved and holds: [`Session::stats`](crate::Session::stats).
+
+use std::time::Duration;
+
+/// A snapshot of a session's counters, from [`Session::stats`](crate::Session::stats). Reading it
+/// takes the session's lock once and scans nothing, so it is cheap to read often.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Bytes read from the transport.
+    pub bytes_in: u64,
+    /// Bytes written to the transport.
+    pub bytes_out: u64,
+    /// Frames received from the peer.
+    pub frames_in: u64,
+    /// Frames queued for the peer (data, opens, closes, confirms, answers).
+    pub frames_out: u64,
+    /// Streams this side opened.
+    pub streams_opened: u64,
+    /// Streams the peer opened that the application accepted.
+    pub streams_accepted: u64,
+    /// Streams the peer opened that were refused (accept backlog full, shutting down, or past the
+    /// memory budget).
+    pub streams_refused: u64,
+    /// Streams whose id is in use now (not yet closed on both sides).
+    pub streams_active: usize,
+    /// Protocol violations by the peer (0 or 1: the first one ends the session).
+    pub protocol_errors: u64,
+    /// Bytes the session holds for streams the application has not accepted yet, counted as
+    /// allocated, against [`memory_budget`](Stats::memory_budget).
+    pub memory_held: usize,
+    /// The memory budget ([`Config::with_memory_budget`](crate::Config::with_memory_budget)).
+    pub memory_budget: usize,
+    /// The round trip measured by the last answered ping ([`Session::ping`](crate::Session::ping)
+    /// or the keepalive), if any.
+    pub last_rtt: Option<Duration>,
+}
+
+/// The protocol core's own counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CoreCounters {
+    pub(crate) frames_in: u64,
+    pub(crate) frames_out: u64,
+    pub(crate) opened: u64,
+    pub(crate) accepted: u64,
+    pub(crate) refused: u64,
+}

@@ -1,0 +1,224 @@
+//! The poll-based API (`poll_open`, `poll_accept`, `incoming`), split halves, and `stats`, under
+//! smol and under tokio.
+
+mod common;
+
+use std::future::poll_fn;
+use std::io;
+
+use common::*;
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::StreamExt;
+use smux::{Config, Error};
+
+fn both(test: fn(Ex) -> futures::future::BoxFuture<'static, ()>) {
+    run_on(Rt::Smol, test);
+    run_on(Rt::Tokio, test);
+}
+
+#[test]
+fn poll_open_and_poll_accept() {
+    both(|ex| {
+        Box::pin(async move {
+            let (a, b) = smux::pipe();
+            let config = Config::default().with_max_streams(1).expect("config");
+            let mut p = sessions(&ex, a, b, config, Config::default());
+            let mut s = wait("poll_open", poll_fn(|cx| p.client.poll_open(cx)))
+                .await
+                .expect("open");
+            s.write_all(b"hi").await.expect("write");
+            let mut t = wait("poll_accept", poll_fn(|cx| p.server.poll_accept(cx)))
+                .await
+                .expect("accept");
+            assert_eq!(t.id(), s.id());
+            // At the limit: poll_open waits, and is woken when the stream closes.
+            let mut client = p.client.clone();
+            let opener = ex.spawn(async move { poll_fn(|cx| client.poll_open(cx)).await });
+            smol::Timer::after(std::time::Duration::from_millis(20)).await;
+            assert!(!opener.is_finished(), "poll_open did not wait at the limit");
+            let mut buf = [0u8; 2];
+            t.read_exact(&mut buf).await.expect("read");
+            drop(s);
+            let next = wait("poll_open after a close", opener).await.expect("open");
+            assert_ne!(next.id(), 0);
+            wait("close", p.client.close()).await.expect("close");
+            // What waits in the backlog is still accepted; then the end.
+            let r = loop {
+                match wait(
+                    "poll_accept after the end",
+                    poll_fn(|cx| p.server.poll_accept(cx)),
+                )
+                .await
+                {
+                    Ok(s) => assert_eq!(s.id(), next.id()),
+                    Err(e) => break e,
+                }
+            };
+            assert!(matches!(r, Error::SessionClosed), "{r:?}");
+            p.server_driver = ex.spawn(async { Ok(()) });
+        })
+    });
+}
+
+#[test]
+fn incoming_yields_streams_then_ends() {
+    both(|ex| {
+        Box::pin(async move {
+            let p = pair::<PipeTransport>(&ex).await;
+            let mut incoming = p.server.incoming();
+            for i in 0..3u8 {
+                let mut s = p.client.open().await.expect("open");
+                s.write_all(&[i]).await.expect("write");
+                let mut t = wait("next", incoming.next())
+                    .await
+                    .expect("a stream")
+                    .expect("ok");
+                let mut b = [0u8; 1];
+                t.read_exact(&mut b).await.expect("read");
+                assert_eq!(b[0], i);
+            }
+            wait("close", p.client.close()).await.expect("close");
+            assert!(wait("the end", incoming.next()).await.is_none());
+            assert!(incoming.next().await.is_none(), "fused");
+
+            // A failed session: its error once, then the end.
+            let (a, mut raw) = smux::pipe();
+            let (server, driver) = smux::Session::server(a, Config::default());
+            ex.spawn(driver).detach();
+            let mut incoming = server.incoming();
+            raw.write_all(&[0xEE, 0, 0, 0, 0, 0, 0]).await.expect("raw");
+            let r = wait("the error", incoming.next()).await;
+            assert!(matches!(r, Some(Err(Error::Protocol(_)))), "{r:?}");
+            assert!(incoming.next().await.is_none());
+        })
+    });
+}
+
+#[test]
+fn split_halves_work_from_two_tasks() {
+    both(|ex| {
+        Box::pin(async move {
+            let p = pair::<TcpTransport>(&ex).await;
+            serve_echo(&ex, p.server.clone());
+            let s = p.client.open().await.expect("open");
+            let id = s.id();
+            let (mut rx, mut tx) = s.into_split();
+            assert_eq!((rx.id(), tx.id()), (id, id));
+            const LEN: u64 = 3 << 20; // several windows each way, both halves busy at once
+            let reader = ex.spawn(async move {
+                read_pattern(&mut rx, 7, LEN).await;
+                rx
+            });
+            write_pattern(&mut tx, 7, LEN, 50_000).await;
+            tx.flush().await.expect("flush");
+            let rx = wait("the reader half", reader).await;
+            // Reunite, and the whole stream still works.
+            let mut s = rx.reunite(tx).expect("halves of one stream");
+            s.write_all(b"again").await.expect("write");
+            let mut b = [0u8; 5];
+            wait("echo", s.read_exact(&mut b)).await.expect("read");
+            assert_eq!(&b, b"again");
+            // Halves of two different streams do not reunite.
+            let (r1, _w1) = p.client.open().await.expect("open").into_split();
+            let (_r2, w2) = p.client.open().await.expect("open").into_split();
+            assert!(r1.reunite(w2).is_err());
+        })
+    });
+}
+
+#[test]
+fn closing_the_write_half_closes_the_stream() {
+    both(|ex| {
+        Box::pin(async move {
+            let p = pair::<PipeTransport>(&ex).await;
+            let s = p.client.open().await.expect("open");
+            let (mut rx, mut tx) = s.into_split();
+            tx.write_all(b"x").await.expect("write");
+            let mut t = wait("accept", p.server.accept()).await.expect("accept");
+            tx.close().await.expect("close");
+            let mut buf = Vec::new();
+            wait("the peer's EOF", t.read_to_end(&mut buf))
+                .await
+                .expect("read");
+            assert_eq!(buf, b"x");
+            let e = rx.read(&mut [0u8; 1]).await.expect_err("read after close");
+            assert_eq!(e.kind(), io::ErrorKind::NotConnected);
+            // Dropping both halves of an open stream closes it too.
+            let (r, w) = p.client.open().await.expect("open").into_split();
+            let mut t = wait("accept", p.server.accept()).await.expect("accept");
+            drop(r);
+            assert!(t.write_all(b"still open").await.is_ok());
+            drop(w);
+            assert_eq!(wait("EOF", t.read(&mut [0u8; 1])).await.expect("read"), 0);
+        })
+    });
+}
+
+#[test]
+fn stats_count_what_moved() {
+    both(|ex| {
+        Box::pin(async move {
+            let p = pair::<TcpTransport>(&ex).await;
+            serve_echo(&ex, p.server.clone());
+            let before = p.client.stats();
+            assert_eq!(before.streams_opened, 0);
+            assert_eq!(before.last_rtt, None);
+            assert_eq!(before.memory_budget, smux::DEFAULT_MEMORY_BUDGET);
+            const LEN: u64 = 1 << 20;
+            for seed in 0..4u64 {
+                let mut s = p.client.open().await.expect("open");
+                let (mut r, mut w) = (&mut s).split();
+                futures::join!(
+                    write_pattern(&mut w, seed, LEN, 64 * 1024),
+                    read_pattern(&mut r, seed, LEN)
+                );
+            }
+            wait("ping", p.client.ping()).await.expect("ping");
+            let c = p.client.stats();
+            let s = p.server.stats();
+            assert_eq!(c.streams_opened, 4);
+            assert_eq!((s.streams_accepted, s.streams_opened), (4, 0));
+            assert_eq!(c.protocol_errors, 0);
+            assert!(c.last_rtt.is_some());
+            // Every payload byte each way, plus the headers: at least 4 MiB in and out.
+            assert!(c.bytes_out >= 4 * LEN && c.bytes_in >= 4 * LEN, "{c:?}");
+            // 64 KiB frames at most: at least 64 data frames each way, plus SYNs.
+            assert!(c.frames_out >= 64 + 4 && c.frames_in >= 64, "{c:?}");
+            // What one side wrote, the other read (once its reads caught up).
+            until("the server to have read everything", || {
+                p.server.stats().bytes_in == p.client.stats().bytes_out
+            })
+            .await;
+            assert_eq!(c.memory_held, 0);
+        })
+    });
+}
+
+#[test]
+fn stats_count_refusals_and_the_budget() {
+    run(|ex| async move {
+        let (a, b) = smux::pipe();
+        let config = Config::default().with_accept_backlog(2).expect("config");
+        let (server, driver) = smux::Session::server(a, config);
+        ex.spawn(driver).detach();
+        let mut raw = RawPeer::new(b);
+        raw.send(&[
+            Frame::syn(1),
+            Frame::psh(1, &[1; 1000]),
+            Frame::syn(2),
+            Frame::syn(3),
+        ])
+        .await;
+        raw.expect(Frame::fin(3)).await;
+        let s = server.stats();
+        assert_eq!(s.streams_refused, 1);
+        assert!(s.memory_held >= 1000, "{s:?}");
+        let _one = server.accept().await.expect("accept");
+        assert!(server.stats().memory_held < s.memory_held);
+        raw.send_bytes(&[0xEE, 0, 0, 0, 0, 0, 0]).await;
+        until("the protocol error to count", || {
+            server.stats().protocol_errors == 1
+        })
+        .await;
+    });
+}
