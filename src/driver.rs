@@ -111,10 +111,14 @@ pub struct Driver<T> {
     read_retries: u32,
     write_limit: usize,
     keepalive: Option<KeepaliveTask>,
+    /// The session's span (`tracing` feature): entered while the driver runs.
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl<T> Driver<T> {
-    pub(crate) fn new(io: T, shared: Arc<Shared>, config: &Config) -> Self {
+    pub(crate) fn new(io: T, shared: Arc<Shared>, config: &Config, side: &'static str) -> Self {
+        let _ = side;
         let keepalive = config
             .keepalive()
             .map(|k| KeepaliveTask::new(shared.clone(), k));
@@ -136,6 +140,8 @@ impl<T> Driver<T> {
             read_retries: 0,
             write_limit: config.write_buffer() + CONTROL_SLACK,
             keepalive,
+            #[cfg(feature = "tracing")]
+            span: tracing::debug_span!("smux_session", side),
         }
     }
 }
@@ -145,6 +151,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        #[cfg(feature = "tracing")]
+        let _span = this.span.clone().entered();
         if let Some(result) = &this.result {
             return Poll::Ready(result.clone());
         }
@@ -241,6 +249,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
+                    trace_event!(debug, bytes = n, "frames out");
                     self.wpos += n;
                     self.unreported_out += n as u64;
                     self.need_flush = true;
@@ -379,6 +388,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 break;
             }
             let payload = &self.rbuf[self.rstart + HEADER_LEN..self.rstart + total];
+            trace_event!(debug, cmd = %h.cmd, sid = h.sid, len = h.len, "frame in");
             if handle {
                 inner.core.handle_frame(h, payload)?;
             }
@@ -415,6 +425,11 @@ impl<T> Driver<T> {
         inner.data_sent(std::mem::take(&mut self.unreported_out));
         let result = inner.driver_finished(error);
         drop(inner);
+        #[cfg(feature = "tracing")]
+        match &result {
+            Ok(()) => tracing::info!("session ended cleanly"),
+            Err(e) => tracing::warn!(error = %e, "session failed"),
+        }
         self.shared.driver_done.notify(usize::MAX);
         self.result = Some(result.clone());
         result

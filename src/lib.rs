@@ -64,6 +64,17 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+/// An event for the `tracing` feature; nothing at all without it (the arguments are not even
+/// evaluated), so the hot path pays nothing.
+macro_rules! trace_event {
+    ($level:ident, $($arg:tt)*) => {{
+        #[cfg(feature = "tracing")]
+        {
+            ::tracing::$level!($($arg)*);
+        }
+    }};
+}
+
 mod config;
 mod core;
 mod driver;

@@ -98,7 +98,11 @@ impl Session {
             budget: config.memory_budget(),
         };
         let shared = Arc::new(Shared::new(Core::new(dir, limits), config.memory_budget()));
-        let driver = Driver::new(io, shared.clone(), &config);
+        let side = match dir {
+            Direction::Up => "client",
+            Direction::Down => "server",
+        };
+        let driver = Driver::new(io, shared.clone(), &config, side);
         (Session::handle(shared), driver)
     }
 

@@ -47,7 +47,7 @@ pub(crate) enum Event {
     Released,
 }
 
-/// The result of [`Core::write`]. (`pub` only so that the `fuzzing` feature can re-export it; the
+/// The result of `Core::write`. (`pub` only so that the `fuzzing` feature can re-export it; the
 /// module is private.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
@@ -63,7 +63,7 @@ pub enum Write {
     ClosedByPeer,
 }
 
-/// The result of [`Core::read`]. (`pub` only so that the `fuzzing` feature can re-export it.)
+/// The result of `Core::read`. (`pub` only so that the `fuzzing` feature can re-export it.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Read {
     /// This many bytes were copied out.
@@ -219,6 +219,12 @@ impl<W: Default> Core<W> {
         if self.refusing || self.backlog.len() >= self.limits.backlog {
             // Refuse: close it at once; the id stays in use until the peer's FIN comes back.
             self.counters.refused += 1;
+            trace_event!(
+                debug,
+                stream = sid,
+                shutting_down = self.refusing,
+                "stream refused: the accept backlog is full or the session is shutting down"
+            );
             let key = self.streams.insert(StreamState::new(sid, false));
             self.by_id.insert(sid, key.index());
             self.queue_fin(key);
@@ -428,6 +434,12 @@ impl<W: Default> Core<W> {
                 break;
             };
             self.counters.refused += 1;
+            trace_event!(
+                warn,
+                stream = self.streams.get(key).map(|s| s.id),
+                held = self.budget.held(),
+                "memory budget exceeded: the newest unaccepted stream is refused"
+            );
             self.drop_handle(key);
         }
     }
