@@ -25,6 +25,8 @@ pub mod faulty;
 
 pub mod counting;
 
+pub mod peers;
+
 /// The executor a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rt {

@@ -1,0 +1,325 @@
+//! The original Go implementation as a peer (shared/peers/README.md): finds its programs through
+//! `SMUX_PEERS`, starts their servers and clients on loopback, and kills every process it started.
+//!
+//! Each process is owned by a [`Process`], which kills it (by its own `Child` handle) and reaps it
+//! when dropped, so a failing or panicking test never leaves one behind. Every wait is bounded.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use smol::Timer;
+
+use super::within;
+
+/// The environment variable naming the folder of the programs.
+pub const ENV: &str = "SMUX_PEERS";
+
+/// A version of the original, as a program of shared/peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Original {
+    /// Commit 0519644, the version the founding document describes.
+    V0519644,
+    /// Commit 77536ae, the newest: PIN every 10 s, first stream id 0.
+    V77536ae,
+    /// 77536ae with PIN every 200 ms, a session closed after 2 s without a PIN.
+    V77536aeFastping,
+}
+
+impl Original {
+    /// Every program a test may need.
+    pub const ALL: [Original; 3] = [
+        Original::V0519644,
+        Original::V77536ae,
+        Original::V77536aeFastping,
+    ];
+
+    /// The program's file name.
+    pub fn program(self) -> &'static str {
+        match self {
+            Original::V0519644 => "original-0519644",
+            Original::V77536ae => "original-77536ae",
+            Original::V77536aeFastping => "original-77536ae-fastping",
+        }
+    }
+}
+
+/// The folder of the programs.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    dir: PathBuf,
+}
+
+impl Peers {
+    /// The programs' folder from `SMUX_PEERS`, or `None` after printing a line saying that the
+    /// interop test `test` did not run and why.
+    pub fn find(test: &str) -> Option<Peers> {
+        let why = match std::env::var_os(ENV) {
+            None => format!("{ENV} is not set"),
+            Some(dir) => {
+                let dir = PathBuf::from(dir);
+                let missing: Vec<&str> = Original::ALL
+                    .iter()
+                    .map(|o| o.program())
+                    .filter(|p| !dir.join(p).is_file())
+                    .collect();
+                if missing.is_empty() {
+                    return Some(Peers { dir });
+                }
+                format!("{} lacks {}", dir.display(), missing.join(", "))
+            }
+        };
+        eprintln!(
+            "interop test {test} DID NOT RUN: {why}; {ENV} must point at a folder with \
+             original-0519644, original-77536ae and original-77536ae-fastping (as .ci/run does \
+             with ../shared/peers)"
+        );
+        None
+    }
+
+    /// The path of `version`'s program.
+    pub fn path(&self, version: Original) -> PathBuf {
+        self.dir.join(version.program())
+    }
+
+    /// Starts `version`'s `command` (`echo-server` or `sink-server`) on a free loopback port and
+    /// waits (bounded) until it accepts connections.
+    pub async fn server(&self, version: Original, command: &str) -> GoServer {
+        let mut last = String::new();
+        // A port found free may be taken before the program binds it: then it exits, and we try
+        // another one.
+        for _ in 0..3 {
+            let addr = free_port();
+            let mut process = Process::start(
+                &self.path(version),
+                &[command, &addr.to_string()],
+                &[],
+                false,
+            );
+            match wait_listening(&mut process, addr).await {
+                Ok(()) => return GoServer { process, addr },
+                Err(e) => last = e,
+            }
+        }
+        panic!("{} {command} did not start: {last}", version.program())
+    }
+
+    /// Runs `version`'s client `args` (with `HARNESS_TIMEOUT=harness_secs`) to its end, waiting
+    /// at most `harness_secs` + 15 s; panics unless it exits 0, adding `context()` (what our side
+    /// saw) to the message. Returns its result line (the first line of its standard output), after
+    /// printing it.
+    pub async fn client(
+        &self,
+        version: Original,
+        args: &[&str],
+        harness_secs: u64,
+        context: impl Fn() -> String,
+    ) -> String {
+        let out = self.client_output(version, args, harness_secs).await;
+        let line = out.stdout.lines().next().unwrap_or("").trim().to_string();
+        eprintln!("{} {}: {line}", version.program(), args.join(" "));
+        assert!(
+            out.status.success(),
+            "{} {} failed ({}): stdout {:?}, stderr {:?}; {}",
+            version.program(),
+            args.join(" "),
+            out.status,
+            out.stdout.trim(),
+            tail(&out.stderr, 3000),
+            context(),
+        );
+        line
+    }
+
+    /// Runs a client as [`Peers::client`] does, but returns whatever it did.
+    pub async fn client_output(
+        &self,
+        version: Original,
+        args: &[&str],
+        harness_secs: u64,
+    ) -> Output {
+        let timeout = harness_secs.to_string();
+        let mut process = Process::start(
+            &self.path(version),
+            args,
+            &[("HARNESS_TIMEOUT", &timeout)],
+            true,
+        );
+        let what = format!("{} {} to exit", version.program(), args.join(" "));
+        let limit = Duration::from_secs(harness_secs + 15);
+        let status = within(limit, &what, process.exit()).await;
+        process.output(status)
+    }
+}
+
+/// What a finished client did.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The last `max` characters of `s` (error output of 256 goroutines can be long).
+fn tail(s: &str, max: usize) -> &str {
+    let s = s.trim();
+    match s.char_indices().rev().nth(max) {
+        Some((i, _)) => &s[i..],
+        None => s,
+    }
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    l.local_addr().expect("local addr")
+}
+
+/// Waits until `process` accepts connections at `addr` (at most 10 s), or it exits.
+async fn wait_listening(process: &mut Process, addr: SocketAddr) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = process.try_exit() {
+            let out = process.output(status);
+            return Err(format!(
+                "exited ({}): {}",
+                out.status,
+                tail(&out.stderr, 2000)
+            ));
+        }
+        let attempt = smol::future::or(
+            async { Some(smol::net::TcpStream::connect(addr).await) },
+            async {
+                Timer::after(Duration::from_millis(500)).await;
+                None
+            },
+        )
+        .await;
+        if let Some(Ok(conn)) = attempt {
+            drop(conn);
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err(format!("not listening on {addr} after 10 s"));
+        }
+        Timer::after(Duration::from_millis(20)).await;
+    }
+}
+
+/// A Go server running on loopback; killed when dropped.
+pub struct GoServer {
+    process: Process,
+    pub addr: SocketAddr,
+}
+
+impl GoServer {
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Panics if the server has exited (it runs until killed).
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.process.try_exit() {
+            let out = self.process.output(status);
+            panic!(
+                "the Go server {} exited ({}): {}",
+                self.process.name,
+                out.status,
+                tail(&out.stderr, 2000)
+            );
+        }
+    }
+}
+
+/// A child process, killed (SIGKILL) and reaped when dropped. Its standard output (if piped) and
+/// standard error are drained by threads, so it never blocks on a full pipe.
+pub struct Process {
+    name: String,
+    child: Child,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+fn drain(r: Option<impl Read + Send + 'static>) -> Option<JoinHandle<String>> {
+    r.map(|mut r| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        })
+    })
+}
+
+impl Process {
+    /// Starts `program args` with `env` added; standard output is piped if `pipe_stdout`, else
+    /// discarded; standard error is always captured.
+    pub fn start(program: &Path, args: &[&str], env: &[(&str, &str)], pipe_stdout: bool) -> Self {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(if pipe_stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::piped());
+        let name = format!(
+            "{} {}",
+            program.file_name().unwrap_or_default().to_string_lossy(),
+            args.join(" ")
+        );
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
+        Process {
+            name,
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child
+            .try_wait()
+            .unwrap_or_else(|e| panic!("waiting for {}: {e}", self.name))
+    }
+
+    /// Waits until it exits (unbounded: wrap it in [`within`]).
+    pub async fn exit(&mut self) -> ExitStatus {
+        loop {
+            if let Some(status) = self.try_exit() {
+                return status;
+            }
+            Timer::after(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// What it wrote, once it has exited with `status`.
+    pub fn output(&mut self, status: ExitStatus) -> Output {
+        let join = |h: Option<JoinHandle<String>>| {
+            h.map_or_else(String::new, |h| h.join().unwrap_or_default())
+        };
+        Output {
+            status,
+            stdout: join(self.stdout.take()),
+            stderr: join(self.stderr.take()),
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Kill by our own handle (an error only means it has exited already), then reap it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
