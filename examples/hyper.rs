@@ -53,7 +53,7 @@ async fn main() -> Result<(), BoxError> {
     // One transport for everything.
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    let (session, driver) = Session::client(tcp.compat(), Config::default().with_max_streams(16)?);
+    let (session, driver) = Session::client(tcp.compat(), Config::default().with_max_streams(16));
     let driver = tokio::spawn(driver);
 
     let in_flight = Arc::new(AtomicUsize::new(0));

@@ -1,4 +1,4 @@
-//! Session configuration, validated when it is built.
+//! Session configuration: setters that chain, checked once when a session is made.
 
 use std::fmt;
 use std::future::Future;
@@ -12,13 +12,20 @@ use crate::frame::MAX_PAYLOAD;
 /// The stream window both ends must use to interoperate with the original (512 KiB).
 pub const DEFAULT_WINDOW: u32 = 512 * 1024;
 
-/// Settings of a session. Every value is checked by its setter, so a `Config` is always valid.
+/// Settings of a session. The setters chain; a value out of range is not taken, and the first
+/// such value is reported by [`Config::validate`], and by any session made with the config: it
+/// ends at once with that [`Error::InvalidConfig`] (its driver returns it, and so do `open` and
+/// `accept`), so nonsense is never silently used.
 ///
 /// ```
 /// let config = smux::Config::default()
-///     .with_accept_backlog(64)?
-///     .with_max_frame(16 * 1024)?;
+///     .with_accept_backlog(64)
+///     .with_max_frame(16 * 1024);
+/// config.validate()?;
 /// assert_eq!(config.window(), 512 * 1024);
+///
+/// let bad = smux::Config::default().with_max_frame(0).with_accept_backlog(64);
+/// assert!(matches!(bad.validate(), Err(smux::Error::InvalidConfig(_))));
 /// # Ok::<(), smux::Error>(())
 /// ```
 #[derive(Clone)]
@@ -30,6 +37,8 @@ pub struct Config {
     max_streams: usize,
     memory_budget: usize,
     keepalive: Option<Keepalive>,
+    /// The first value a setter refused.
+    invalid: Option<&'static str>,
 }
 
 /// The default memory budget: what a peer can make a session hold beyond the application's own
@@ -57,6 +66,7 @@ impl fmt::Debug for Config {
             .field("max_streams", &self.max_streams)
             .field("memory_budget", &self.memory_budget)
             .field("keepalive", &self.keepalive.as_ref().map(|k| k.interval))
+            .field("invalid", &self.invalid)
             .finish()
     }
 }
@@ -73,6 +83,7 @@ impl Default for Config {
             max_streams: 65_535,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             keepalive: None,
+            invalid: None,
         }
     }
 }
@@ -82,57 +93,63 @@ impl Config {
     ///
     /// The window is not negotiated: both ends must use the same value, and the original Go
     /// implementation hard-codes 512 KiB, so change it only when both ends run this crate.
-    pub fn with_window(mut self, bytes: u32) -> Result<Self, Error> {
+    pub fn with_window(mut self, bytes: u32) -> Self {
         if !(1024..=1 << 30).contains(&bytes) {
-            return Err(Error::InvalidConfig("window must be from 1 KiB to 1 GiB"));
+            self.invalid
+                .get_or_insert("window must be from 1 KiB to 1 GiB");
+        } else {
+            self.window = bytes;
         }
-        self.window = bytes;
-        Ok(self)
+        self
     }
 
     /// Sets the largest PSH payload this side sends (default and maximum 64 KiB, at least 1).
-    pub fn with_max_frame(mut self, bytes: u32) -> Result<Self, Error> {
+    pub fn with_max_frame(mut self, bytes: u32) -> Self {
         if !(1..=MAX_PAYLOAD).contains(&bytes) {
-            return Err(Error::InvalidConfig(
-                "max frame must be from 1 to 65536 bytes",
-            ));
+            self.invalid
+                .get_or_insert("max frame must be from 1 to 65536 bytes");
+        } else {
+            self.max_frame = bytes;
         }
-        self.max_frame = bytes;
-        Ok(self)
+        self
     }
 
     /// Sets how many opened streams may wait for [`Session::accept`](crate::Session::accept)
     /// (default 1024, at most 65,535; 0 refuses every stream the peer opens). A stream the peer opens
     /// beyond it is refused with FIN.
-    pub fn with_accept_backlog(mut self, streams: usize) -> Result<Self, Error> {
+    pub fn with_accept_backlog(mut self, streams: usize) -> Self {
         if streams > 65_535 {
-            return Err(Error::InvalidConfig("accept backlog must be at most 65535"));
+            self.invalid
+                .get_or_insert("accept backlog must be at most 65535");
+        } else {
+            self.accept_backlog = streams;
         }
-        self.accept_backlog = streams;
-        Ok(self)
+        self
     }
 
     /// Sets how many bytes of frames may wait for the transport before writers wait too (default
     /// 256 KiB, from 1 KiB to 64 MiB). Larger values batch more; smaller ones hold less memory.
-    pub fn with_write_buffer(mut self, bytes: usize) -> Result<Self, Error> {
+    pub fn with_write_buffer(mut self, bytes: usize) -> Self {
         if !(1024..=64 << 20).contains(&bytes) {
-            return Err(Error::InvalidConfig(
-                "write buffer must be from 1 KiB to 64 MiB",
-            ));
+            self.invalid
+                .get_or_insert("write buffer must be from 1 KiB to 64 MiB");
+        } else {
+            self.write_buffer = bytes;
         }
-        self.write_buffer = bytes;
-        Ok(self)
+        self
     }
 
     /// Sets how many streams may be open on the session (ids in use, whichever side opened them)
     /// before [`Session::open`](crate::Session::open) waits for one to close (default 65,535, the
     /// whole id space; from 1). Streams the peer opens are bounded by the accept backlog instead.
-    pub fn with_max_streams(mut self, streams: usize) -> Result<Self, Error> {
+    pub fn with_max_streams(mut self, streams: usize) -> Self {
         if !(1..=65_535).contains(&streams) {
-            return Err(Error::InvalidConfig("max streams must be from 1 to 65535"));
+            self.invalid
+                .get_or_insert("max streams must be from 1 to 65535");
+        } else {
+            self.max_streams = streams;
         }
-        self.max_streams = streams;
-        Ok(self)
+        self
     }
 
     /// Sets the memory budget in bytes (default 32 MiB, at least 64 KiB): how much the session may
@@ -144,14 +161,14 @@ impl Config {
     /// queue of frames for the transport is bounded by the write buffer, so whatever a peer sends,
     /// it costs a session about this budget plus what the application's own streams hold (at most
     /// a window each), plus about 150 bytes for each stream id in use.
-    pub fn with_memory_budget(mut self, bytes: usize) -> Result<Self, Error> {
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         if bytes < 64 * 1024 {
-            return Err(Error::InvalidConfig(
-                "memory budget must be at least 64 KiB",
-            ));
+            self.invalid
+                .get_or_insert("memory budget must be at least 64 KiB");
+        } else {
+            self.memory_budget = bytes;
         }
-        self.memory_budget = bytes;
-        Ok(self)
+        self
     }
 
     /// The memory budget in bytes.
@@ -171,18 +188,26 @@ impl Config {
     /// let config = smux::Config::default().with_keepalive(
     ///     Duration::from_secs(30),
     ///     Arc::new(|d| Box::pin(async move { smol::Timer::after(d).await; })),
-    /// )?;
+    /// );
     /// # Ok::<(), smux::Error>(())
     /// ```
     /// or with tokio: `Arc::new(|d| Box::pin(tokio::time::sleep(d)))`.
-    pub fn with_keepalive(mut self, interval: Duration, sleep: SleepFn) -> Result<Self, Error> {
+    pub fn with_keepalive(mut self, interval: Duration, sleep: SleepFn) -> Self {
         if interval < Duration::from_millis(1) || interval > Duration::from_secs(86_400) {
-            return Err(Error::InvalidConfig(
-                "keepalive interval must be from 1 ms to 1 day",
-            ));
+            self.invalid
+                .get_or_insert("keepalive interval must be from 1 ms to 1 day");
+        } else {
+            self.keepalive = Some(Keepalive { interval, sleep });
         }
-        self.keepalive = Some(Keepalive { interval, sleep });
-        Ok(self)
+        self
+    }
+
+    /// Checks the settings: the first value a setter refused, as [`Error::InvalidConfig`].
+    pub fn validate(&self) -> Result<(), Error> {
+        match self.invalid {
+            Some(what) => Err(Error::InvalidConfig(what)),
+            None => Ok(()),
+        }
     }
 
     /// The keepalive interval, if the keepalive is on.
@@ -227,16 +252,30 @@ mod tests {
     #[test]
     fn rejects_nonsense() {
         let c = Config::default();
-        assert!(matches!(
+        for bad in [
             c.clone().with_window(0),
-            Err(Error::InvalidConfig(_))
-        ));
-        assert!(c.clone().with_window(u32::MAX).is_err());
-        assert!(c.clone().with_max_frame(0).is_err());
-        assert!(c.clone().with_max_frame(65_537).is_err());
-        assert!(c.clone().with_accept_backlog(70_000).is_err());
-        assert!(c.clone().with_write_buffer(10).is_err());
-        let ok = c.with_window(1 << 20).unwrap().with_max_frame(1).unwrap();
+            c.clone().with_window(u32::MAX),
+            c.clone().with_max_frame(0),
+            c.clone().with_max_frame(65_537),
+            c.clone().with_accept_backlog(70_000),
+            c.clone().with_write_buffer(10),
+            c.clone().with_max_streams(0),
+            c.clone().with_memory_budget(1),
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(Error::InvalidConfig(_))),
+                "{bad:?}"
+            );
+        }
+        // The first refusal is the one reported, and a refused value is not taken.
+        let two = c.clone().with_max_frame(0).with_window(1);
+        assert_eq!(
+            two.validate().unwrap_err().to_string(),
+            "invalid configuration: max frame must be from 1 to 65536 bytes"
+        );
+        assert_eq!(two.max_frame(), MAX_PAYLOAD);
+        let ok = c.with_window(1 << 20).with_max_frame(1);
+        assert!(ok.validate().is_ok());
         assert_eq!((ok.window(), ok.max_frame()), (1 << 20, 1));
     }
 }

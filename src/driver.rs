@@ -418,6 +418,11 @@ fn peer_gone(e: &io::Error) -> bool {
 }
 
 impl<T> Driver<T> {
+    /// Ends the session before it started (its config was invalid): the driver returns `error`.
+    pub(crate) fn fail_at_start(&mut self, error: Error) {
+        let _ = self.finish(Some(error));
+    }
+
     /// Ends the session: records how, wakes everyone, and tells waiters the driver is done.
     fn finish(&mut self, error: Option<Error>) -> Result<(), Error> {
         self.phase = Phase::Done;

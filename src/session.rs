@@ -66,7 +66,8 @@ impl Session {
     /// original sends late for a closed stream never reach a newer one (PROTOCOL.md 9).
     ///
     /// Returns the handle and the driver: a future that owns the transport and must be spawned (or
-    /// otherwise polled) for anything to happen. It resolves when the session ends: `Ok(())` after a
+    /// otherwise polled) for anything to happen. A session made with an invalid `config` (see
+    /// [`Config::validate`]) ends at once with its [`Error::InvalidConfig`]. It resolves when the session ends: `Ok(())` after a
     /// clean close by either side, or the error that ended it.
     pub fn client<T>(io: T, config: Config) -> (Session, Driver<T>)
     where
@@ -102,7 +103,11 @@ impl Session {
             Direction::Up => "client",
             Direction::Down => "server",
         };
-        let driver = Driver::new(io, shared.clone(), &config, side);
+        let mut driver = Driver::new(io, shared.clone(), &config, side);
+        if let Err(e) = config.validate() {
+            // Nonsense settings: the session ends at once with their error, for every party.
+            driver.fail_at_start(e);
+        }
         (Session::handle(shared), driver)
     }
 

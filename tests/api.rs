@@ -21,7 +21,7 @@ fn poll_open_and_poll_accept() {
     both(|ex| {
         Box::pin(async move {
             let (a, b) = smux::pipe();
-            let config = Config::default().with_max_streams(1).expect("config");
+            let config = Config::default().with_max_streams(1);
             let mut p = sessions(&ex, a, b, config, Config::default());
             let mut s = wait("poll_open", poll_fn(|cx| p.client.poll_open(cx)))
                 .await
@@ -198,7 +198,7 @@ fn stats_count_what_moved() {
 fn stats_count_refusals_and_the_budget() {
     run(|ex| async move {
         let (a, b) = smux::pipe();
-        let config = Config::default().with_accept_backlog(2).expect("config");
+        let config = Config::default().with_accept_backlog(2);
         let (server, driver) = smux::Session::server(a, config);
         ex.spawn(driver).detach();
         let mut raw = RawPeer::new(b);

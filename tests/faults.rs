@@ -31,11 +31,7 @@ where
 
 /// A small window and frames, so that confirms and splitting happen with little data.
 fn small() -> Config {
-    Config::default()
-        .with_window(4096)
-        .unwrap()
-        .with_max_frame(1500)
-        .unwrap()
+    Config::default().with_window(4096).with_max_frame(1500)
 }
 
 fn start<A, B>(ex: &Ex, a: A, b: B, config: Config) -> (Session, DriverTask, Session, DriverTask)
@@ -671,9 +667,7 @@ fn close_races_writes(pending_one_in: u64, max_chunk: usize) {
         let (a, b) = (Flaky::new(a, plan(21)), Flaky::new(b, plan(22)));
         let config = Config::default()
             .with_window(16 * 1024)
-            .unwrap()
-            .with_max_frame(4096)
-            .unwrap();
+            .with_max_frame(4096);
         let (client, cd, server, sd) = start(&ex, a, b, config);
         const STREAMS: u64 = 32;
 

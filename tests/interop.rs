@@ -106,16 +106,14 @@ fn mib_per_s(bytes: u64, secs: f64) -> f64 {
 
 /// Our keepalive: a VRM probe after 100 ms without a frame from the peer.
 fn keepalive() -> Config {
-    Config::default()
-        .with_keepalive(
-            Duration::from_millis(100),
-            Arc::new(|d| {
-                Box::pin(async move {
-                    Timer::after(d).await;
-                })
-            }),
-        )
-        .expect("keepalive config")
+    Config::default().with_keepalive(
+        Duration::from_millis(100),
+        Arc::new(|d| {
+            Box::pin(async move {
+                Timer::after(d).await;
+            })
+        }),
+    )
 }
 
 /// How our session ended, or that it is still running.

@@ -18,9 +18,7 @@ fn smol_sleep() -> SleepFn {
 }
 
 fn keepalive(ms: u64) -> Config {
-    Config::default()
-        .with_keepalive(Duration::from_millis(ms), smol_sleep())
-        .unwrap()
+    Config::default().with_keepalive(Duration::from_millis(ms), smol_sleep())
 }
 
 #[test]
@@ -112,9 +110,34 @@ fn keepalive_is_not_tripped_by_traffic_under_load() {
 #[test]
 fn keepalive_config_is_validated() {
     let r = Config::default().with_keepalive(Duration::ZERO, smol_sleep());
-    assert!(matches!(r, Err(Error::InvalidConfig(_))));
+    assert!(matches!(r.validate(), Err(Error::InvalidConfig(_))));
+    assert_eq!(
+        r.keepalive_interval(),
+        None,
+        "the refused value was not taken"
+    );
     let c = keepalive(30_000);
     assert_eq!(c.keepalive_interval(), Some(Duration::from_secs(30)));
+}
+
+#[test]
+fn a_session_with_an_invalid_config_ends_at_once_with_its_error() {
+    smol::block_on(async {
+        let (a, _b) = smux::pipe();
+        let config = Config::default().with_max_streams(0);
+        let (session, driver) = Session::client(a, config);
+        let r = wait("the driver", driver).await;
+        assert!(matches!(r, Err(Error::InvalidConfig(_))), "{r:?}");
+        assert!(matches!(session.open().await, Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            session.accept().await,
+            Err(Error::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            session.closed().await,
+            Err(Error::InvalidConfig(_))
+        ));
+    });
 }
 
 #[test]

@@ -712,7 +712,7 @@ fn a_frame_cut_off_by_the_end_of_the_transport_is_a_protocol_error() {
 #[test]
 fn syns_beyond_the_accept_backlog_are_refused_with_fin() {
     run(|ex| async move {
-        let config = Config::default().with_accept_backlog(2).expect("config");
+        let config = Config::default().with_accept_backlog(2);
         let (server, _d, mut raw) = raw_client::<PipeTransport>(&ex, config).await;
         raw.send(&[Frame::syn(1), Frame::syn(2), Frame::syn(3)])
             .await;

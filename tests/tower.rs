@@ -98,10 +98,8 @@ async fn opener_under_concurrency_limit_and_timeout() {
 
 #[tokio::test]
 async fn buffer_waits_at_the_stream_limit_and_resumes_on_close() {
-    let (client, server) = tokio_pipe_pair(
-        Config::default().with_max_streams(2).unwrap(),
-        Config::default(),
-    );
+    let (client, server) =
+        tokio_pipe_pair(Config::default().with_max_streams(2), Config::default());
     tokio::spawn(server.serve(
         tower::service_fn(|s| async {
             echo(s).await;
@@ -131,10 +129,8 @@ async fn buffer_waits_at_the_stream_limit_and_resumes_on_close() {
 
 #[tokio::test]
 async fn poll_ready_is_pending_at_the_limit_and_woken_by_a_close() {
-    let (client, server) = tokio_pipe_pair(
-        Config::default().with_max_streams(1).unwrap(),
-        Config::default(),
-    );
+    let (client, server) =
+        tokio_pipe_pair(Config::default().with_max_streams(1), Config::default());
     let mut a = client.opener();
     let flag = Arc::new(Flag::default());
     assert!(matches!(
@@ -182,10 +178,8 @@ async fn poll_ready_is_pending_at_the_limit_and_woken_by_a_close() {
 
 #[tokio::test]
 async fn errors_after_the_session_ends() {
-    let (client, _server) = tokio_pipe_pair(
-        Config::default().with_max_streams(1).unwrap(),
-        Config::default(),
-    );
+    let (client, _server) =
+        tokio_pipe_pair(Config::default().with_max_streams(1), Config::default());
     let mut holder = client.opener();
     bounded(ServiceExt::<()>::ready(&mut holder)).await.unwrap();
 
@@ -231,7 +225,7 @@ async fn serve_accepts_only_while_the_service_is_ready() {
     let backlog = 2;
     let (client, server) = tokio_pipe_pair(
         Config::default(),
-        Config::default().with_accept_backlog(backlog).unwrap(),
+        Config::default().with_accept_backlog(backlog),
     );
     // A mock service: not ready until the handle allows requests.
     let (svc, mut handle) = tower_test::mock::pair::<smux::Stream, ()>();

@@ -72,9 +72,7 @@ fn sessions_emit_spans_and_events() {
     run(|ex| async move {
         // A session that refuses a stream (backlog 1) and then fails (an unknown command).
         let (a, b) = smux::pipe();
-        let config = smux::Config::default()
-            .with_accept_backlog(1)
-            .expect("config");
+        let config = smux::Config::default().with_accept_backlog(1);
         let (server, driver) = smux::Session::server(a, config);
         let driver = ex.spawn(driver);
         let mut raw = RawPeer::new(b);
@@ -108,9 +106,7 @@ fn the_budget_hit_is_a_warning() {
     run(|ex| async move {
         // A 64 KiB budget: one stream's first 64 KiB chunk (and its state) is already past it.
         let (a, b) = smux::pipe();
-        let config = smux::Config::default()
-            .with_memory_budget(64 * 1024)
-            .expect("config");
+        let config = smux::Config::default().with_memory_budget(64 * 1024);
         let (server, driver) = smux::Session::server(a, config);
         ex.spawn(driver).detach();
         let mut raw = RawPeer::new(b);

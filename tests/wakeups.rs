@@ -107,7 +107,7 @@ fn a_driver_waker_that_enters_the_session_does_not_deadlock() {
 fn a_released_id_wakes_one_waiting_open_not_all() {
     run(|ex| async move {
         let (a, b) = smux::pipe();
-        let config = Config::default().with_max_streams(1).expect("config");
+        let config = Config::default().with_max_streams(1);
         let p = sessions(&ex, a, b, config, Config::default());
         serve_echo(&ex, p.server.clone());
         let first = p.client.open().await.expect("open");

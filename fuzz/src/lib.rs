@@ -768,7 +768,10 @@ mod known_defects {
                 queued += k;
             }
             if round == 0 {
-                assert!(queued >= lim.max_frame as usize, "Y gets its share at least");
+                assert!(
+                    queued >= lim.max_frame as usize,
+                    "Y gets its share at least"
+                );
                 continue;
             }
             assert!(

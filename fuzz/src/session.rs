@@ -66,10 +66,10 @@ pub fn session_bytes(data: &[u8]) {
     {
         let config = Config::default()
             .with_window(WINDOW)
-            .and_then(|c| c.with_accept_backlog(BACKLOG))
-            .and_then(|c| c.with_write_buffer(4096))
-            .and_then(|c| c.with_max_frame(1024))
-            .expect("valid config");
+            .with_accept_backlog(BACKLOG)
+            .with_write_buffer(4096)
+            .with_max_frame(1024);
+        config.validate().expect("valid config");
         let (ours, theirs) = smux::pipe();
         let (session, driver) = if client {
             Session::client(ours, config)

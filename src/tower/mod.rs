@@ -13,7 +13,7 @@
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //!
 //! let (a, b) = smux::pipe();
-//! let config = smux::Config::default().with_max_streams(64)?;
+//! let config = smux::Config::default().with_max_streams(64);
 //! let (client, driver) = smux::Session::client(a, config);
 //! smol::spawn(driver).detach();
 //! let (server, driver) = smux::Session::server(b, smux::Config::default());
