@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
-use smux::{Config, Session};
+use ysmux::{Config, Session};
 
 const STREAMS: usize = 64;
 const BYTES_PER_STREAM: usize = 4 << 20;
@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Ask first whether the peer is a multiplexer at all (the VRM probe), bounded by a timer.
         let is_mux = {
             let probe = futures::future::select(
-                Box::pin(smux::is_smux(&mut tcp)),
+                Box::pin(ysmux::is_smux(&mut tcp)),
                 Box::pin(smol::Timer::after(std::time::Duration::from_secs(2))),
             );
             matches!(probe.await, futures::future::Either::Left((Ok(true), _)))

@@ -22,11 +22,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use smux::tower::Opener;
-use smux::{Config, Session, Stream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use ysmux::tower::Opener;
+use ysmux::{Config, Session, Stream};
 
 const REQUESTS: usize = 64;
 const IN_FLIGHT: usize = 8;

@@ -18,15 +18,15 @@ pub const DEFAULT_WINDOW: u32 = 512 * 1024;
 /// `accept`), so nonsense is never silently used.
 ///
 /// ```
-/// let config = smux::Config::default()
+/// let config = ysmux::Config::default()
 ///     .with_accept_backlog(64)
 ///     .with_max_frame(16 * 1024);
 /// config.validate()?;
 /// assert_eq!(config.window(), 512 * 1024);
 ///
-/// let bad = smux::Config::default().with_max_frame(0).with_accept_backlog(64);
-/// assert!(matches!(bad.validate(), Err(smux::Error::InvalidConfig(_))));
-/// # Ok::<(), smux::Error>(())
+/// let bad = ysmux::Config::default().with_max_frame(0).with_accept_backlog(64);
+/// assert!(matches!(bad.validate(), Err(ysmux::Error::InvalidConfig(_))));
+/// # Ok::<(), ysmux::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Config {
@@ -185,11 +185,11 @@ impl Config {
     /// `sleep` is your runtime's timer, for example with smol:
     /// ```
     /// use std::{sync::Arc, time::Duration};
-    /// let config = smux::Config::default().with_keepalive(
+    /// let config = ysmux::Config::default().with_keepalive(
     ///     Duration::from_secs(30),
     ///     Arc::new(|d| Box::pin(async move { smol::Timer::after(d).await; })),
     /// );
-    /// # Ok::<(), smux::Error>(())
+    /// # Ok::<(), ysmux::Error>(())
     /// ```
     /// or with tokio: `Arc::new(|d| Box::pin(tokio::time::sleep(d)))`.
     pub fn with_keepalive(mut self, interval: Duration, sleep: SleepFn) -> Self {

@@ -141,7 +141,7 @@ impl<T> Driver<T> {
             write_limit: config.write_buffer() + CONTROL_SLACK,
             keepalive,
             #[cfg(feature = "tracing")]
-            span: tracing::debug_span!("smux_session", side),
+            span: tracing::debug_span!("ysmux_session", side),
         }
     }
 }

@@ -130,7 +130,7 @@ impl From<ProtocolError> for Error {
 /// `ConnectionAborted`; `StreamClosed` is `NotConnected`; `ClosedByPeer` is `BrokenPipe`;
 /// `StreamCut` is `ConnectionReset`; `IdsExhausted` is `Other`; `InvalidConfig` is `InvalidInput`;
 /// `KeepaliveTimeout` is `TimedOut`. The `Error` itself is kept inside: `io_error.get_ref()` and
-/// `downcast_ref::<smux::Error>()` give it back.
+/// `downcast_ref::<ysmux::Error>()` give it back.
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
         let kind = match &e {

@@ -1,4 +1,4 @@
-//! # smux: a stream multiplexer, byte-compatible with the original Go `smux`
+//! # ysmux: a stream multiplexer speaking the smux protocol of the Go `yddeng/smux`
 //!
 //! Many independent, ordered, flow-controlled byte streams over one reliable connection (TCP, TLS,
 //! a Unix socket, an in-memory pipe: anything that is [`AsyncRead`](futures_io::AsyncRead) +
@@ -13,10 +13,10 @@
 //! # smol::block_on(async {
 //! use futures::{AsyncReadExt, AsyncWriteExt};
 //!
-//! let (a, b) = smux::pipe(); // an in-memory transport; any AsyncRead + AsyncWrite works
-//! let (client, driver) = smux::Session::client(a, smux::Config::default());
+//! let (a, b) = ysmux::pipe(); // an in-memory transport; any AsyncRead + AsyncWrite works
+//! let (client, driver) = ysmux::Session::client(a, ysmux::Config::default());
 //! smol::spawn(driver).detach();
-//! let (server, driver) = smux::Session::server(b, smux::Config::default());
+//! let (server, driver) = ysmux::Session::server(b, ysmux::Config::default());
 //! smol::spawn(driver).detach();
 //!
 //! let mut s = client.open().await?;

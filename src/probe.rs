@@ -21,7 +21,7 @@ use crate::frame::{vrm_answer, Cmd, Header, HEADER_LEN};
 /// use std::time::Duration;
 /// use smol::future::FutureExt;
 /// let mut io = smol::net::TcpStream::connect("127.0.0.1:7000").await?;
-/// let is_mux = smux::is_smux(&mut io)
+/// let is_mux = ysmux::is_smux(&mut io)
 ///     .or(async {
 ///         smol::Timer::after(Duration::from_secs(2)).await;
 ///         Ok(false) // no answer in time: not a multiplexer

@@ -172,17 +172,17 @@ impl Session {
     /// ```
     /// # smol::block_on(async {
     /// use futures::StreamExt;
-    /// # let (a, b) = smux::pipe();
-    /// # let (client, d) = smux::Session::client(a, smux::Config::default());
+    /// # let (a, b) = ysmux::pipe();
+    /// # let (client, d) = ysmux::Session::client(a, ysmux::Config::default());
     /// # smol::spawn(d).detach();
-    /// # let (server, d) = smux::Session::server(b, smux::Config::default());
+    /// # let (server, d) = ysmux::Session::server(b, ysmux::Config::default());
     /// # smol::spawn(d).detach();
     /// let mut incoming = server.incoming();
     /// let _out = client.open().await?;
     /// let stream = incoming.next().await.expect("a stream")?;
     /// client.close().await?;
     /// assert!(incoming.next().await.is_none());
-    /// # Ok::<(), smux::Error>(()) }).unwrap();
+    /// # Ok::<(), ysmux::Error>(()) }).unwrap();
     /// ```
     pub fn incoming(&self) -> Incoming {
         Incoming {
@@ -322,17 +322,17 @@ impl Session {
     ///
     /// ```
     /// # smol::block_on(async {
-    /// # let (a, b) = smux::pipe();
-    /// # let (client, d) = smux::Session::client(a, smux::Config::default());
+    /// # let (a, b) = ysmux::pipe();
+    /// # let (client, d) = ysmux::Session::client(a, ysmux::Config::default());
     /// # smol::spawn(d).detach();
-    /// # let (server, d) = smux::Session::server(b, smux::Config::default());
+    /// # let (server, d) = ysmux::Session::server(b, ysmux::Config::default());
     /// # smol::spawn(d).detach();
     /// let _s = client.open().await?;
     /// client.ping().await?;
     /// let stats = client.stats();
     /// assert_eq!(stats.streams_opened, 1);
     /// assert!(stats.last_rtt.is_some());
-    /// # Ok::<(), smux::Error>(()) }).unwrap();
+    /// # Ok::<(), ysmux::Error>(()) }).unwrap();
     /// ```
     pub fn stats(&self) -> crate::Stats {
         self.shared.lock().stats()

@@ -65,10 +65,10 @@ impl Stream {
     /// ```
     /// # smol::block_on(async {
     /// use futures::{AsyncReadExt, AsyncWriteExt};
-    /// # let (a, b) = smux::pipe();
-    /// # let (client, d) = smux::Session::client(a, smux::Config::default());
+    /// # let (a, b) = ysmux::pipe();
+    /// # let (client, d) = ysmux::Session::client(a, ysmux::Config::default());
     /// # smol::spawn(d).detach();
-    /// # let (server, d) = smux::Session::server(b, smux::Config::default());
+    /// # let (server, d) = ysmux::Session::server(b, ysmux::Config::default());
     /// # smol::spawn(d).detach();
     /// # smol::spawn(async move {
     /// #     let s = server.accept().await.unwrap();

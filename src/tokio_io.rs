@@ -9,10 +9,10 @@
 //! use futures::{SinkExt, StreamExt};
 //! use tokio_util::codec::{Framed, LinesCodec};
 //!
-//! let (a, b) = smux::pipe();
-//! let (client, driver) = smux::Session::client(a, smux::Config::default());
+//! let (a, b) = ysmux::pipe();
+//! let (client, driver) = ysmux::Session::client(a, ysmux::Config::default());
 //! tokio::spawn(driver);
-//! let (server, driver) = smux::Session::server(b, smux::Config::default());
+//! let (server, driver) = ysmux::Session::server(b, ysmux::Config::default());
 //! tokio::spawn(driver);
 //!
 //! let mut lines = Framed::new(client.open().await?, LinesCodec::new());

@@ -7,7 +7,7 @@ mod common;
 
 use common::counting::{self, Counting};
 use futures::{AsyncReadExt, AsyncWriteExt};
-use smux::{Config, Session};
+use ysmux::{Config, Session};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;

@@ -9,7 +9,7 @@ use std::io;
 use common::*;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::StreamExt;
-use smux::{Config, Error};
+use ysmux::{Config, Error};
 
 fn both(test: fn(Ex) -> futures::future::BoxFuture<'static, ()>) {
     run_on(Rt::Smol, test);
@@ -20,7 +20,7 @@ fn both(test: fn(Ex) -> futures::future::BoxFuture<'static, ()>) {
 fn poll_open_and_poll_accept() {
     both(|ex| {
         Box::pin(async move {
-            let (a, b) = smux::pipe();
+            let (a, b) = ysmux::pipe();
             let config = Config::default().with_max_streams(1);
             let mut p = sessions(&ex, a, b, config, Config::default());
             let mut s = wait("poll_open", poll_fn(|cx| p.client.poll_open(cx)))
@@ -82,8 +82,8 @@ fn incoming_yields_streams_then_ends() {
             assert!(incoming.next().await.is_none(), "fused");
 
             // A failed session: its error once, then the end.
-            let (a, mut raw) = smux::pipe();
-            let (server, driver) = smux::Session::server(a, Config::default());
+            let (a, mut raw) = ysmux::pipe();
+            let (server, driver) = ysmux::Session::server(a, Config::default());
             ex.spawn(driver).detach();
             let mut incoming = server.incoming();
             raw.write_all(&[0xEE, 0, 0, 0, 0, 0, 0]).await.expect("raw");
@@ -163,7 +163,7 @@ fn stats_count_what_moved() {
             let before = p.client.stats();
             assert_eq!(before.streams_opened, 0);
             assert_eq!(before.last_rtt, None);
-            assert_eq!(before.memory_budget, smux::DEFAULT_MEMORY_BUDGET);
+            assert_eq!(before.memory_budget, ysmux::DEFAULT_MEMORY_BUDGET);
             const LEN: u64 = 1 << 20;
             for seed in 0..4u64 {
                 let mut s = p.client.open().await.expect("open");
@@ -197,9 +197,9 @@ fn stats_count_what_moved() {
 #[test]
 fn stats_count_refusals_and_the_budget() {
     run(|ex| async move {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let config = Config::default().with_accept_backlog(2);
-        let (server, driver) = smux::Session::server(a, config);
+        let (server, driver) = ysmux::Session::server(a, config);
         ex.spawn(driver).detach();
         let mut raw = RawPeer::new(b);
         raw.send(&[

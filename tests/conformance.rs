@@ -23,7 +23,7 @@ mod suite {
     use futures::io::{AsyncReadExt, AsyncWriteExt};
     use smol::future::FutureExt;
     use smol::Timer;
-    use smux::{Config, Error, Stream};
+    use ysmux::{Config, Error, Stream};
 
     use super::common::*;
 
@@ -37,7 +37,7 @@ mod suite {
         }
     }
 
-    async fn accept(session: &smux::Session) -> Stream {
+    async fn accept(session: &ysmux::Session) -> Stream {
         wait("accept", session.accept()).await.expect("accept")
     }
 
@@ -422,7 +422,7 @@ mod suite {
             t
         }
         // Opens n streams, sends a tag on each and expects it echoed back.
-        let opener = |session: smux::Session, side: u8| {
+        let opener = |session: ysmux::Session, side: u8| {
             let ids = ids.clone();
             let ex2 = ex.clone();
             ex.spawn(async move {
@@ -449,7 +449,7 @@ mod suite {
             })
         };
         // Accepts n streams, echoes the tag of each, and returns the tags.
-        let acceptor = |session: smux::Session, peer: u8| {
+        let acceptor = |session: ysmux::Session, peer: u8| {
             let ids = ids.clone();
             ex.spawn(async move {
                 let mut tags = HashSet::new();
@@ -805,7 +805,7 @@ mod suite {
     }
 
     /// Accepts every stream and reads it to the end, discarding the data.
-    fn serve_drain(ex: &Ex, session: smux::Session) {
+    fn serve_drain(ex: &Ex, session: ysmux::Session) {
         let ex2 = ex.clone();
         ex.spawn(async move {
             while let Ok(mut s) = session.accept().await {

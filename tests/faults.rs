@@ -13,7 +13,7 @@ use std::time::Duration;
 use faulty::*;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::{Executor, Task};
-use smux::{Config, Error, ProtocolError, Session, Stream};
+use ysmux::{Config, Error, ProtocolError, Session, Stream};
 
 type Ex = Arc<Executor<'static>>;
 type DriverTask = Task<Result<(), Error>>;
@@ -93,7 +93,7 @@ fn assert_injected(r: io::Result<impl std::fmt::Debug>, what: &str) {
 #[test]
 fn echo_is_intact_one_byte_at_a_time() {
     run(|ex| async move {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let (a, b) = (
             Flaky::new(a, Plan::trickle(1)),
             Flaky::new(b, Plan::trickle(2)),
@@ -166,7 +166,7 @@ enum Side {
 /// error promptly, and so does every later operation. The server sees its peer gone.
 fn failure_reaches_every_stream(side: Side) {
     run(move |ex| async move {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let mut plan = Plan {
             seed: 7,
             pending_one_in: 5,
@@ -354,7 +354,7 @@ fn read_failure_at_a_chosen_byte_fails_every_stream() {
 #[test]
 fn failure_at_the_very_first_byte() {
     run(|ex| async move {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let plan = Plan {
             seed: 3,
             pending_one_in: 0,
@@ -385,7 +385,7 @@ fn failure_at_the_very_first_byte() {
 /// A raw peer sends `bytes` and vanishes. The session's stream and accept fail with a clear error
 /// (`Truncated`) when it vanished mid-frame, and end cleanly when at a frame boundary.
 async fn vanish_after(ex: &Ex, bytes: &[u8]) -> (Session, Result<(), Error>) {
-    let (a, mut raw) = smux::pipe();
+    let (a, mut raw) = ysmux::pipe();
     let (server, driver) = Session::server(a, Config::default());
     let driver = ex.spawn(driver);
     raw.write_all(bytes).await.expect("raw write");
@@ -485,7 +485,7 @@ fn peer_closes_its_stream_then_vanishes() {
 #[test]
 fn peer_vanishes_while_streams_wait() {
     run(|ex| async move {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let (client, cd) = Session::client(a, small());
         let cd = ex.spawn(cd);
         let (server, sd) = Session::server(b, small());
@@ -524,7 +524,7 @@ fn peer_vanishes_while_streams_wait() {
 #[test]
 fn driver_dropped_fails_every_waiter() {
     run(|ex| async move {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let (client, cd, server, sd) = start(&ex, a, b, small());
         let mut reader = client.open().await.unwrap();
         let mut writer = client.open().await.unwrap();
@@ -597,7 +597,7 @@ fn driver_dropped_fails_every_waiter() {
 #[test]
 fn session_handle_dropped_while_streams_live() {
     run(|ex| async move {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let (a, b) = (
             Flaky::new(
                 a,
@@ -656,7 +656,7 @@ fn session_handle_dropped_while_streams_live() {
 /// end: no hang, no panic, no corruption.
 fn close_races_writes(pending_one_in: u64, max_chunk: usize) {
     run(move |ex| async move {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let plan = |seed| Plan {
             seed,
             pending_one_in,
@@ -777,7 +777,7 @@ fn close_races_heavy_writes_over_a_stalling_transport() {
 #[test]
 fn peer_close_is_a_clean_end_while_answers_are_unwritten() {
     run(|ex| async move {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let (client, cd, server, sd) = start(&ex, a, b, small());
         let mut s = client.open().await.unwrap();
         s.write_all(b"last words").await.unwrap();

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use smol::future::FutureExt;
-use smux::frame::{Cmd, Header};
-use smux::{Config, Session};
+use ysmux::frame::{Cmd, Header};
+use ysmux::{Config, Session};
 
 /// What the peer sends, in all: far more answers than the session may hold unwritten.
 const FLOOD: usize = 16 << 20;
@@ -17,7 +17,7 @@ const FLOOD: usize = 16 << 20;
 #[test]
 fn a_flood_of_frames_needing_answers_is_held_back_not_buffered() {
     smol::block_on(async {
-        let (a, peer) = smux::pipe();
+        let (a, peer) = ysmux::pipe();
         let (session, driver) = Session::server(a, Config::default());
         let driver = smol::spawn(driver);
         let (mut peer_r, mut peer_w) = peer.split();

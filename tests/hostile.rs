@@ -11,7 +11,7 @@ mod common;
 use common::counting::{self, Counting};
 use common::*;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use smux::{Config, Session, DEFAULT_MEMORY_BUDGET};
+use ysmux::{Config, Session, DEFAULT_MEMORY_BUDGET};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -19,12 +19,18 @@ static ALLOC: Counting = Counting;
 const WINDOW: usize = 512 * 1024;
 const MIB: f64 = 1024.0 * 1024.0;
 
-type RawWrite = futures::io::WriteHalf<smux::Pipe>;
+type RawWrite = futures::io::WriteHalf<ysmux::Pipe>;
 
 /// Sends SYN and a full window of data for `streams` streams, in 64 KiB frames, from a raw peer
 /// that reads (and discards) whatever the session writes back, and never answers a FIN. Returns
 /// once everything sent is handled (the answer to a VRM probe sent last has come back).
-async fn flood(ex: &Ex, server: &Session, raw: smux::Pipe, streams: u16, accept: bool) -> RawWrite {
+async fn flood(
+    ex: &Ex,
+    server: &Session,
+    raw: ysmux::Pipe,
+    streams: u16,
+    accept: bool,
+) -> RawWrite {
     let (mut rx, mut tx) = raw.split();
     let (synced_tx, synced) = futures::channel::oneshot::channel::<()>();
     ex.spawn(async move {
@@ -94,7 +100,7 @@ fn a_flood_of_unaccepted_streams_stays_within_the_budget() {
     run(|ex| async move {
         let rss0 = counting::rss();
         let heap0 = counting::live();
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let (server, driver) = Session::server(a, Config::default());
         ex.spawn(driver).detach();
         let _tx = flood(&ex, &server, b, 1024, false).await;
@@ -132,7 +138,7 @@ fn streams_closed_by_the_application_hold_nothing() {
     run(|ex| async move {
         let heap0 = counting::live();
         let rss0 = counting::rss();
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let (server, driver) = Session::server(a, Config::default());
         ex.spawn(driver).detach();
         let _tx = flood(&ex, &server, b, 100, true).await;

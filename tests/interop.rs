@@ -42,7 +42,7 @@ use common::*;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
-use smux::{Config, Error, Session, Stream};
+use ysmux::{Config, Error, Session, Stream};
 
 /// The heavy tests take it, so that they never run at once (the machine has 2 cores).
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -364,7 +364,7 @@ async fn is_smux_of_theirs(peers: Peers, version: Original) {
     let mut tcp = wait("connect", smol::net::TcpStream::connect(server.addr))
         .await
         .expect("connect");
-    let yes = wait("is_smux", smux::is_smux(&mut tcp))
+    let yes = wait("is_smux", ysmux::is_smux(&mut tcp))
         .await
         .expect("is_smux");
     eprintln!("is_smux of {} echo-server: {yes}", version.program());

@@ -7,7 +7,7 @@ mod common;
 
 use common::wait;
 use futures::{AsyncReadExt, AsyncWriteExt};
-use smux::{Config, Error, Session, SleepFn};
+use ysmux::{Config, Error, Session, SleepFn};
 
 fn smol_sleep() -> SleepFn {
     Arc::new(|d| {
@@ -24,7 +24,7 @@ fn keepalive(ms: u64) -> Config {
 #[test]
 fn keepalive_keeps_an_idle_session_with_a_live_peer() {
     smol::block_on(wait("the test", async {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let (client, cd) = Session::client(a, keepalive(10));
         let (server, sd) = Session::server(b, Config::default());
         let (cd, _sd) = (smol::spawn(cd), smol::spawn(sd));
@@ -40,7 +40,7 @@ fn keepalive_keeps_an_idle_session_with_a_live_peer() {
 fn keepalive_ends_the_session_when_the_peer_stops_answering() {
     smol::block_on(wait("the test", async {
         // The peer is a transport end that never reads nor answers.
-        let (a, _silent) = smux::pipe();
+        let (a, _silent) = ysmux::pipe();
         let (client, cd) = Session::client(a, keepalive(10));
         let mut s = client.open().await.unwrap();
         let r = wait("the keepalive to give up", cd).await;
@@ -54,7 +54,7 @@ fn keepalive_ends_the_session_when_the_peer_stops_answering() {
 #[test]
 fn keepalive_is_answered_by_a_peer_that_answers_like_the_original() {
     smol::block_on(wait("the test", async {
-        let (a, mut peer) = smux::pipe();
+        let (a, mut peer) = ysmux::pipe();
         let (client, cd) = Session::client(a, keepalive(10));
         let cd = smol::spawn(cd);
         // Answer five probes the way the original does, then go silent.
@@ -64,7 +64,7 @@ fn keepalive_is_answered_by_a_peer_that_answers_like_the_original() {
             assert_eq!(probe[0], 4, "a VRM probe");
             let v1 = u16::from_le_bytes([probe[1], probe[2]]);
             let v2 = u32::from_le_bytes([probe[3], probe[4], probe[5], probe[6]]);
-            peer.write_all(&smux::frame::vrm_answer(v1, v2).encode())
+            peer.write_all(&ysmux::frame::vrm_answer(v1, v2).encode())
                 .await
                 .unwrap();
         }
@@ -77,7 +77,7 @@ fn keepalive_is_answered_by_a_peer_that_answers_like_the_original() {
 #[test]
 fn keepalive_is_not_tripped_by_traffic_under_load() {
     smol::block_on(wait("the test", async {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         // An interval far shorter than the transfer takes.
         let (client, cd) = Session::client(a, keepalive(2));
         let (server, sd) = Session::server(b, keepalive(2));
@@ -123,7 +123,7 @@ fn keepalive_config_is_validated() {
 #[test]
 fn a_session_with_an_invalid_config_ends_at_once_with_its_error() {
     smol::block_on(async {
-        let (a, _b) = smux::pipe();
+        let (a, _b) = ysmux::pipe();
         let config = Config::default().with_max_streams(0);
         let (session, driver) = Session::client(a, config);
         let r = wait("the driver", driver).await;
@@ -143,7 +143,7 @@ fn a_session_with_an_invalid_config_ends_at_once_with_its_error() {
 #[test]
 fn shutdown_lets_open_streams_finish_and_refuses_new_ones() {
     smol::block_on(wait("the test", async {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let (client, cd) = Session::client(a, Config::default());
         let (server, sd) = Session::server(b, Config::default());
         let (cd, sd) = (smol::spawn(cd), smol::spawn(sd));
@@ -184,7 +184,7 @@ fn shutdown_lets_open_streams_finish_and_refuses_new_ones() {
 #[test]
 fn shutdown_closes_what_is_left_at_the_deadline() {
     smol::block_on(wait("the test", async {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let (client, cd) = Session::client(a, Config::default());
         let (server, sd) = Session::server(b, Config::default());
         let (cd, sd) = (smol::spawn(cd), smol::spawn(sd));
@@ -213,7 +213,7 @@ fn shutdown_closes_what_is_left_at_the_deadline() {
 fn keepalive_counts_any_frame_as_life_even_without_answers() {
     smol::block_on(wait("the test", async {
         // A peer that sends data but never answers a probe: alive for as long as it sends.
-        let (a, peer) = smux::pipe();
+        let (a, peer) = ysmux::pipe();
         let (mut peer_r, mut peer_w) = peer.split();
         let (client, cd) = Session::client(a, keepalive(50));
         let cd = smol::spawn(cd);
@@ -226,7 +226,7 @@ fn keepalive_counts_any_frame_as_life_even_without_answers() {
         // One byte on stream 1 every 2 ms, for about 6 keepalive intervals.
         let feeder = smol::spawn(async move {
             for _ in 0..150 {
-                let mut frame = smux::frame::Header::new(smux::frame::Cmd::Psh, 1, 1)
+                let mut frame = ysmux::frame::Header::new(ysmux::frame::Cmd::Psh, 1, 1)
                     .encode()
                     .to_vec();
                 frame.push(b'.');

@@ -7,10 +7,10 @@ use std::time::Duration;
 use common::*;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use smol::future::FutureExt;
-use smux::{Config, Error, Session};
+use ysmux::{Config, Error, Session};
 
 /// Reads one VRM probe from the raw peer and returns its answer.
-async fn read_probe(peer: &mut smux::Pipe) -> [u8; 7] {
+async fn read_probe(peer: &mut ysmux::Pipe) -> [u8; 7] {
     let mut probe = [0u8; 7];
     wait("a probe", peer.read_exact(&mut probe))
         .await
@@ -18,13 +18,13 @@ async fn read_probe(peer: &mut smux::Pipe) -> [u8; 7] {
     assert_eq!(probe[0], 4, "a VRM frame");
     let v1 = u16::from_le_bytes([probe[1], probe[2]]);
     let v2 = u32::from_le_bytes([probe[3], probe[4], probe[5], probe[6]]);
-    smux::frame::vrm_answer(v1, v2).encode()
+    ysmux::frame::vrm_answer(v1, v2).encode()
 }
 
 #[test]
 fn ping_waits_for_the_answer_and_measures_the_round_trip() {
     run(|ex| async move {
-        let (a, mut peer) = smux::pipe();
+        let (a, mut peer) = ysmux::pipe();
         let (client, driver) = Session::client(a, Config::default());
         ex.spawn(driver).detach();
         // Two pings at once share one probe: the peer sees exactly one.
@@ -77,7 +77,7 @@ fn ping_between_two_sessions_and_after_the_end() {
 #[test]
 fn ping_works_against_a_raw_peer_answering_like_the_original() {
     run(|ex| async move {
-        let (a, mut peer) = smux::pipe();
+        let (a, mut peer) = ysmux::pipe();
         let (client, driver) = Session::client(a, Config::default());
         ex.spawn(driver).detach();
         let ping = {

@@ -9,7 +9,7 @@ use std::io;
 use common::*;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::FutureExt as _;
-use smux::{Config, Error, ProtocolError, Session, Stream};
+use ysmux::{Config, Error, ProtocolError, Session, Stream};
 
 const TRACES: &str = include_str!("vectors/original_session_traces.txt");
 const VECTORS: &str = include_str!("vectors/verify_code_and_headers.txt");
@@ -359,10 +359,12 @@ fn vrm_probes_are_answered_per_the_vectors() {
 #[test]
 fn is_smux_true_against_sessions_and_the_transport_stays_usable() {
     run(|ex| async move {
-        let (mut a, b) = smux::pipe();
+        let (mut a, b) = ysmux::pipe();
         let (server, sd) = Session::server(b, Config::default());
         ex.spawn(sd).detach();
-        assert!(wait("is_smux", smux::is_smux(&mut a)).await.expect("probe"));
+        assert!(wait("is_smux", ysmux::is_smux(&mut a))
+            .await
+            .expect("probe"));
         // The session then starts on the probed transport.
         let (client, cd) = Session::client(a, Config::default());
         ex.spawn(cd).detach();
@@ -371,10 +373,10 @@ fn is_smux_true_against_sessions_and_the_transport_stays_usable() {
         let mut t = accept(&server).await;
         assert_eq!(read_n(&mut t, 15).await, b"after the probe");
 
-        let (a, mut b) = smux::pipe();
+        let (a, mut b) = ysmux::pipe();
         let (_client, cd) = Session::client(a, Config::default());
         ex.spawn(cd).detach();
-        assert!(wait("is_smux against a client", smux::is_smux(&mut b))
+        assert!(wait("is_smux against a client", ysmux::is_smux(&mut b))
             .await
             .expect("probe"));
     });
@@ -385,7 +387,7 @@ async fn probe_against(
     ex: &Ex,
     answer: impl FnOnce([u8; 7]) -> Option<Vec<u8>> + Send + 'static,
 ) -> io::Result<bool> {
-    let (mut a, mut b) = smux::pipe();
+    let (mut a, mut b) = ysmux::pipe();
     let peer = ex.spawn(async move {
         let mut probe = [0u8; 7];
         b.read_exact(&mut probe).await.expect("the probe");
@@ -395,7 +397,7 @@ async fn probe_against(
         }
         // Dropping `b` closes the transport.
     });
-    let r = wait("is_smux", smux::is_smux(&mut a)).await;
+    let r = wait("is_smux", ysmux::is_smux(&mut a)).await;
     peer.await;
     r
 }
@@ -443,14 +445,14 @@ fn is_smux_false_for_any_other_answer_or_a_close() {
 #[test]
 fn is_smux_reports_a_real_io_error() {
     run(|_ex| async move {
-        let (a, _b) = smux::pipe();
+        let (a, _b) = ysmux::pipe();
         let switch = FailSwitch::default();
         let mut io = Faulty {
             io: a,
             switch: switch.clone(),
         };
         switch.fail();
-        let r = wait("is_smux", smux::is_smux(&mut io)).await;
+        let r = wait("is_smux", ysmux::is_smux(&mut io)).await;
         assert_eq!(
             r.expect_err("an I/O error").kind(),
             io::ErrorKind::ConnectionReset

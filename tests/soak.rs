@@ -25,7 +25,7 @@ use common::*;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
-use smux::{Session, Stream};
+use ysmux::{Session, Stream};
 
 // ----- harness -----
 

@@ -9,7 +9,7 @@ use futures_rustls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, Serv
 use futures_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use futures_rustls::{TlsAcceptor, TlsConnector};
 use smol::net::{TcpListener, TcpStream};
-use smux::{Config, Session};
+use ysmux::{Config, Session};
 
 const STREAMS: usize = 8;
 const BYTES: usize = 192 * 1024;
@@ -50,7 +50,7 @@ fn pattern(stream: usize, len: usize) -> Vec<u8> {
         .collect()
 }
 
-async fn echo(stream: smux::Stream) {
+async fn echo(stream: ysmux::Stream) {
     let (r, mut w) = stream.split();
     futures::io::copy(r, &mut w).await.unwrap();
 }
@@ -73,7 +73,7 @@ fn echo_and_integrity_over_tls() {
             // Each accepted stream is echoed by its own task, via the serving helper.
             let echo = tower::service_fn(|s| async {
                 echo(s).await;
-                Ok::<_, smux::Error>(())
+                Ok::<_, ysmux::Error>(())
             });
             session
                 .serve(echo, |f| smol::spawn(f).detach())

@@ -28,9 +28,9 @@ async fn a_session_runs_under_tokio_through_compat() {
     let client_io = client_io.expect("connect").compat();
     let server_io = server_io.expect("accept").0.compat();
 
-    let (client, driver) = smux::Session::client(client_io, smux::Config::default());
+    let (client, driver) = ysmux::Session::client(client_io, ysmux::Config::default());
     let client_driver = tokio::spawn(driver);
-    let (server, driver) = smux::Session::server(server_io, smux::Config::default());
+    let (server, driver) = ysmux::Session::server(server_io, ysmux::Config::default());
     let server_driver = tokio::spawn(driver);
 
     // The server echoes with tokio's own copy, through compat back to tokio's io traits.

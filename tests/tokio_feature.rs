@@ -6,9 +6,9 @@
 mod common;
 
 use futures::{SinkExt, StreamExt};
-use smux::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Framed, LengthDelimitedCodec, LinesCodec};
+use ysmux::Config;
 
 use common::{bounded, tokio_pipe_pair};
 

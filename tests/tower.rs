@@ -10,8 +10,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use smux::{Config, Error};
 use tower::{Service, ServiceBuilder, ServiceExt};
+use ysmux::{Config, Error};
 
 use common::{bounded, tokio_pipe_pair};
 
@@ -51,12 +51,12 @@ async fn woken(flag: &Flag) {
 }
 
 /// Echoes one stream until it ends.
-async fn echo(stream: smux::Stream) {
+async fn echo(stream: ysmux::Stream) {
     let (r, mut w) = stream.split();
     let _ = futures::io::copy(r, &mut w).await;
 }
 
-async fn round_trip(stream: &mut smux::Stream, msg: &[u8]) {
+async fn round_trip(stream: &mut ysmux::Stream, msg: &[u8]) {
     stream.write_all(msg).await.unwrap();
     let mut buf = vec![0; msg.len()];
     bounded(stream.read_exact(&mut buf)).await.unwrap();
@@ -228,7 +228,7 @@ async fn serve_accepts_only_while_the_service_is_ready() {
         Config::default().with_accept_backlog(backlog),
     );
     // A mock service: not ready until the handle allows requests.
-    let (svc, mut handle) = tower_test::mock::pair::<smux::Stream, ()>();
+    let (svc, mut handle) = tower_test::mock::pair::<ysmux::Stream, ()>();
     handle.allow(0);
     let serving = tokio::spawn(server.serve(svc, |f| {
         tokio::spawn(f);

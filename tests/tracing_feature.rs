@@ -71,9 +71,9 @@ fn sessions_emit_spans_and_events() {
     let _guard = tracing::subscriber::set_default(Collect(seen.clone()));
     run(|ex| async move {
         // A session that refuses a stream (backlog 1) and then fails (an unknown command).
-        let (a, b) = smux::pipe();
-        let config = smux::Config::default().with_accept_backlog(1);
-        let (server, driver) = smux::Session::server(a, config);
+        let (a, b) = ysmux::pipe();
+        let config = ysmux::Config::default().with_accept_backlog(1);
+        let (server, driver) = ysmux::Session::server(a, config);
         let driver = ex.spawn(driver);
         let mut raw = RawPeer::new(b);
         raw.send(&[Frame::syn(1), Frame::syn(2)]).await;
@@ -92,7 +92,7 @@ fn sessions_emit_spans_and_events() {
         .lock()
         .unwrap()
         .iter()
-        .any(|s| s.contains("smux_session") && s.contains("server")));
+        .any(|s| s.contains("ysmux_session") && s.contains("server")));
     assert!(seen.has(Level::DEBUG, "stream refused"));
     assert!(seen.has(Level::DEBUG, "frame in"));
     assert!(seen.has(Level::WARN, "session failed"));
@@ -105,9 +105,9 @@ fn the_budget_hit_is_a_warning() {
     let _guard = tracing::subscriber::set_default(Collect(seen.clone()));
     run(|ex| async move {
         // A 64 KiB budget: one stream's first 64 KiB chunk (and its state) is already past it.
-        let (a, b) = smux::pipe();
-        let config = smux::Config::default().with_memory_budget(64 * 1024);
-        let (server, driver) = smux::Session::server(a, config);
+        let (a, b) = ysmux::pipe();
+        let config = ysmux::Config::default().with_memory_budget(64 * 1024);
+        let (server, driver) = ysmux::Session::server(a, config);
         ex.spawn(driver).detach();
         let mut raw = RawPeer::new(b);
         raw.send(&[Frame::syn(1), Frame::psh(1, &[1; 60_000])])

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::*;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::FutureExt as _;
-use smux::{Config, Error};
+use ysmux::{Config, Error};
 
 /// A flush completes while other streams keep the transport busy: it waited for the whole output
 /// queue to drain once, which never happens while 4 or more streams write without pause.
@@ -118,8 +118,8 @@ fn a_zero_length_read_returns_at_once() {
 fn errors_of_a_cut_stream_and_a_closed_session_are_told_apart() {
     run(|ex| async move {
         // The peer's transport ends with no FIN for the stream: cut off.
-        let (a, b) = smux::pipe();
-        let (client, driver) = smux::Session::client(a, Config::default());
+        let (a, b) = ysmux::pipe();
+        let (client, driver) = ysmux::Session::client(a, Config::default());
         ex.spawn(driver).detach();
         let mut s = client.open().await.expect("open");
         s.write_all(b"x").await.expect("write");
@@ -141,7 +141,7 @@ fn errors_of_a_cut_stream_and_a_closed_session_are_told_apart() {
             e.get_ref()
                 .and_then(|e| e.downcast_ref::<Error>())
                 .cloned()
-                .unwrap_or_else(|| panic!("no smux::Error inside {e:?}"))
+                .unwrap_or_else(|| panic!("no ysmux::Error inside {e:?}"))
         };
         assert!(matches!(inner(&closed), Error::SessionClosed), "{closed:?}");
         assert!(
@@ -177,8 +177,8 @@ fn writes_after_the_peer_closed_carry_the_error_inside() {
 #[test]
 fn a_driver_polled_after_it_failed_returns_the_same_error() {
     run(|_ex| async move {
-        let (a, mut b) = smux::pipe();
-        let (_session, mut driver) = smux::Session::server(a, Config::default());
+        let (a, mut b) = ysmux::pipe();
+        let (_session, mut driver) = ysmux::Session::server(a, Config::default());
         b.write_all(&[0xEE, 0, 0, 0, 0, 0, 0])
             .await
             .expect("raw write");

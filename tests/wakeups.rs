@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use futures::io::AsyncWriteExt;
-use smux::{Config, Session};
+use ysmux::{Config, Session};
 
 /// A waker that, when woken, enters the session (takes its lock) and counts.
 struct Reentrant {
@@ -48,7 +48,7 @@ fn without_deadlock(what: &'static str, f: impl FnOnce() + Send + 'static) {
 fn an_accept_waker_that_enters_the_session_does_not_deadlock() {
     without_deadlock("the accept listener woken under the lock", || {
         smol::block_on(async {
-            let (a, b) = smux::pipe();
+            let (a, b) = ysmux::pipe();
             let (client, cd) = Session::client(a, Config::default());
             let (server, sd) = Session::server(b, Config::default());
             let ex = smol::Executor::new();
@@ -84,7 +84,7 @@ fn an_accept_waker_that_enters_the_session_does_not_deadlock() {
 #[test]
 fn a_driver_waker_that_enters_the_session_does_not_deadlock() {
     without_deadlock("the driver woken under the lock", || {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let (client, driver) = Session::client(a, Config::default());
         let (server, sd) = Session::server(b, Config::default());
         std::thread::spawn(move || smol::block_on(sd));
@@ -106,7 +106,7 @@ fn a_driver_waker_that_enters_the_session_does_not_deadlock() {
 #[test]
 fn a_released_id_wakes_one_waiting_open_not_all() {
     run(|ex| async move {
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         let config = Config::default().with_max_streams(1);
         let p = sessions(&ex, a, b, config, Config::default());
         serve_echo(&ex, p.server.clone());

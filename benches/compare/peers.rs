@@ -157,9 +157,9 @@ pub async fn pair(imp: Impl, sp: &Spawner, net: Arc<Net>) -> io::Result<(Side, S
     Ok(match imp {
         Impl::Raw => unreachable!(),
         Impl::Smux => {
-            let cfg = smux::Config::default();
-            let (c, d1) = smux::Session::client(a.fio(), cfg.clone());
-            let (s, d2) = smux::Session::server(b.fio(), cfg);
+            let cfg = ysmux::Config::default();
+            let (c, d1) = ysmux::Session::client(a.fio(), cfg.clone());
+            let (s, d2) = ysmux::Session::server(b.fio(), cfg);
             sp.detach(async move {
                 let _ = d1.await;
             });
@@ -199,7 +199,7 @@ fn raw_pair(sp: &Spawner, net: Arc<Net>) -> (Side, Side) {
             open_fn(move || async move { Ok(connect(rt, addr).await?.fio()) })
         }
         None => open_fn(move || {
-            let (a, b) = smux::pipe();
+            let (a, b) = ysmux::pipe();
             let sent = tx.unbounded_send(Box::new(b));
             async move {
                 sent.map_err(|_| io::Error::other("acceptor gone"))?;
@@ -221,7 +221,7 @@ fn raw_pair(sp: &Spawner, net: Arc<Net>) -> (Side, Side) {
     (client, server)
 }
 
-fn smux_side(s: smux::Session) -> Side {
+fn smux_side(s: ysmux::Session) -> Side {
     let s = Arc::new(s);
     let s2 = s.clone();
     Side {

@@ -212,7 +212,7 @@ pub fn tokio_timer_context() -> tokio::runtime::EnterGuard<'static> {
 pub enum Conn {
     Tokio(tokio::net::TcpStream),
     Smol(smol::net::TcpStream),
-    Pipe(smux::Pipe),
+    Pipe(ysmux::Pipe),
 }
 
 impl Conn {
@@ -270,7 +270,7 @@ impl Net {
     pub async fn pair(&self) -> io::Result<(Conn, Conn)> {
         match self {
             Net::Pipe => {
-                let (a, b) = smux::pipe();
+                let (a, b) = ysmux::pipe();
                 Ok((Conn::Pipe(a), Conn::Pipe(b)))
             }
             Net::Tokio(l, addr) => {

@@ -21,10 +21,10 @@ use futures_rustls::rustls::pki_types::pem::{self, PemObject};
 use futures_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use futures_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use futures_rustls::{TlsAcceptor, TlsConnector};
-use smux::{Config, Session, Stream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use ysmux::{Config, Session, Stream};
 
 /// The longest a TLS handshake may take, on either end, before the connection is given up.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -177,7 +177,7 @@ pub async fn client(
 }
 
 /// Runs the client end of a session over `io` (TCP or TLS).
-fn start_client<T>(io: T) -> (Session, JoinHandle<Result<(), smux::Error>>)
+fn start_client<T>(io: T) -> (Session, JoinHandle<Result<(), ysmux::Error>>)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

@@ -9,8 +9,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arbitrary::{Arbitrary, Unstructured};
-use smux::frame::{Cmd, DecodeError, Header, HEADER_LEN, MAX_PAYLOAD};
-use smux::fuzzing::{
+use ysmux::frame::{Cmd, DecodeError, Header, HEADER_LEN, MAX_PAYLOAD};
+use ysmux::fuzzing::{
     parse_output, CoreEvent, CoreLimits, FuzzCore, Handle, ReadOutcome, WriteOutcome,
 };
 

@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use futures::executor::LocalPool;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::task::LocalSpawnExt;
-use smux::frame::MAX_PAYLOAD;
-use smux::{Config, Session};
+use ysmux::frame::MAX_PAYLOAD;
+use ysmux::{Config, Session};
 
 /// Returns `Pending` once, waking itself: lets the other tasks run.
 struct YieldNow(bool);
@@ -70,7 +70,7 @@ pub fn session_bytes(data: &[u8]) {
             .with_write_buffer(4096)
             .with_max_frame(1024);
         config.validate().expect("valid config");
-        let (ours, theirs) = smux::pipe();
+        let (ours, theirs) = ysmux::pipe();
         let (session, driver) = if client {
             Session::client(ours, config)
         } else {
@@ -140,9 +140,9 @@ pub fn session_bytes(data: &[u8]) {
                     // Check whole frames as they come, keep a partial one.
                     let mut at = 0;
                     while got.len() - at >= 7 {
-                        let h = smux::frame::Header::decode(got[at..at + 7].try_into().unwrap())
+                        let h = ysmux::frame::Header::decode(got[at..at + 7].try_into().unwrap())
                             .expect("the session sends only valid headers");
-                        assert!(h.len <= MAX_PAYLOAD || h.cmd != smux::frame::Cmd::Psh);
+                        assert!(h.len <= MAX_PAYLOAD || h.cmd != ysmux::frame::Cmd::Psh);
                         if got.len() - at < 7 + h.payload_len() {
                             break;
                         }

@@ -2,7 +2,7 @@
 //! accepted streams with one.
 //!
 //! - [`Session::opener`] gives an [`Opener`]: `Clone + Service<R, Response = Stream, Error =
-//!   smux::Error>` for any request type. Its `poll_ready` reserves a stream (an id, and a slot
+//!   ysmux::Error>` for any request type. Its `poll_ready` reserves a stream (an id, and a slot
 //!   under [`Config::with_max_streams`](crate::Config::with_max_streams)) and is `Pending` while
 //!   none is free, so tower middleware sees the session's real capacity.
 //! - [`Session::serve`] runs every stream the peer opens through a `Service<Stream>`, accepting
@@ -12,11 +12,11 @@
 //! # smol::block_on(async {
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //!
-//! let (a, b) = smux::pipe();
-//! let config = smux::Config::default().with_max_streams(64);
-//! let (client, driver) = smux::Session::client(a, config);
+//! let (a, b) = ysmux::pipe();
+//! let config = ysmux::Config::default().with_max_streams(64);
+//! let (client, driver) = ysmux::Session::client(a, config);
 //! smol::spawn(driver).detach();
-//! let (server, driver) = smux::Session::server(b, smux::Config::default());
+//! let (server, driver) = ysmux::Session::server(b, ysmux::Config::default());
 //! smol::spawn(driver).detach();
 //!
 //! // Middleware composes as with any tower service.

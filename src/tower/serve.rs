@@ -60,15 +60,15 @@ impl Session {
     /// # smol::block_on(async {
     /// use futures::{AsyncReadExt, AsyncWriteExt};
     ///
-    /// let (a, b) = smux::pipe();
-    /// let (client, driver) = smux::Session::client(a, smux::Config::default());
+    /// let (a, b) = ysmux::pipe();
+    /// let (client, driver) = ysmux::Session::client(a, ysmux::Config::default());
     /// smol::spawn(driver).detach();
-    /// let (server, driver) = smux::Session::server(b, smux::Config::default());
+    /// let (server, driver) = ysmux::Session::server(b, ysmux::Config::default());
     /// smol::spawn(driver).detach();
     ///
     /// // An echo service that serves at most 16 streams at a time.
     /// let echo = tower::ServiceBuilder::new().concurrency_limit(16).service_fn(
-    ///     |stream: smux::Stream| async move {
+    ///     |stream: ysmux::Stream| async move {
     ///         let (r, mut w) = stream.split();
     ///         futures::io::copy(r, &mut w).await
     ///     },

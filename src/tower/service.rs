@@ -11,7 +11,7 @@ use super::future::ResponseFuture;
 use crate::error::Error;
 use crate::session::{Reservation, Session};
 
-/// Opens a stream per call: `Clone + Service<R, Response = Stream, Error = smux::Error>` for any
+/// Opens a stream per call: `Clone + Service<R, Response = Stream, Error = ysmux::Error>` for any
 /// request type `R` (the request is dropped; it only triggers the open).
 ///
 /// Made by [`Session::opener`].

@@ -17,7 +17,7 @@ use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::task::AtomicWaker;
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
-use smux::{Config, Error, Session, Stream};
+use ysmux::{Config, Error, Session, Stream};
 
 /// The fault-injecting transport wrapper of `tests/faults.rs`, for [`FlakyTransport`].
 #[path = "../faulty/mod.rs"]
@@ -259,9 +259,9 @@ pub trait Transport: 'static {
 pub struct PipeTransport;
 
 impl Transport for PipeTransport {
-    type Io = smux::Pipe;
-    async fn pair() -> (smux::Pipe, smux::Pipe) {
-        smux::pipe()
+    type Io = ysmux::Pipe;
+    async fn pair() -> (ysmux::Pipe, ysmux::Pipe) {
+        ysmux::pipe()
     }
 }
 
@@ -272,14 +272,14 @@ impl Transport for PipeTransport {
 pub struct FlakyTransport;
 
 impl Transport for FlakyTransport {
-    type Io = faulty::Flaky<smux::Pipe>;
+    type Io = faulty::Flaky<ysmux::Pipe>;
     const SIZES: Sizes = Sizes::SLOW;
     async fn pair() -> (Self::Io, Self::Io) {
         let seed: u64 = std::env::var("SMUX_FLAKY_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(1);
-        let (a, b) = smux::pipe();
+        let (a, b) = ysmux::pipe();
         (
             faulty::Flaky::new(a, faulty::Plan::trickle(2 * seed)),
             faulty::Flaky::new(b, faulty::Plan::trickle(2 * seed + 1)),
@@ -486,7 +486,7 @@ where
 /// A client and a server over an in-memory pipe, their drivers spawned (and detached) on the
 /// current tokio runtime.
 pub fn tokio_pipe_pair(client: Config, server: Config) -> (Session, Session) {
-    let (a, b) = smux::pipe();
+    let (a, b) = ysmux::pipe();
     let (client, driver) = Session::client(a, client);
     tokio::spawn(driver);
     let (server, driver) = Session::server(b, server);

@@ -195,7 +195,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Flaky<T> {
     }
 }
 
-/// Whether `e` is (or wraps, through `smux::Error::Io`) an error this module injected.
+/// Whether `e` is (or wraps, through `ysmux::Error::Io`) an error this module injected.
 pub fn is_injected(e: &io::Error) -> bool {
     e.to_string().contains(INJECTED)
 }
