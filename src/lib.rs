@@ -45,12 +45,38 @@
 //! pending when it is cancelled (say, by a timeout) committed nothing. Nothing is sent twice, and
 //! no frame is ever cut.
 //!
-//! ## Probing, liveness and shutdown
+//! ## Probing, liveness and shutting down
 //! [`is_smux`] tells whether the peer of a raw transport is a multiplexer (the VRM probe);
 //! [`Session::ping`] measures the round trip with the same probe, and
 //! [`Config::with_keepalive`] ends a session whose peer stops answering, with your runtime's timer.
 //! [`Session::shutdown`] stops opening and accepting, lets open streams finish until a deadline you
 //! give, then closes; [`Session::close`] closes at once.
+//!
+//! ## Choosing settings
+//! [`Config::default`] suits most uses and is what the original expects. Change the window only
+//! when both ends run this crate (the original's 512 KiB is not negotiated). Lower
+//! [`Config::with_accept_backlog`] and [`Config::with_memory_budget`] on a server facing untrusted
+//! peers: together they bound what a peer can make it hold for streams not yet accepted. Use
+//! [`Config::with_max_streams`] to cap the streams this side opens, and
+//! [`Config::with_keepalive`] to notice a silent peer. Setters chain; [`Config::validate`] reports
+//! a value out of range, and a session made with one ends at once with that error.
+//!
+//! ## Talking to a Go program
+//! Nothing to configure: both versions of the original that users run (the founding document's,
+//! and the newest, which opens stream id 0 and sends PIN keepalives) are handled on the wire, and
+//! this side never sends a PIN first. Keep the default window. [`Session::client`] against a Go
+//! `SmuxSession(conn)` server, or [`Session::server`] for Go clients.
+//!
+//! ## tokio or smol
+//! Spawn the [`Driver`] on your executor (`smol::spawn(driver).detach()`,
+//! `tokio::spawn(driver)`). Under tokio, wrap tokio transports with `tokio_util::compat`, or enable
+//! the `tokio` feature so that [`Stream`] and its halves implement tokio's io traits directly.
+//!
+//! ## Poll-based code and observability
+//! [`Session::poll_open`], [`Session::poll_accept`] and [`Session::incoming`] (a stream of accepted
+//! streams) serve hand-written futures; [`Stream::into_split`] gives halves for two tasks;
+//! [`Session::stats`] gives the counters, cheap to read often; the `tracing` feature emits a span
+//! per session and events for refusals, the memory budget and the session's end.
 //!
 //! ## tower
 //! [`Session::opener`] is a `tower::Service` that opens a stream per request, with real readiness
