@@ -113,3 +113,23 @@ async fn hyper_through_tokio_io_without_compat() {
         assert_eq!(body, format!("you asked for {path}"));
     }
 }
+
+#[tokio::test]
+async fn split_halves_are_tokio_io_too() {
+    let (client, server) = tokio_pipe_pair(Config::default(), Config::default());
+    tokio::spawn(async move {
+        let (mut r, mut w) = server.accept().await.unwrap().into_split();
+        tokio::io::copy(&mut r, &mut w).await.unwrap();
+    });
+    let (mut r, mut w) = client.open().await.unwrap().into_split();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 200_000];
+        r.read_exact(&mut buf).await.unwrap();
+        buf
+    });
+    let msg: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    w.write_all(&msg).await.unwrap();
+    w.flush().await.unwrap();
+    assert!(bounded(reader).await.unwrap() == msg, "echo differs");
+    w.shutdown().await.unwrap();
+}

@@ -74,8 +74,9 @@ impl Peers {
         };
         eprintln!(
             "interop test {test} DID NOT RUN: {why}; {ENV} must point at a folder with \
-             original-0519644, original-77536ae and original-77536ae-fastping (as .ci/run does \
-             with ../shared/peers)"
+             original-0519644, original-77536ae and original-77536ae-fastping, the programs built \
+             from the Go original that the project ships in shared/peers (see its README.md); \
+             .ci/run sets it to ../shared/peers"
         );
         None
     }
