@@ -117,8 +117,9 @@ pub struct Driver<T> {
 }
 
 impl<T> Driver<T> {
+    /// `side` ("client" or "server") names the session's span with the `tracing` feature.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn new(io: T, shared: Arc<Shared>, config: &Config, side: &'static str) -> Self {
-        let _ = side;
         let keepalive = config
             .keepalive()
             .map(|k| KeepaliveTask::new(shared.clone(), k));

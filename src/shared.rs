@@ -221,11 +221,13 @@ impl Drop for Locked<'_> {
         let deferred = std::mem::take(&mut guard.deferred);
         drop(guard);
         let spare = self.shared.run(deferred);
-        // Give the wakers' buffer back, so that waking does not allocate each time.
+        // Give the wakers' buffer back, so that waking does not allocate each time; only if the
+        // lock is free at once (never wait for it just for that).
         if spare.capacity() > 0 {
-            let mut guard = self.shared.inner.lock().unwrap_or_else(|p| p.into_inner());
-            if guard.deferred.wakers.capacity() == 0 {
-                guard.deferred.wakers = spare;
+            if let Ok(mut guard) = self.shared.inner.try_lock() {
+                if guard.deferred.wakers.capacity() == 0 {
+                    guard.deferred.wakers = spare;
+                }
             }
         }
     }

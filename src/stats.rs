@@ -35,13 +35,3 @@ pub struct Stats {
     /// or the keepalive), if any.
     pub last_rtt: Option<Duration>,
 }
-
-/// The protocol core's own counters.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CoreCounters {
-    pub(crate) frames_in: u64,
-    pub(crate) frames_out: u64,
-    pub(crate) opened: u64,
-    pub(crate) accepted: u64,
-    pub(crate) refused: u64,
-}

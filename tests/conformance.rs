@@ -803,25 +803,6 @@ mod suite {
             );
         }
     }
-
-    /// Accepts every stream and reads it to the end, discarding the data.
-    fn serve_drain(ex: &Ex, session: ysmux::Session) {
-        let ex2 = ex.clone();
-        ex.spawn(async move {
-            while let Ok(mut s) = session.accept().await {
-                ex2.spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n) = s.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                })
-                .detach();
-            }
-        })
-        .detach();
-    }
 }
 
 /// Instantiates every behaviour of `suite` for each `module => Transport` given.

@@ -16,12 +16,8 @@ static ALLOC: Counting = Counting;
 fn an_idle_stream_pair_costs_well_under_a_kilobyte() {
     let _serial = counting::serial();
     run(|ex| async move {
-        let Pair {
-            client,
-            server,
-            client_driver: _cd,
-            server_driver: _sd,
-        } = pair::<PipeTransport>(&ex).await;
+        let p = pair::<PipeTransport>(&ex).await;
+        let (client, server) = (&p.client, &p.server);
         // Warm up: let the drivers allocate their fixed buffers.
         let s = client.open().await.unwrap();
         let t = server.accept().await.unwrap();
@@ -50,12 +46,8 @@ fn an_idle_stream_pair_costs_well_under_a_kilobyte() {
 fn receive_buffers_shrink_back_after_reading() {
     let _serial = counting::serial();
     run(|ex| async move {
-        let Pair {
-            client,
-            server,
-            client_driver: _cd,
-            server_driver: _sd,
-        } = pair::<PipeTransport>(&ex).await;
+        let p = pair::<PipeTransport>(&ex).await;
+        let (client, server) = (&p.client, &p.server);
         let mut s = client.open().await.unwrap();
         s.write_all(b"x").await.unwrap();
         let mut t = server.accept().await.unwrap();

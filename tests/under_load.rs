@@ -18,23 +18,7 @@ use ysmux::{Config, Error};
 async fn flush_while_others_write<T: Transport>(ex: Ex) {
     let p = pair::<T>(&ex).await;
     let stop = Arc::new(AtomicBool::new(false));
-    // The server drains every stream.
-    let server = p.server.clone();
-    let ex2 = ex.clone();
-    ex.spawn(async move {
-        while let Ok(mut s) = server.accept().await {
-            ex2.spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            })
-            .detach();
-        }
-    })
-    .detach();
+    serve_drain(&ex, p.server.clone());
     let mut busy = Vec::new();
     for _ in 0..6 {
         let mut s = p.client.open().await.expect("open");

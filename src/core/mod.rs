@@ -25,7 +25,6 @@ pub(crate) use self::stream_state::State;
 use self::stream_state::StreamState;
 use crate::error::ProtocolError;
 use crate::frame::{put_header, vrm_answer, Cmd, Header, HEADER_LEN};
-use crate::stats::CoreCounters;
 
 /// Output up to this size grows as needed; past it, to the working size at once.
 const SMALL_OUTPUT: usize = 16 * 1024;
@@ -85,6 +84,16 @@ pub(crate) enum OpenError {
     Exhausted,
     /// The configured limit on open streams is reached: wait for [`Event::Released`].
     AtLimit,
+}
+
+/// The core's counters, for `Session::stats`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CoreCounters {
+    pub(crate) frames_in: u64,
+    pub(crate) frames_out: u64,
+    pub(crate) opened: u64,
+    pub(crate) accepted: u64,
+    pub(crate) refused: u64,
 }
 
 /// The protocol limits the core enforces.

@@ -312,23 +312,30 @@ fn a_pin_is_answered_unless_ours_may_be_what_it_answers() {
     assert_eq!(output(&mut c), vec![(hdr(Cmd::Pin, 0, 0), vec![])]);
 }
 
+/// Moves frames back and forth between two cores, starting with what `a` has queued, until
+/// neither has anything more to send or at least `limit` frames have moved. Returns how many moved.
+fn exchange(a: &mut Core<()>, b: &mut Core<()>, limit: usize) -> usize {
+    let (mut from, mut to) = (a, b);
+    let mut moved = 0;
+    loop {
+        let out = output(from);
+        if out.is_empty() || moved >= limit {
+            return moved;
+        }
+        moved += out.len();
+        for (h, p) in out {
+            to.handle_frame(h, &p).unwrap();
+        }
+        std::mem::swap(&mut from, &mut to);
+    }
+}
+
 #[test]
 fn a_stray_pin_between_two_cores_dies_out() {
     let (mut c, mut s) = (client(), server());
     frame(&mut c, Cmd::Pin, 0, 0).unwrap(); // a stray PIN, not from the server
-    let mut exchanged = 0;
-    loop {
-        let out = output(&mut c);
-        if out.is_empty() {
-            break;
-        }
-        exchanged += out.len();
-        for (h, p) in out {
-            s.handle_frame(h, &p).unwrap();
-        }
-        std::mem::swap(&mut c, &mut s);
-        assert!(exchanged < 4, "PINs keep bouncing");
-    }
+    let exchanged = exchange(&mut c, &mut s, 4);
+    assert!(exchanged < 4, "PINs keep bouncing");
     assert_eq!(exchanged, 2, "answered once, and the answer not answered");
 }
 
@@ -339,19 +346,8 @@ fn a_stray_vrm_between_two_cores_dies_out() {
     // would answer each other's answers for ever.
     let (mut c, mut s) = (client(), server());
     frame(&mut c, Cmd::Vrm, 0x3420, 0x1278_3456).unwrap();
-    let mut exchanged = 0;
-    loop {
-        let out = output(&mut c);
-        if out.is_empty() {
-            break;
-        }
-        exchanged += out.len();
-        for (h, p) in out {
-            s.handle_frame(h, &p).unwrap();
-        }
-        std::mem::swap(&mut c, &mut s);
-        assert!(exchanged < 8, "VRMs keep bouncing");
-    }
+    let exchanged = exchange(&mut c, &mut s, 8);
+    assert!(exchanged < 8, "VRMs keep bouncing");
     assert!(exchanged <= 2, "{exchanged} answers");
     // Probes are still answered, and a ping still sees its answer.
     let probe = c.ping(7, 8).unwrap();

@@ -511,6 +511,25 @@ pub fn serve_echo(ex: &Ex, session: Session) {
     .detach();
 }
 
+/// Accepts every stream of `session` and reads it to the end, discarding the data.
+pub fn serve_drain(ex: &Ex, session: Session) {
+    let ex2 = ex.clone();
+    ex.spawn(async move {
+        while let Ok(mut s) = session.accept().await {
+            ex2.spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .detach();
+        }
+    })
+    .detach();
+}
+
 /// Echoes everything read on `s` back on it, until end-of-stream or an error.
 pub async fn echo(mut s: Stream) {
     let mut buf = vec![0u8; 32 * 1024];
