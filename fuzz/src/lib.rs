@@ -479,7 +479,11 @@ struct Ledger {
 /// end, once both sides drop everything and the wire is drained, neither keeps an id or a stream.
 pub fn core_pair(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let Ok(lim) = limits(&mut u) else { return };
+    let Ok(mut lim) = limits(&mut u) else { return };
+    // The model expects every byte of every accepted stream: no memory budget here, which would
+    // refuse streams waiting in the backlog and drop their data (that is exercised by core_ops,
+    // whose invariants check the budget's accounting, and by session_bytes).
+    lim.budget = usize::MAX;
     if trace() {
         eprintln!("{lim:?}");
     }
