@@ -55,6 +55,18 @@ fn trigger() -> (oneshot::Sender<()>, impl std::future::Future<Output = ()>) {
     })
 }
 
+/// Runs `client` to its end, then stops the server: a server stopped at the same moment could
+/// close the session before the client sees its own stop, which the client rightly reports as an
+/// error.
+async fn client_then_stop(
+    client: impl std::future::Future<Output = std::io::Result<()>>,
+    stop_server: oneshot::Sender<()>,
+) -> std::io::Result<()> {
+    let result = client.await;
+    let _ = stop_server.send(());
+    result
+}
+
 /// `connections` concurrent connections to `client_addr`, each writing `bytes` bytes of its own
 /// pattern and checking the echo; then one more connection after they all closed.
 async fn exchange(client_addr: SocketAddr, connections: usize, bytes: usize) {
@@ -102,8 +114,8 @@ async fn forwards_many_connections_over_one_session() {
     let work = async {
         exchange(client_addr, CONNECTIONS, BYTES).await;
         stop_client.send(()).unwrap();
-        stop_server.send(()).unwrap();
     };
+    let client = client_then_stop(client, stop_server);
     let (server, client, ()) = bounded(async { tokio::join!(server, client, work) }).await;
     server.unwrap();
     client.unwrap();
@@ -127,8 +139,8 @@ async fn an_unreachable_target_closes_the_local_connection() {
         let n = bounded(tcp.read(&mut buf)).await.unwrap_or(0);
         assert_eq!(n, 0, "read data from an unreachable target");
         stop_client.send(()).unwrap();
-        stop_server.send(()).unwrap();
     };
+    let client = client_then_stop(client, stop_server);
     let (server, client, ()) = bounded(async { tokio::join!(server, client, work) }).await;
     server.unwrap();
     client.unwrap();
@@ -238,8 +250,8 @@ async fn forwards_many_connections_over_tls() {
     let work = async {
         exchange(client_addr, 8, 64 * 1024).await;
         stop_client.send(()).unwrap();
-        stop_server.send(()).unwrap();
     };
+    let client = client_then_stop(client, stop_server);
     let (server, client, ()) = bounded(async { tokio::join!(server, client, work) }).await;
     server.unwrap();
     client.unwrap();
