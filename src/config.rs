@@ -12,6 +12,10 @@ use crate::frame::MAX_PAYLOAD;
 /// The stream window both ends must use to interoperate with the original (512 KiB).
 pub const DEFAULT_WINDOW: u32 = 512 * 1024;
 
+/// The default largest window a stream's window may grow to with a peer of this crate (16 MiB):
+/// enough for one stream to fill 1 Gbit/s over a round trip of about 60 ms.
+pub const DEFAULT_MAX_WINDOW: u32 = 16 << 20;
+
 /// Settings of a session. The setters chain; a value out of range is not taken, and the first
 /// such value is reported by [`Config::validate`], and by any session made with the config: it
 /// ends at once with that [`Error::InvalidConfig`] (its driver returns it, and so do `open` and
@@ -31,6 +35,7 @@ pub const DEFAULT_WINDOW: u32 = 512 * 1024;
 #[derive(Clone)]
 pub struct Config {
     window: u32,
+    max_window: u32,
     max_frame: u32,
     accept_backlog: usize,
     write_buffer: usize,
@@ -60,6 +65,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("window", &self.window)
+            .field("max_window", &self.max_window)
             .field("max_frame", &self.max_frame)
             .field("accept_backlog", &self.accept_backlog)
             .field("write_buffer", &self.write_buffer)
@@ -77,6 +83,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             window: DEFAULT_WINDOW,
+            max_window: DEFAULT_MAX_WINDOW,
             max_frame: MAX_PAYLOAD,
             accept_backlog: 1024,
             write_buffer: 256 * 1024,
@@ -101,6 +108,32 @@ impl Config {
             self.window = bytes;
         }
         self
+    }
+
+    /// Sets how far a stream's receive window may grow when the peer is also this crate (default
+    /// 16 MiB, from 1 KiB to 1 GiB; a value at or below the window turns growth off on this side).
+    ///
+    /// Against the original the window is the fixed base window, as the protocol says. Between two
+    /// sessions of this crate, which find each other with a VRM exchange at the session's start,
+    /// a receiver doubles a stream's window while the window is what limits the stream (it moved
+    /// half of it per round trip), up to this maximum, and halves it back when its reader falls
+    /// behind. All streams' growth together stays within the memory budget
+    /// ([`Config::with_memory_budget`]), so this costs memory only on long, fast paths whose
+    /// readers keep up. See the crate documentation, "Window growth".
+    pub fn with_max_window(mut self, bytes: u32) -> Self {
+        if !(1024..=1 << 30).contains(&bytes) {
+            self.invalid
+                .get_or_insert("max window must be from 1 KiB to 1 GiB");
+        } else {
+            self.max_window = bytes;
+        }
+        self
+    }
+
+    /// How far a stream's window may grow with a peer of this crate: the larger of the maximum
+    /// set and the window.
+    pub fn max_window(&self) -> u32 {
+        self.max_window.max(self.window)
     }
 
     /// Sets the largest PSH payload this side sends (default and maximum 64 KiB, at least 1).
@@ -156,6 +189,8 @@ impl Config {
     /// hold for streams the peer opened that the application has not accepted yet (their data,
     /// counted as allocated, and their state). Past it, the newest of those streams are refused
     /// (FIN) and their data dropped; data of a stream the application holds is never dropped.
+    /// The same amount bounds, separately, how far all streams' windows may grow beyond the base
+    /// window together ([`Config::with_max_window`]).
     ///
     /// Streams the application closed hold nothing (their unread data is dropped at once), and the
     /// queue of frames for the transport is bounded by the write buffer, so whatever a peer sends,
@@ -255,6 +290,8 @@ mod tests {
         for bad in [
             c.clone().with_window(0),
             c.clone().with_window(u32::MAX),
+            c.clone().with_max_window(0),
+            c.clone().with_max_window((1 << 30) + 1),
             c.clone().with_max_frame(0),
             c.clone().with_max_frame(65_537),
             c.clone().with_accept_backlog(70_000),

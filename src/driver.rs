@@ -12,6 +12,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
 
@@ -111,6 +112,8 @@ pub struct Driver<T> {
     read_retries: u32,
     write_limit: usize,
     keepalive: Option<KeepaliveTask>,
+    /// When the session started: the core's clock counts from here.
+    started: Instant,
     /// The session's span (`tracing` feature): entered while the driver runs.
     #[cfg(feature = "tracing")]
     span: tracing::Span,
@@ -141,6 +144,7 @@ impl<T> Driver<T> {
             read_retries: 0,
             write_limit: config.write_buffer() + CONTROL_SLACK,
             keepalive,
+            started: Instant::now(),
             #[cfg(feature = "tracing")]
             span: tracing::debug_span!("ysmux_session", side),
         }
@@ -221,6 +225,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// must pause (the peer leaves too many answers unread).
     fn refill(&mut self, cx: &mut Context<'_>) -> bool {
         let mut inner = self.shared.lock();
+        inner.core.set_clock(self.started.elapsed());
         inner.data_sent(std::mem::take(&mut self.unreported_out));
         if inner.start_round(cx.waker()) && self.phase == Phase::Running {
             self.phase = Phase::Closing;
@@ -428,6 +433,7 @@ impl<T> Driver<T> {
     fn finish(&mut self, error: Option<Error>) -> Result<(), Error> {
         self.phase = Phase::Done;
         let mut inner = self.shared.lock();
+        inner.core.set_clock(self.started.elapsed());
         inner.data_sent(std::mem::take(&mut self.unreported_out));
         let result = inner.driver_finished(error);
         drop(inner);

@@ -23,8 +23,11 @@ pub struct CoreLimits {
     pub write_buffer: usize,
     /// Streams (ids in use, plus reservations) this side opens up to; at most 65,535.
     pub max_streams: usize,
-    /// Bytes the accept backlog may hold, as allocated.
+    /// Bytes the accept backlog may hold, as allocated; and, separately, what windows may grow
+    /// beyond `window` in all.
     pub budget: usize,
+    /// How far a stream's receive window may grow once a peer agreed to window growth.
+    pub max_window: u32,
 }
 
 /// A stream of a [`FuzzCore`], as its handle (or the accept backlog) names it.
@@ -71,8 +74,8 @@ pub struct StreamInfo {
     pub id: u16,
     /// The close state.
     pub phase: StreamPhase,
-    /// Sent and not yet confirmed.
-    pub send_unconfirmed: u32,
+    /// What the stream may still send before the peer confirms more.
+    pub send_credit: u32,
     /// Received and not yet read.
     pub buffered: usize,
     /// A handle or the backlog refers to it.
@@ -107,6 +110,7 @@ impl FuzzCore {
             write_buffer: limits.write_buffer,
             max_streams: limits.max_streams,
             budget: limits.budget,
+            max_window: limits.max_window.max(limits.window),
         };
         FuzzCore {
             core: Core::new(dir, l),
@@ -275,7 +279,7 @@ impl FuzzCore {
                 State::FinReceived => StreamPhase::FinReceived,
                 State::Closed => StreamPhase::Closed,
             },
-            send_unconfirmed: s.send_unconfirmed,
+            send_credit: s.send_credit,
             buffered: s.recv.len(),
             has_handle: s.has_handle,
             contending: s.contending,
@@ -299,6 +303,9 @@ impl FuzzCore {
     /// - no stream's flush position lies beyond what was queued.
     pub fn check(&self) -> Result<(), String> {
         let window = self.limits.window;
+        let max_window = self.limits.max_window.max(window);
+        // Once the peer agreed to window growth, credit may pass the base window.
+        let grows = self.core.extension_active();
         let mut ids = HashSet::new();
         let mut unclaimed = 0;
         for key in self.core.keys() {
@@ -310,20 +317,23 @@ impl FuzzCore {
                     return Err(format!("stream {id} is unclaimed but not in the backlog"));
                 }
             }
-            if s.send_unconfirmed > window {
+            if !grows && s.send_credit > window {
                 return Err(format!(
-                    "stream {id}: {} unconfirmed > window {window}",
-                    s.send_unconfirmed
+                    "stream {id}: send credit {} > window {window} without window growth",
+                    s.send_credit
                 ));
             }
-            if s.recv.len() as u64 > u64::from(s.recv_unconfirmed) || s.recv_unconfirmed > window {
+            let held = s.recv.len() as u64 + u64::from(s.recv_credit);
+            let limit = if grows { max_window } else { window };
+            if held > u64::from(limit) || s.recv_window > limit || s.recv_window < window {
                 return Err(format!(
-                    "stream {id}: buffered {} / received-unconfirmed {} / window {window}",
+                    "stream {id}: buffered {} + credit {} / window {} / limit {limit}",
                     s.recv.len(),
-                    s.recv_unconfirmed
+                    s.recv_credit,
+                    s.recv_window
                 ));
             }
-            if s.recv.capacity() > 2 * window as usize + 64 {
+            if s.recv.capacity() > 2 * limit as usize + 64 {
                 return Err(format!(
                     "stream {id}: buffer capacity {} for window {window}",
                     s.recv.capacity()

@@ -7,6 +7,7 @@ use std::io;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::core::OFFER;
 use crate::frame::{vrm_answer, Cmd, Header, HEADER_LEN};
 
 /// Sends a VRM probe on a raw transport and reads one 7-byte answer: `Ok(true)` if and only if the
@@ -31,6 +32,9 @@ use crate::frame::{vrm_answer, Cmd, Header, HEADER_LEN};
 /// ```
 ///
 /// Use it before starting a session on the transport; the session then starts on a clean stream.
+/// A client session of this crate sends one frame of its own first (its offer of window growth,
+/// a VRM): the probe reads past it. (The original's `IsSmux` does not, and takes a client of this
+/// crate for something else; probe the server side.)
 ///
 /// # Cancelled probes
 /// A probe cancelled (say, by that timeout) after its 7 bytes were written leaves them on the
@@ -49,11 +53,17 @@ where
         .await?;
     io.flush().await?;
     let mut answer = [0u8; HEADER_LEN];
-    match io.read_exact(&mut answer).await {
-        Ok(()) => Ok(answer == vrm_answer(v1, v2).encode()),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(e) => Err(e),
+    for _ in 0..2 {
+        match io.read_exact(&mut answer).await {
+            // A client session of this crate sends its offer of window growth first: it is a
+            // multiplexer, and its answer follows.
+            Ok(()) if answer == OFFER.encode() => continue,
+            Ok(()) => return Ok(answer == vrm_answer(v1, v2).encode()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e),
+        }
     }
+    Ok(false)
 }
 
 /// Random probe values, from the standard library's randomly seeded hasher.

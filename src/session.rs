@@ -97,8 +97,11 @@ impl Session {
             write_buffer: config.write_buffer(),
             max_streams: config.max_streams(),
             budget: config.memory_budget(),
+            max_window: config.max_window(),
         };
-        let shared = Arc::new(Shared::new(Core::new(dir, limits), config.memory_budget()));
+        let mut core = Core::new(dir, limits);
+        core.offer_extension();
+        let shared = Arc::new(Shared::new(core, config.memory_budget()));
         let side = match dir {
             Direction::Up => "client",
             Direction::Down => "server",

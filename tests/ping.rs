@@ -27,6 +27,9 @@ fn ping_waits_for_the_answer_and_measures_the_round_trip() {
         let (a, mut peer) = ysmux::pipe();
         let (client, driver) = Session::client(a, Config::default());
         ex.spawn(driver).detach();
+        RawPeer::new(&mut peer)
+            .answer_offer_like_the_original()
+            .await;
         // Two pings at once share one probe: the peer sees exactly one.
         let pings = {
             let c = client.clone();
@@ -80,6 +83,9 @@ fn ping_works_against_a_raw_peer_answering_like_the_original() {
         let (a, mut peer) = ysmux::pipe();
         let (client, driver) = Session::client(a, Config::default());
         ex.spawn(driver).detach();
+        RawPeer::new(&mut peer)
+            .answer_offer_like_the_original()
+            .await;
         let ping = {
             let client = client.clone();
             ex.spawn(async move { client.ping().await })

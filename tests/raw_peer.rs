@@ -92,7 +92,10 @@ async fn raw_server<T: Transport>(
 ) -> (Session, Task<Result<(), Error>>, RawPeer<T::Io>) {
     let (a, b) = T::pair().await;
     let (session, driver) = Session::client(a, config);
-    (session, ex.spawn(driver), RawPeer::new(b))
+    let driver = ex.spawn(driver);
+    let mut peer = RawPeer::new(b);
+    peer.answer_offer_like_the_original().await;
+    (session, driver, peer)
 }
 
 /// A server session on one end of a fresh `T`, a raw peer on the other.

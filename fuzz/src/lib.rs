@@ -121,6 +121,7 @@ fn limits(u: &mut Unstructured) -> arbitrary::Result<CoreLimits> {
         // From the draws above (no draw of its own, so the committed regression inputs still
         // decode as they did): from a fraction of a window to a few windows.
         budget: window as usize * (max_streams % 4) + 500,
+        max_window: window * 4,
     })
 }
 
@@ -264,9 +265,9 @@ pub fn core_ops(data: &[u8]) {
                             assert!(k <= n && k <= lim.max_frame as usize);
                             assert!(k > 0 || n == 0);
                             let after = core.stream(h).unwrap();
-                            assert_eq!(after.send_unconfirmed, before.send_unconfirmed + k as u32);
+                            assert_eq!(after.send_credit, before.send_credit - k as u32);
                         }
-                        WriteOutcome::NoCredit => assert_eq!(before.send_unconfirmed, lim.window),
+                        WriteOutcome::NoCredit => assert_eq!(before.send_credit, 0),
                         WriteOutcome::QueueFull => {
                             // Full, or over its fair share of this batch while others wait.
                             let after = core.stream(h).unwrap();
@@ -759,6 +760,7 @@ mod known_defects {
             write_buffer: 8000,
             max_streams: 100,
             budget: 1 << 30,
+            max_window: 1 << 20,
         };
         let mut c = FuzzCore::new(true, lim);
         let (x, y) = (c.open().unwrap(), c.open().unwrap());

@@ -42,6 +42,8 @@ impl Rng {
 }
 
 const WINDOW: u32 = 4096;
+/// How far a window may grow if the scripted peer agrees to window growth.
+const MAX_WINDOW: u32 = 4 * WINDOW;
 const BACKLOG: usize = 4;
 /// Streams the application holds at once at most; more are dropped as soon as accepted.
 const HELD: usize = 8;
@@ -66,6 +68,7 @@ pub fn session_bytes(data: &[u8]) {
     {
         let config = Config::default()
             .with_window(WINDOW)
+            .with_max_window(MAX_WINDOW)
             .with_accept_backlog(BACKLOG)
             .with_write_buffer(4096)
             .with_max_frame(1024);
@@ -243,12 +246,12 @@ pub fn session_bytes(data: &[u8]) {
         // The fixed part: the driver's 256 KiB read buffer, the pipe's two 256 KiB directions, the
         // queues (write buffer plus 1 MiB of answers before reading pauses), each at most doubled
         // by growth; then per stream (at most one per 7 input bytes) its state and task, and for
-        // the streams that may hold data, twice a window.
+        // the streams that may hold data, twice the largest window.
         let bound = (256 << 10)
             + 4 * (256 << 10)
             + 2 * ((1 << 20) + 4096 + (256 << 10))
             + data.len() / 7 * 2048
-            + (BACKLOG + HELD + 1) * 2 * WINDOW as usize;
+            + (BACKLOG + HELD + 1) * 2 * MAX_WINDOW as usize;
         assert!(peak <= bound, "peak memory {peak} beyond the bound {bound}");
         drop(pool);
         drop(session);

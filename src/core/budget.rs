@@ -1,4 +1,5 @@
-//! The session's memory budget for what the application does not hold.
+//! The session's memory budget for what the application does not hold; the same type bounds, in a
+//! second instance, how far streams' windows grow beyond the base (`extension.rs`).
 //!
 //! A peer can make a session hold memory the application never asked for: data for streams it
 //! opened that wait in the accept backlog. (Streams the application closed hold nothing: their
@@ -22,6 +23,19 @@ impl Budget {
     /// Counts `n` more bytes.
     pub(crate) fn add(&mut self, n: usize) {
         self.held += n;
+    }
+
+    /// Counts `n` more bytes if that stays within the limit; returns whether it did.
+    pub(crate) fn try_add(&mut self, n: usize) -> bool {
+        if self
+            .held
+            .checked_add(n)
+            .map_or(true, |total| total > self.limit)
+        {
+            return false;
+        }
+        self.held += n;
+        true
     }
 
     /// Stops counting `n` bytes (the stream was accepted or refused).

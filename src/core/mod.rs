@@ -5,6 +5,7 @@
 //! ([`Core::take_events`]). No I/O, no wakers, no clock: every rule is testable with plain calls.
 
 mod budget;
+mod extension;
 mod ids;
 mod recv;
 mod slots;
@@ -16,6 +17,8 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use self::budget::Budget;
+pub(crate) use self::extension::OFFER;
+use self::extension::{ExtVrm, Extension, Sample};
 pub(crate) use self::ids::Direction;
 use self::ids::Ids;
 use self::recv::RecvPool;
@@ -105,16 +108,24 @@ pub(crate) struct Limits {
     pub(crate) write_buffer: usize,
     /// Streams (ids in use) this side lets itself open up to; at most 65,535.
     pub(crate) max_streams: usize,
-    /// Bytes the accept backlog may hold, as allocated (see `budget.rs`).
+    /// Bytes the accept backlog may hold, as allocated (see `budget.rs`); and, separately, what
+    /// streams' windows may grow beyond the base window in all (`extension.rs`).
     pub(crate) budget: usize,
+    /// The window a stream may grow to, with a peer of this crate (`extension.rs`).
+    pub(crate) max_window: u32,
 }
 
 /// The state of one session, without I/O. `W` is the shell's per-stream data.
 #[derive(Debug)]
 pub(crate) struct Core<W> {
     limits: Limits,
-    /// Confirm once the application has read this much since the last confirm.
-    confirm_threshold: u32,
+    /// This side is the server (it accepts the extension; the client offers it).
+    server: bool,
+    extension: Extension,
+    /// What windows have grown beyond the base, against the budget.
+    growth: Budget,
+    /// The core's clock, in microseconds (wrapping), as the I/O shell last set it.
+    now_us: u32,
     ids: Ids,
     /// The slot of each stream whose id is in use.
     by_id: HashMap<u16, u32, BuildHasherDefault<IdHasher>>,
@@ -158,7 +169,10 @@ impl<W: Default> Core<W> {
     pub(crate) fn new(dir: Direction, limits: Limits) -> Self {
         Core {
             limits,
-            confirm_threshold: (limits.window / 4).max(1),
+            server: dir == Direction::Down,
+            extension: Extension::new(limits.max_window > limits.window),
+            growth: Budget::new(limits.budget),
+            now_us: 0,
             ids: Ids::new(dir),
             by_id: HashMap::default(),
             streams: Slots::default(),
@@ -181,6 +195,22 @@ impl<W: Default> Core<W> {
             pin_sent: false,
             counters: CoreCounters::default(),
             events: Vec::new(),
+        }
+    }
+
+    /// Sets the core's clock: the time since the session started. The I/O shell calls this
+    /// before handing the core frames or taking its output; nothing else in the core reads time.
+    pub(crate) fn set_clock(&mut self, since_start: std::time::Duration) {
+        self.now_us = since_start.as_micros() as u32; // wraps every 71 minutes: only differences count
+    }
+
+    /// The client's first frame: the offer of window growth (`extension.rs`), which every
+    /// version of the original answers as a probe. Called once, before anything else is queued.
+    pub(crate) fn offer_extension(&mut self) {
+        if !self.server {
+            let offer = self.extension.offer(self.now_us);
+            self.out.extend_from_slice(&offer.encode());
+            self.counters.frames_out += 1;
         }
     }
 
@@ -234,13 +264,20 @@ impl<W: Default> Core<W> {
                 shutting_down = self.refusing,
                 "stream refused: the accept backlog is full or the session is shutting down"
             );
-            let key = self.streams.insert(StreamState::new(sid, false));
+            let key = self.streams.insert(StreamState::new(
+                sid,
+                false,
+                self.limits.window,
+                self.now_us,
+            ));
             self.by_id.insert(sid, key.index());
             self.queue_fin(key);
             self.streams.get_mut(key).expect("just inserted").state = State::FinSent;
             return;
         }
-        let key = self.streams.insert(StreamState::new(sid, true));
+        let key = self
+            .streams
+            .insert(StreamState::new(sid, true, self.limits.window, self.now_us));
         self.by_id.insert(sid, key.index());
         self.streams.get_mut(key).expect("just inserted").unclaimed = true;
         self.budget.add(Self::STREAM_COST);
@@ -277,7 +314,6 @@ impl<W: Default> Core<W> {
         let Some(key) = self.key_of(sid) else {
             return Ok(()); // PSH for an id with no stream: read and discarded
         };
-        let window = self.limits.window;
         let s = self
             .streams
             .get_mut(key)
@@ -286,14 +322,14 @@ impl<W: Default> Core<W> {
             return Ok(()); // we closed it; the peer had not seen our FIN yet
         }
         let n = payload.len() as u32;
-        if n > window - s.recv_unconfirmed {
+        if n > s.recv_credit {
             return Err(ProtocolError::WindowExceeded {
                 stream: sid,
-                window,
+                window: s.recv_window,
             });
         }
         if n > 0 {
-            s.recv_unconfirmed += n;
+            s.recv_credit -= n;
             if s.unclaimed {
                 let before = s.recv.capacity();
                 s.recv.extend(payload, &mut self.recv_pool);
@@ -311,19 +347,24 @@ impl<W: Default> Core<W> {
 
     /// A CFM for more than this side has outstanding can only be late: the original sends CFMs
     /// after its FIN answer, for a stream whose id may have been reused since (PROTOCOL.md 9). It
-    /// is stale, and ignored: it never gives credit beyond the window.
+    /// is stale, and ignored: it never gives credit beyond the window. With a peer of this crate
+    /// that agreed to window growth, a CFM is credit, and more than outstanding is a grant.
     fn on_cfm(&mut self, sid: u16, n: u32) {
         let Some(key) = self.key_of(sid) else {
             return;
         };
+        let window = self.limits.window;
         let s = self
             .streams
             .get_mut(key)
             .expect("by_id points at live streams");
-        if n > s.send_unconfirmed {
+        if self.extension.active() {
+            s.send_credit = s.send_credit.saturating_add(n);
+        } else if n > window - s.send_credit {
             return;
+        } else {
+            s.send_credit += n;
         }
-        s.send_unconfirmed -= n;
         if n > 0 {
             self.events.push(Event::Writable(key));
         }
@@ -334,6 +375,16 @@ impl<W: Default> Core<W> {
     /// ping, so without this check one stray answer (say, of an `is_smux` probe cancelled after
     /// it was written) would bounce between two sessions of this crate for ever.
     fn on_vrm(&mut self, h: Header) {
+        match self.extension.on_vrm(h, self.now_us, self.server) {
+            ExtVrm::Answered => return,
+            ExtVrm::Accept => {
+                // Straight into the output, ahead of any confirm that grants beyond the base.
+                self.out.extend_from_slice(&extension::ACCEPT.encode());
+                self.counters.frames_out += 1;
+                return;
+            }
+            ExtVrm::Other => {}
+        }
         if self.ping == Some(h) {
             // The answer to our own probe: recognised, not answered.
             self.ping = None;
@@ -404,7 +455,9 @@ impl<W: Default> Core<W> {
 
     fn open_unchecked(&mut self) -> Result<StreamKey, OpenError> {
         let id = self.ids.allocate().ok_or(OpenError::Exhausted)?;
-        let key = self.streams.insert(StreamState::new(id, true));
+        let key = self
+            .streams
+            .insert(StreamState::new(id, true, self.limits.window, self.now_us));
         self.by_id.insert(id, key.index());
         put_header(&mut self.out, Cmd::Syn, id, 0);
         self.counters.frames_out += 1;
@@ -453,6 +506,12 @@ impl<W: Default> Core<W> {
         }
     }
 
+    /// Whether the peer agreed to window growth (`extension.rs`).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn extension_active(&self) -> bool {
+        self.extension.active()
+    }
+
     /// The core's counters.
     pub(crate) fn counters(&self) -> CoreCounters {
         self.counters
@@ -478,7 +537,7 @@ impl<W: Default> Core<W> {
         if data.is_empty() {
             return Write::Queued(0);
         }
-        let credit = limits.window - s.send_unconfirmed;
+        let credit = s.send_credit;
         if credit == 0 {
             return Write::NoCredit;
         }
@@ -506,7 +565,7 @@ impl<W: Default> Core<W> {
             .len()
             .min(credit as usize)
             .min(limits.max_frame as usize);
-        s.send_unconfirmed += n as u32;
+        s.send_credit -= n as u32;
         s.batch_bytes += n as u32;
         let needed = self.out.len() + HEADER_LEN + n;
         if needed > self.out.capacity() {
@@ -529,7 +588,6 @@ impl<W: Default> Core<W> {
 
     /// Copies buffered data into `buf`; may list the stream for a confirm.
     pub(crate) fn read(&mut self, key: StreamKey, buf: &mut [u8]) -> Read {
-        let threshold = self.confirm_threshold;
         let Some(s) = self.streams.get_mut(key) else {
             return Read::ClosedLocally;
         };
@@ -552,7 +610,10 @@ impl<W: Default> Core<W> {
             };
         }
         let n = s.take_recv(buf, &mut self.recv_pool);
-        if s.state == State::Open && !s.confirm_listed && s.unconfirmed_reads() >= threshold {
+        // Confirm after an eighth of the window: early enough that a sender with one window per
+        // round trip rarely waits (a quarter cost about a tenth of that rate at 10 ms).
+        let threshold = (s.recv_window / 8).max(1);
+        if s.state == State::Open && !s.confirm_listed && s.grantable() >= threshold {
             s.confirm_listed = true;
             self.confirm_list.push(key);
         }
@@ -567,6 +628,11 @@ impl<W: Default> Core<W> {
             return;
         };
         s.recv.clear(&mut self.recv_pool);
+        if s.recv_window > self.limits.window {
+            self.growth
+                .remove((s.recv_window - self.limits.window) as usize);
+            s.recv_window = self.limits.window;
+        }
         match s.state {
             State::Open => {
                 s.state = State::FinSent;
@@ -675,16 +741,24 @@ impl<W: Default> Core<W> {
     /// the coalesced confirms and the VRM answers. Returns the streams waiting for queue space.
     pub(crate) fn take_output(&mut self, into: &mut Vec<u8>) {
         debug_assert!(into.is_empty());
+        let growth_rtt = self.extension.growth_rtt();
         for key in self.confirm_list.drain(..) {
             let Some(s) = self.streams.get_mut(key) else {
                 continue;
             };
             s.confirm_listed = false;
-            let n = s.unconfirmed_reads();
-            if s.state == State::Open && n > 0 {
+            if s.state != State::Open {
+                continue;
+            }
+            if let Some(rtt) = growth_rtt {
+                resize_window(s, rtt, self.now_us, &self.limits, &mut self.growth);
+            }
+            let n = s.grantable();
+            if n > 0 {
                 put_header(&mut self.out, Cmd::Cfm, s.id, n);
                 self.counters.frames_out += 1;
-                s.recv_unconfirmed -= n;
+                s.recv_credit += n;
+                s.confirmed_at = self.now_us;
             }
         }
         for h in self.vrm_answers.drain(..) {
@@ -820,6 +894,32 @@ impl<W: Default> Core<W> {
         if !has_handle {
             self.streams.remove(key);
         }
+    }
+}
+
+/// Grows or shrinks a stream's window before a confirm, within the maximum and the growth budget
+/// (`extension.rs`).
+fn resize_window<W: Default>(
+    s: &mut StreamState<W>,
+    rtt_us: u32,
+    now_us: u32,
+    l: &Limits,
+    growth: &mut Budget,
+) {
+    let sample = Sample {
+        window: s.recv_window,
+        unread: s.recv.len() as u32,
+        read: s.grantable(),
+        elapsed_us: now_us.wrapping_sub(s.confirmed_at),
+    };
+    let next = extension::next_window(sample, rtt_us, l.window, l.max_window);
+    if next > s.recv_window {
+        if growth.try_add((next - s.recv_window) as usize) {
+            s.recv_window = next;
+        }
+    } else if next < s.recv_window {
+        growth.remove((s.recv_window - next) as usize);
+        s.recv_window = next;
     }
 }
 

@@ -44,12 +44,18 @@ pub(crate) struct StreamState<W> {
     pub(crate) has_handle: bool,
     /// Waits in the accept backlog: what it holds counts against the session's memory budget.
     pub(crate) unclaimed: bool,
-    /// Bytes sent and not yet confirmed by the peer: at most the window.
-    pub(crate) send_unconfirmed: u32,
+    /// Bytes this side may still send before the peer confirms more.
+    pub(crate) send_credit: u32,
     /// Received bytes not yet read by the application.
     pub(crate) recv: RecvBuf,
-    /// Bytes received and not yet confirmed to the peer (read or not): at most the window.
-    pub(crate) recv_unconfirmed: u32,
+    /// Bytes the peer may still send: what this side granted (the window at first, then each
+    /// confirm) less what arrived.
+    pub(crate) recv_credit: u32,
+    /// What this stream may hold, unread plus what the peer may still send: the base window, or
+    /// more where it grew (`extension.rs`).
+    pub(crate) recv_window: u32,
+    /// When this side last confirmed (microseconds of the core's clock, wrapping).
+    pub(crate) confirmed_at: u32,
     /// The session ended before the peer closed this stream.
     pub(crate) cut: bool,
     /// Listed in the core's confirm list.
@@ -69,15 +75,18 @@ pub(crate) struct StreamState<W> {
 }
 
 impl<W: Default> StreamState<W> {
-    pub(crate) fn new(id: u16, has_handle: bool) -> Self {
+    /// A stream with `window` bytes of credit each way, created at `now` (the core's clock).
+    pub(crate) fn new(id: u16, has_handle: bool, window: u32, now: u32) -> Self {
         StreamState {
             id,
             state: State::Open,
             has_handle,
             unclaimed: false,
-            send_unconfirmed: 0,
+            send_credit: window,
             recv: RecvBuf::default(),
-            recv_unconfirmed: 0,
+            recv_credit: window,
+            recv_window: window,
+            confirmed_at: now,
             cut: false,
             confirm_listed: false,
             queue_waiting: false,
@@ -89,9 +98,12 @@ impl<W: Default> StreamState<W> {
         }
     }
 
-    /// Bytes the application has read that the peer has not yet been told of.
-    pub(crate) fn unconfirmed_reads(&self) -> u32 {
-        self.recv_unconfirmed - self.recv.len() as u32
+    /// What this side may confirm now: its window less what it holds unread and what the peer
+    /// may still send. With the base window, exactly the bytes read and not yet confirmed.
+    pub(crate) fn grantable(&self) -> u32 {
+        self.recv_window
+            .saturating_sub(self.recv_credit)
+            .saturating_sub(self.recv.len() as u32)
     }
 
     /// Copies buffered data into `buf` and returns the count; a drained buffer goes back to `pool`.

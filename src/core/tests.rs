@@ -3,6 +3,8 @@
 use super::*;
 use crate::frame::MAX_PAYLOAD;
 
+mod growth;
+
 fn limits() -> Limits {
     Limits {
         window: 512 * 1024,
@@ -11,6 +13,7 @@ fn limits() -> Limits {
         write_buffer: 256 * 1024,
         max_streams: 65_535,
         budget: usize::MAX,
+        max_window: 512 * 1024,
     }
 }
 
@@ -251,7 +254,7 @@ fn a_confirm_for_more_than_sent_is_stale_and_gives_no_credit() {
     // It can only be late (for an earlier stream with this id): ignored, not a session error.
     assert_eq!(frame(&mut c, Cmd::Cfm, 1, 4), Ok(()));
     assert_eq!(frame(&mut c, Cmd::Cfm, 1, u32::MAX), Ok(()));
-    assert_eq!(c.stream(k).unwrap().send_unconfirmed, 3);
+    assert_eq!(c.stream(k).unwrap().send_credit, 512 * 1024 - 3);
     // Whatever a hostile peer confirms, this side never sends beyond the window.
     let big = vec![0u8; MAX_PAYLOAD as usize];
     let mut sent = 3;

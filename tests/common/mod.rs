@@ -857,6 +857,21 @@ impl Frame {
     }
 }
 
+/// A client session's first frame: its offer of window growth (src/core/extension.rs).
+pub fn offer() -> Frame {
+    Frame::new(VRM, 0x7973, 0x6D75_7831)
+}
+
+/// A server session's answer to [`offer`]: it grows windows too.
+pub fn accept() -> Frame {
+    Frame::new(VRM, 0x7973, 0x6D75_7832)
+}
+
+/// What the original answers to [`offer`], as to any probe (PROTOCOL.md 8).
+pub fn offer_answer() -> Frame {
+    Frame::new(VRM, 0x7390, 0x6D31_7578)
+}
+
 /// Decodes a 7-byte header (the payload, if any, is left empty).
 pub fn header(b: &[u8]) -> Frame {
     assert_eq!(b.len(), 7, "a header is 7 bytes");
@@ -952,6 +967,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RawPeer<T> {
             len,
             payload,
         }
+    }
+
+    /// Reads a client session's offer of window growth and answers it as the original does: the
+    /// session then keeps to the base protocol, as against the original.
+    pub async fn answer_offer_like_the_original(&mut self) {
+        self.expect(offer()).await;
+        self.send(&[offer_answer()]).await;
     }
 
     /// Reads one frame and checks it is `want`.

@@ -1,0 +1,250 @@
+//! Window growth between two sessions of this crate: how they find each other on the wire, and
+//! how a receiver sizes a stream's window to the path.
+//!
+//! The original's window is fixed (512 KiB) and not negotiated, so one stream moves at most one
+//! window per round trip. Two sessions of this crate agree on more, in a way the original only
+//! ever sees as something it already understands (PROTOCOL.md 8):
+//!
+//! 1. At its start a client sends [`OFFER`], a VRM with fixed values. Every version of the original
+//!    answers a VRM as a probe; the client recognises that answer (and does not answer it): the
+//!    peer is the original, and the session stays exactly PROTOCOL.md 2-10.
+//! 2. A server of this crate answers [`OFFER`] with [`ACCEPT`] instead. The client answers
+//!    [`ACCEPT`] as any VRM, and the server recognises that answer. Each side times its exchange:
+//!    that is its round-trip estimate.
+//! 3. From then on a CFM is credit: a receiver may confirm more than its application has read
+//!    (it grants window beyond the base), and a sender takes a CFM for more than it has
+//!    outstanding as more credit, where against the original it would be a late CFM to ignore. A
+//!    server never sends unasked (a probe of the original reads the first frame it gets), and
+//!    neither side grants before it has seen the other's half: the client grants only after
+//!    [`ACCEPT`] arrived, which the server queued before any grant of its own.
+//!
+//! A receiver never lets a stream hold more than its window: what is unread plus what the sender
+//! may still send. The window doubles when the stream moved at least half of it per round trip
+//! (the window, not the reader, limits it), up to the configured maximum and while the session's
+//! growth budget allows; it halves, down to the base, when half of it lies unread (the reader is
+//! what limits the stream). A peer that claims the extension and sends beyond what was granted
+//! ends the session with a protocol error, as against the original.
+
+use crate::frame::{vrm_answer, Cmd, Header};
+
+/// The client's offer: `VRM(0x7973, 0x6D757831)` ("ys", "mux1").
+pub(crate) const OFFER: Header = Header::new(Cmd::Vrm, 0x7973, 0x6D75_7831);
+/// A server of this crate's answer to [`OFFER`]: `VRM(0x7973, 0x6D757832)` ("ys", "mux2").
+pub(crate) const ACCEPT: Header = Header::new(Cmd::Vrm, 0x7973, 0x6D75_7832);
+
+/// What a VRM means to the extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExtVrm {
+    /// Not the extension's: a probe or ping like any other.
+    Other,
+    /// The answer to our own offer or acceptance: recognised, nothing to send.
+    Answered,
+    /// The client's offer, taken: send [`ACCEPT`] (not the usual answer).
+    Accept,
+}
+
+/// One side's view of the extension.
+#[derive(Debug)]
+pub(crate) struct Extension {
+    /// Whether this side grows windows at all (a maximum window above the base).
+    grows: bool,
+    /// Both sides speak it: CFMs are credit.
+    active: bool,
+    /// The answer we wait for, and when we sent what it answers (microseconds of the core clock).
+    waiting: Option<(Header, u32)>,
+    /// The round trip measured by the handshake, in microseconds.
+    rtt_us: Option<u32>,
+}
+
+impl Extension {
+    pub(crate) fn new(grows: bool) -> Extension {
+        Extension {
+            grows,
+            active: false,
+            waiting: None,
+            rtt_us: None,
+        }
+    }
+
+    /// The client sends its offer at `now`: returns the frame to send first.
+    pub(crate) fn offer(&mut self, now: u32) -> Header {
+        self.waiting = Some((vrm_answer(OFFER.sid, OFFER.len), now));
+        OFFER
+    }
+
+    /// Both sides speak the extension.
+    pub(crate) fn active(&self) -> bool {
+        self.active
+    }
+
+    /// Whether this side may grow a stream's window now: both sides agreed, this side wants to,
+    /// and the round trip is known.
+    pub(crate) fn growth_rtt(&self) -> Option<u32> {
+        if self.active && self.grows {
+            self.rtt_us
+        } else {
+            None
+        }
+    }
+
+    /// A VRM arrived at `now`. `server`: this side is the server.
+    pub(crate) fn on_vrm(&mut self, h: Header, now: u32, server: bool) -> ExtVrm {
+        if let Some((expected, at)) = self.waiting {
+            if h == expected {
+                // The original's answer to our offer (the session stays base), or the client's
+                // answer to our acceptance (the server's round trip).
+                self.waiting = None;
+                if self.active {
+                    self.rtt_us = Some(now.wrapping_sub(at).max(1));
+                }
+                return ExtVrm::Answered;
+            }
+            if !server && h == ACCEPT {
+                self.waiting = None;
+                self.active = true;
+                self.rtt_us = Some(now.wrapping_sub(at).max(1));
+                return ExtVrm::Other; // answered as any VRM: the server times that answer
+            }
+        }
+        if server && h == OFFER && !self.active {
+            self.active = true;
+            self.waiting = Some((vrm_answer(ACCEPT.sid, ACCEPT.len), now));
+            return ExtVrm::Accept;
+        }
+        ExtVrm::Other
+    }
+}
+
+/// What a receiver knows of one stream when it is about to confirm.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sample {
+    /// The stream's window now.
+    pub(crate) window: u32,
+    /// Bytes received and not yet read.
+    pub(crate) unread: u32,
+    /// Bytes read since the last confirm.
+    pub(crate) read: u32,
+    /// Microseconds since the last confirm.
+    pub(crate) elapsed_us: u32,
+}
+
+/// The window a stream should have, from `s` and the round trip, between `base` and `max`.
+pub(crate) fn next_window(s: Sample, rtt_us: u32, base: u32, max: u32) -> u32 {
+    if s.unread > s.window / 2 {
+        // Half the window lies unread: the reader limits this stream, not the window.
+        return (s.window / 2).max(base);
+    }
+    // At least half a window per round trip: the window limits this stream.
+    let per_rtt = u64::from(s.read) * u64::from(rtt_us) / u64::from(s.elapsed_us.max(1));
+    if per_rtt * 2 >= u64::from(s.window) {
+        return s.window.saturating_mul(2).min(max).max(s.window);
+    }
+    s.window
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIB: u32 = 1024;
+
+    #[test]
+    fn the_handshake_values_are_distinct_from_their_answers() {
+        let offer_answer = vrm_answer(OFFER.sid, OFFER.len);
+        let accept_answer = vrm_answer(ACCEPT.sid, ACCEPT.len);
+        let all = [OFFER, ACCEPT, offer_answer, accept_answer];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn against_the_original_the_offer_is_answered_and_nothing_changes() {
+        let mut client = Extension::new(true);
+        let offer = client.offer(0);
+        assert_eq!(offer, OFFER);
+        let answer = vrm_answer(OFFER.sid, OFFER.len);
+        assert_eq!(client.on_vrm(answer, 40, false), ExtVrm::Answered);
+        assert!(!client.active());
+        assert_eq!(client.growth_rtt(), None);
+        // An ACCEPT arriving later (a hostile or confused peer) is just a probe.
+        assert_eq!(client.on_vrm(ACCEPT, 50, false), ExtVrm::Other);
+        assert!(!client.active());
+    }
+
+    #[test]
+    fn two_sides_of_this_crate_agree_and_each_measures_the_round_trip() {
+        let mut client = Extension::new(true);
+        let mut server = Extension::new(true);
+        let offer = client.offer(1_000);
+        assert_eq!(server.on_vrm(offer, 1_020, true), ExtVrm::Accept);
+        assert!(server.active());
+        assert_eq!(
+            server.growth_rtt(),
+            None,
+            "the server has no round trip yet"
+        );
+        assert_eq!(client.on_vrm(ACCEPT, 1_040, false), ExtVrm::Other);
+        assert_eq!(client.growth_rtt(), Some(40));
+        let answer = vrm_answer(ACCEPT.sid, ACCEPT.len);
+        assert_eq!(server.on_vrm(answer, 1_060, true), ExtVrm::Answered);
+        assert_eq!(server.growth_rtt(), Some(40));
+        // A second offer is a probe like any other.
+        assert_eq!(server.on_vrm(OFFER, 2_000, true), ExtVrm::Other);
+    }
+
+    #[test]
+    fn a_client_never_takes_an_offer_and_a_side_that_does_not_grow_still_agrees() {
+        let mut client = Extension::new(true);
+        assert_eq!(client.on_vrm(OFFER, 0, false), ExtVrm::Other);
+        let mut server = Extension::new(false);
+        assert_eq!(server.on_vrm(OFFER, 0, true), ExtVrm::Accept);
+        server.on_vrm(vrm_answer(ACCEPT.sid, ACCEPT.len), 10, true);
+        assert!(server.active(), "it takes the peer's credit");
+        assert_eq!(server.growth_rtt(), None, "but grants none beyond the base");
+    }
+
+    fn sample(window: u32, unread: u32, read: u32, elapsed_us: u32) -> Sample {
+        Sample {
+            window,
+            unread,
+            read,
+            elapsed_us,
+        }
+    }
+
+    #[test]
+    fn a_window_doubles_while_it_limits_the_stream_up_to_the_maximum() {
+        let (base, max) = (512 * KIB, 4096 * KIB);
+        // 64 KiB read in 1 ms with a 40 ms round trip: 2.5 MiB per round trip.
+        assert_eq!(
+            next_window(sample(base, 0, 64 * KIB, 1_000), 40_000, base, max),
+            1024 * KIB
+        );
+        assert_eq!(
+            next_window(sample(4096 * KIB, 0, 512 * KIB, 1_000), 40_000, base, max),
+            max
+        );
+        // Slower than half a window per round trip: it stays.
+        assert_eq!(
+            next_window(sample(base, 0, 64 * KIB, 40_000), 40_000, base, max),
+            base
+        );
+    }
+
+    #[test]
+    fn a_window_halves_down_to_the_base_when_the_reader_falls_behind() {
+        let (base, max) = (512 * KIB, 16384 * KIB);
+        let w = 8192 * KIB;
+        assert_eq!(
+            next_window(sample(w, w / 2 + 1, 64 * KIB, 1), 40_000, base, max),
+            w / 2
+        );
+        assert_eq!(
+            next_window(sample(base, base, 64 * KIB, 1), 40_000, base, max),
+            base
+        );
+    }
+}
