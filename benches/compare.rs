@@ -21,6 +21,13 @@
 //!   much the stalled writer got accepted (flow control should hold it to about one window).
 //! - `idle`: RSS growth per stream pair (both ends) with 10,000 open idle streams, each measured in
 //!   a fresh process (this binary re-executed with `--idle-child`).
+//! - `wan`: one long, fat link: loopback TCP through a link emulator in user space
+//!   (`compare/link.rs`: 40 ms and 10 ms round trip, 1 Gbit/s, a bottleneck queue of one
+//!   bandwidth-delay product). 1 and 8 streams write for 6 s (quick 3 s); the bytes read in that
+//!   time, window growth included. Ratio: to ONE raw connection through the same link. Also shown:
+//!   the link's self-check (raw TCP's ping against the round trip, its rate against the link's),
+//!   and `smux-base`, this crate with the original's fixed window, as a share of 512 KiB per round
+//!   trip (its bound). Run once per run, on the first runtime and net listed, whatever they are.
 //!
 //! Every run gets a fresh runtime; runs are interleaved (run 1 of every implementation, then run 2,
 //! ...) and repeated (`SMUX_BENCH_RUNS`, default 3), and the table shows medians. How each peer is
@@ -30,9 +37,12 @@
 //! stalled,idle), `SMUX_BENCH_IMPLS` (raw,smux,yamux,tokio-yamux,async_smux), `SMUX_BENCH_NETS`
 //! (tcp,pipe), `SMUX_BENCH_RUNTIMES` (tokio,smol), `SMUX_BENCH_STREAMS` (1,64,1024),
 //! `SMUX_BENCH_BULK_MIB`, `SMUX_BENCH_STALLED_MIB`, `SMUX_BENCH_ROUNDS`, `SMUX_BENCH_IDLE_STREAMS`,
-//! `SMUX_BENCH_TIMEOUT_S` (per run), `SMUX_BENCH_OUT` (directory for compare.svg, compare.md and
-//! compare.csv; default target/smux-bench).
+//! `SMUX_BENCH_WAN_MS` (40,10), `SMUX_BENCH_WAN_STREAMS` (1,8), `SMUX_BENCH_WAN_S`,
+//! `SMUX_BENCH_TIMEOUT_S` (per run), `SMUX_BENCH_OUT` (directory for compare.svg, wan.svg,
+//! compare.md and compare.csv; default target/smux-bench).
 
+#[path = "compare/link.rs"]
+mod link;
 #[path = "compare/peers.rs"]
 mod peers;
 #[path = "compare/report.rs"]
@@ -60,14 +70,16 @@ enum Scenario {
     Churn,
     Stalled,
     Idle,
+    Wan,
 }
 
-const SCENARIOS: [(Scenario, &str); 5] = [
+const SCENARIOS: [(Scenario, &str); 6] = [
     (Scenario::Bulk, "bulk"),
     (Scenario::Rtt, "rtt"),
     (Scenario::Churn, "churn"),
     (Scenario::Stalled, "stalled"),
     (Scenario::Idle, "idle"),
+    (Scenario::Wan, "wan"),
 ];
 
 struct Cfg {
@@ -82,6 +94,9 @@ struct Cfg {
     stalled_bytes: u64,
     rounds: usize,
     idle_streams: usize,
+    wan_ms: Vec<u32>,
+    wan_streams: Vec<usize>,
+    wan_time: Duration,
     timeout: Duration,
     out: PathBuf,
 }
@@ -156,6 +171,9 @@ impl Cfg {
             stalled_bytes: env_num("SMUX_BENCH_STALLED_MIB", if quick { 32 } else { 64 }) * mib,
             rounds: env_num("SMUX_BENCH_ROUNDS", if quick { 2_000 } else { 20_000 }),
             idle_streams: env_num("SMUX_BENCH_IDLE_STREAMS", 10_000),
+            wan_ms: env_list("SMUX_BENCH_WAN_MS", vec![40, 10], |x| x.parse().ok()),
+            wan_streams: env_list("SMUX_BENCH_WAN_STREAMS", vec![1, 8], |x| x.parse().ok()),
+            wan_time: Duration::from_secs(env_num("SMUX_BENCH_WAN_S", if quick { 3 } else { 6 })),
             timeout: Duration::from_secs(env_num(
                 "SMUX_BENCH_TIMEOUT_S",
                 if quick { 15 } else { 120 },
@@ -237,6 +255,9 @@ fn main() {
                     if sc == Scenario::Idle && run > 0 {
                         continue; // memory does not vary from run to run: measured once
                     }
+                    if sc == Scenario::Wan && (netk != cfg.nets[0] || rtk != cfg.runtimes[0]) {
+                        continue; // its own nets, and its time is the link's: once per run
+                    }
                     let t = Instant::now();
                     one_scenario(&cfg, &mut res, sc, rtk, netk);
                     eprintln!(
@@ -298,6 +319,11 @@ fn write_files(cfg: &Cfg, res: &Results, took: Duration) -> io::Result<()> {
     std::fs::write(cfg.out.join("compare.csv"), res.csv())?;
     if let Some(svg) = res.svg() {
         let p = cfg.out.join("compare.svg");
+        std::fs::write(&p, svg)?;
+        println!("chart: {}", p.display());
+    }
+    if let Some(svg) = res.wan_svg() {
+        let p = cfg.out.join("wan.svg");
         std::fs::write(&p, svg)?;
         println!("chart: {}", p.display());
     }
@@ -393,6 +419,7 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
                 }
             }
         }
+        Scenario::Wan => wan(cfg, res, rtk),
         Scenario::Idle => {
             for &imp in &cfg.impls {
                 if imp == Impl::Raw {
@@ -407,6 +434,41 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
     }
 }
 
+/// wan: through the link emulator, each round trip: the self-check (raw TCP's ping and rate), then
+/// every implementation (and smux with the original's fixed window) moving data for
+/// `cfg.wan_time` over 1 and 8 streams.
+fn wan(cfg: &Cfg, res: &mut Results, rtk: RtKind) {
+    let mut impls = cfg.impls.clone();
+    if let Some(i) = impls.iter().position(|i| *i == Impl::Smux) {
+        impls.insert(i + 1, Impl::SmuxBase);
+    }
+    let time = cfg.wan_time;
+    for &ms in &cfg.wan_ms {
+        let netk = NetKind::Wan(ms);
+        let key = |m: Metric, i: Impl| (netk, rtk, m, i);
+        match run_one(cfg, rtk, netk, Impl::Raw, |sp, c, s| {
+            scenarios::rtt(sp, c, s, 1, 5, 1)
+        }) {
+            Ok(mut t) => res.add(key(Metric::WanPing, Impl::Raw), secs(percentile(&mut t, 0.5))),
+            Err(e) => res.fail(key(Metric::WanPing, Impl::Raw), e),
+        }
+        for &streams in &cfg.wan_streams {
+            for &imp in &impls {
+                let m = Metric::Wan(streams);
+                if imp == Impl::Raw && streams != 1 || res.failures.contains_key(&key(m, imp)) {
+                    continue;
+                }
+                match run_one(cfg, rtk, netk, imp, move |sp, c, s| {
+                    scenarios::timed_bulk(sp, c, s, streams, time)
+                }) {
+                    Ok(bytes) => res.add(key(m, imp), bytes as f64 / secs(time)),
+                    Err(e) => res.fail(key(m, imp), e),
+                }
+            }
+        }
+    }
+}
+
 /// Runs the idle scenario in a fresh process and reads its answer.
 fn idle_parent(cfg: &Cfg, imp: Impl, rtk: RtKind, netk: NetKind) -> Result<f64, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -414,7 +476,7 @@ fn idle_parent(cfg: &Cfg, imp: Impl, rtk: RtKind, netk: NetKind) -> Result<f64, 
         .args([
             "--idle-child",
             imp.name(),
-            netk.name(),
+            &netk.name(),
             rtk.name(),
             &cfg.idle_streams.to_string(),
         ])

@@ -4,14 +4,17 @@
 //! - raw: `open` is a new TCP connection (or a new pipe), `accept` takes it on the other side. In
 //!   bulk and rtt only one is ever opened, so raw is ONE connection; in churn each cycle is a full
 //!   connect, exchange, close.
-//! - smux (this crate): `Config::default()` (512 KiB window, accept backlog 1024).
+//! - smux (this crate): `Config::default()` (512 KiB window growing up to 16 MiB with a peer of
+//!   this crate where the path needs it, accept backlog 1024). smux-base (wan only): the same with
+//!   window growth off, the original's fixed 512 KiB.
 //! - yamux 0.13: limited to 512 streams by default, so `max_num_streams` is raised to 16,384 (and
 //!   `max_connection_receive_window` to 16,384 x 256 KiB, which its config requires; windows still
 //!   start at 256 KiB). It also refuses to have more than 256 opened streams unacknowledged (a
 //!   fixed constant), and a stream is acknowledged only by the accepting side's first frame: so
 //!   where the accepting side never writes (bulk, stalled), it writes an empty data frame
 //!   (`write(&[])`, 12 bytes of header) right after accepting, which acknowledges the stream and
-//!   nothing more. The `Connection` has no driver of its own: a task owns it, polls
+//!   nothing more. In the wan scenario (8 streams at most) it keeps its defaults, under which a
+//!   stream's window auto-tunes up to 1 GiB / 512 streams. The `Connection` has no driver of its own: a task owns it, polls
 //!   `poll_next_inbound` forever and serves `poll_new_outbound` for `open` requests sent to it
 //!   over a channel.
 //! - tokio-yamux 0.3: keepalive off (it arms a tokio timer), accept backlog and stream count at
@@ -45,6 +48,9 @@ use crate::rt::{connect, BoxFio, BoxFut, Net, RtKind, Spawner};
 pub enum Impl {
     Raw,
     Smux,
+    /// This crate with the original's fixed window: window growth off (`with_max_window` at the
+    /// window). Measured in the wan scenario only, where the two differ.
+    SmuxBase,
     Yamux,
     TokioYamux,
     AsyncSmux,
@@ -63,6 +69,7 @@ impl Impl {
         match self {
             Impl::Raw => "raw",
             Impl::Smux => "smux",
+            Impl::SmuxBase => "smux-base",
             Impl::Yamux => "yamux",
             Impl::TokioYamux => "tokio-yamux",
             Impl::AsyncSmux => "async_smux",
@@ -70,7 +77,7 @@ impl Impl {
     }
 
     pub fn parse(s: &str) -> Option<Impl> {
-        ALL.into_iter().find(|i| {
+        ALL.into_iter().chain([Impl::SmuxBase]).find(|i| {
             i.name().eq_ignore_ascii_case(s)
                 || i.name().replace(['-', '_'], "") == s.replace(['-', '_'], "")
         })
@@ -153,11 +160,17 @@ pub async fn pair(imp: Impl, sp: &Spawner, net: Arc<Net>) -> io::Result<(Side, S
     if imp == Impl::Raw {
         return Ok(raw_pair(sp, net));
     }
+    let wan = matches!(*net, Net::Wan { .. });
     let (a, b) = net.pair().await?;
     Ok(match imp {
         Impl::Raw => unreachable!(),
-        Impl::Smux => {
+        Impl::Smux | Impl::SmuxBase => {
             let cfg = ysmux::Config::default();
+            let cfg = if imp == Impl::SmuxBase {
+                cfg.clone().with_max_window(cfg.window())
+            } else {
+                cfg
+            };
             let (c, d1) = ysmux::Session::client(a.fio(), cfg.clone());
             let (s, d2) = ysmux::Session::server(b.fio(), cfg);
             sp.detach(async move {
@@ -166,11 +179,11 @@ pub async fn pair(imp: Impl, sp: &Spawner, net: Arc<Net>) -> io::Result<(Side, S
             sp.detach(async move {
                 let _ = d2.await;
             });
-            (smux_side(c), smux_side(s))
+            (smux_side(c, imp), smux_side(s, imp))
         }
         Impl::Yamux => (
-            yamux_side(sp, a.fio(), yamux::Mode::Client),
-            yamux_side(sp, b.fio(), yamux::Mode::Server),
+            yamux_side(sp, a.fio(), yamux::Mode::Client, wan),
+            yamux_side(sp, b.fio(), yamux::Mode::Server, wan),
         ),
         Impl::TokioYamux => (
             tokio_yamux_side(sp, a.tio(), tokio_yamux::session::SessionType::Client),
@@ -221,11 +234,11 @@ fn raw_pair(sp: &Spawner, net: Arc<Net>) -> (Side, Side) {
     (client, server)
 }
 
-fn smux_side(s: ysmux::Session) -> Side {
+fn smux_side(s: ysmux::Session, imp: Impl) -> Side {
     let s = Arc::new(s);
     let s2 = s.clone();
     Side {
-        imp: Impl::Smux,
+        imp,
         open: open_fn(move || {
             let s = s.clone();
             async move { Ok(Box::new(s.open().await?) as BoxFio) }
@@ -239,10 +252,14 @@ fn smux_side(s: ysmux::Session) -> Side {
 
 type YamuxOpen = oneshot::Sender<io::Result<yamux::Stream>>;
 
-fn yamux_side(sp: &Spawner, io: BoxFio, mode: yamux::Mode) -> Side {
+fn yamux_side(sp: &Spawner, io: BoxFio, mode: yamux::Mode, wan: bool) -> Side {
     let mut cfg = yamux::Config::default();
-    cfg.set_max_connection_receive_window(Some(YAMUX_MAX_STREAMS * yamux::DEFAULT_CREDIT as usize));
-    cfg.set_max_num_streams(YAMUX_MAX_STREAMS);
+    if !wan {
+        cfg.set_max_connection_receive_window(Some(
+            YAMUX_MAX_STREAMS * yamux::DEFAULT_CREDIT as usize,
+        ));
+        cfg.set_max_num_streams(YAMUX_MAX_STREAMS);
+    }
     let mut conn = yamux::Connection::new(io, cfg, mode);
     let (open_tx, mut open_rx) = mpsc::unbounded::<YamuxOpen>();
     let (in_tx, in_rx) = mpsc::unbounded::<BoxFio>();

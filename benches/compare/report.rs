@@ -23,6 +23,10 @@ pub enum Metric {
     StalledCommitted,
     /// RSS growth per idle stream pair, bytes.
     Idle,
+    /// Through the link emulator, raw TCP: the median round trip of a 1-byte ping, seconds.
+    WanPing,
+    /// Through the link emulator, bytes per second with this many streams.
+    Wan(usize),
 }
 
 impl Metric {
@@ -36,6 +40,8 @@ impl Metric {
             Metric::StalledSolo => "stalled: solo GiB/s".into(),
             Metric::StalledCommitted => "stalled: unread KiB".into(),
             Metric::Idle => "idle bytes/pair".into(),
+            Metric::WanPing => "link self-check: ping ms".into(),
+            Metric::Wan(s) => format!("wan {s} stream{} MiB/s", if s == 1 { "" } else { "s" }),
         }
     }
 
@@ -48,11 +54,14 @@ impl Metric {
             Metric::Churn => format!("{:.1}", v / 1e3),
             Metric::StalledCommitted => format!("{:.0}", v / 1024.0),
             Metric::Idle => format!("{v:.0}"),
+            Metric::WanPing => format!("{:.1}", v * 1e3),
+            Metric::Wan(_) => format!("{:.1}", v / MIB),
         }
     }
 }
 
 const GIB: f64 = (1u64 << 30) as f64;
+const MIB: f64 = (1u64 << 20) as f64;
 
 pub type Key = (NetKind, RtKind, Metric, Impl);
 
@@ -114,10 +123,29 @@ impl Results {
             Metric::StalledBusy => self
                 .med(&(net, rt, Metric::StalledSolo, imp))
                 .map(|r| v / r),
+            Metric::Wan(_) if imp != Impl::Raw => raw(Metric::Wan(1)).map(|r| v / r),
             _ => None,
         };
         if let Some(r) = ratio {
             let _ = write!(s, " ({r:.2}x)");
+        }
+        if let Some(shape) = net.shape() {
+            let rtt = shape.rtt().as_secs_f64();
+            match (m, imp) {
+                // The self-check: the ping against the link's round trip, raw against its rate.
+                (Metric::WanPing, _) => {
+                    let _ = write!(s, " ({:.2} of the rtt)", v / rtt);
+                }
+                (Metric::Wan(1), Impl::Raw) => {
+                    let _ = write!(s, " ({:.2} of the rate)", v / shape.rate as f64);
+                }
+                // The original's fixed window: at most one window per round trip.
+                (Metric::Wan(1), Impl::SmuxBase) => {
+                    let per_rtt = f64::from(ysmux::DEFAULT_WINDOW) / rtt;
+                    let _ = write!(s, " ({:.2} of 512 KiB/rtt)", v / per_rtt);
+                }
+                _ => {}
+            }
         }
         if self.failures.contains_key(k) {
             let _ = write!(s, " [{n} ok, some failed]");
@@ -255,13 +283,7 @@ impl Results {
                 })
             })
             .collect();
-        let colors = |i: Impl| match i {
-            Impl::Raw => "#555555",
-            Impl::Smux => "#d62728",
-            Impl::Yamux => "#1f77b4",
-            Impl::TokioYamux => "#2ca02c",
-            Impl::AsyncSmux => "#ff7f0e",
-        };
+        let colors = color;
         let (pw, ph, ml, mt, mb) = (440.0, 300.0, 60.0, 40.0, 45.0);
         let cols = panels.len().min(2);
         let rows = panels.len().div_ceil(2);
@@ -402,6 +424,104 @@ impl Results {
         }
         let _ = writeln!(s, "</svg>");
         Some(s)
+    }
+}
+
+impl Results {
+    /// The wan scenario as bars: for each round trip and stream count, each implementation's
+    /// throughput as a share of raw TCP through the same link (1.0: the link's full rate).
+    pub fn wan_svg(&self) -> Option<String> {
+        let groups: Vec<(NetKind, RtKind, usize)> = self
+            .present(|k| (k.0, k.1, k.2))
+            .into_iter()
+            .filter_map(|(n, r, m)| match (n, m) {
+                (NetKind::Wan(_), Metric::Wan(s)) => Some((n, r, s)),
+                _ => None,
+            })
+            .collect();
+        if groups.is_empty() {
+            return None;
+        }
+        let impls: Vec<Impl> = self
+            .present(|k| k.3)
+            .into_iter()
+            .filter(|i| *i != Impl::Raw)
+            .collect();
+        let (bar, gap, label_w, plot_w) = (14.0, 18.0, 190.0, 420.0);
+        let group_h = bar * impls.len() as f64 + gap;
+        let height = 70.0 + group_h * groups.len() as f64 + 30.0;
+        let width = label_w + plot_w + 140.0;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        let _ = writeln!(
+            s,
+            r#"<text x="10" y="20" font-size="15" font-weight="bold">one long, fat link (1 Gbit/s): throughput as a share of raw TCP through it (medians)</text>"#
+        );
+        let x = |r: f64| label_w + plot_w * r.min(1.1) / 1.1;
+        for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
+            let xx = x(t);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{xx:.1}" y1="40" x2="{xx:.1}" y2="{:.1}" stroke="{}"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                height - 30.0,
+                if t == 1.0 { "#555555" } else { "#e0e0e0" },
+                height - 14.0,
+                trim(t)
+            );
+        }
+        let mut y = 50.0;
+        for (net, rt, streams) in groups {
+            let _ = writeln!(
+                s,
+                r#"<text x="10" y="{:.1}" font-weight="bold">{}, {streams} stream{}</text>"#,
+                y + 12.0,
+                net.name().replace(" 1 Gbit/s", ""),
+                if streams == 1 { "" } else { "s" }
+            );
+            let raw = self.med(&(net, rt, Metric::Wan(1), Impl::Raw));
+            for (k, i) in impls.iter().enumerate() {
+                let yy = y + k as f64 * bar;
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                    label_w - 6.0,
+                    yy + bar - 3.0,
+                    i.name()
+                );
+                let (Some(v), Some(r)) = (self.med(&(net, rt, Metric::Wan(streams), *i)), raw)
+                else {
+                    continue;
+                };
+                let ratio = v / r;
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{label_w}" y="{yy:.1}" width="{:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}">{ratio:.2}</text>"#,
+                    x(ratio) - label_w,
+                    bar - 2.0,
+                    color(*i),
+                    x(ratio) + 4.0,
+                    yy + bar - 3.0
+                );
+            }
+            y += group_h;
+        }
+        let _ = writeln!(s, "</svg>");
+        Some(s)
+    }
+}
+
+fn color(i: Impl) -> &'static str {
+    match i {
+        Impl::Raw => "#555555",
+        Impl::Smux => "#d62728",
+        Impl::SmuxBase => "#e377c2",
+        Impl::Yamux => "#1f77b4",
+        Impl::TokioYamux => "#2ca02c",
+        Impl::AsyncSmux => "#ff7f0e",
     }
 }
 

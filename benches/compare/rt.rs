@@ -12,6 +12,8 @@ use std::time::Duration;
 use futures::future::{select, Either, RemoteHandle};
 use futures::FutureExt;
 
+use crate::link::{Link, Shape};
+
 /// futures-io stream, boxed: what every scenario reads and writes.
 pub trait Fio: futures::io::AsyncRead + futures::io::AsyncWrite + Send + Unpin {}
 impl<T: futures::io::AsyncRead + futures::io::AsyncWrite + Send + Unpin> Fio for T {}
@@ -43,16 +45,33 @@ impl RtKind {
 pub enum NetKind {
     Tcp,
     Pipe,
+    /// Loopback TCP through the link emulator (`link.rs`): this round trip in ms, 1 Gbit/s.
+    Wan(u32),
 }
 
 impl NetKind {
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            NetKind::Tcp => "tcp",
-            NetKind::Pipe => "pipe",
+            NetKind::Tcp => "tcp".into(),
+            NetKind::Pipe => "pipe".into(),
+            NetKind::Wan(ms) => format!("wan {ms} ms 1 Gbit/s"),
+        }
+    }
+
+    /// The link's shape, for a wan.
+    pub fn shape(self) -> Option<Shape> {
+        match self {
+            NetKind::Wan(ms) => Some(Shape::new(
+                Duration::from_millis(u64::from(ms)),
+                WAN_BITS_PER_S,
+            )),
+            _ => None,
         }
     }
 }
+
+/// The rate of the emulated wide-area link.
+pub const WAN_BITS_PER_S: u64 = 1_000_000_000;
 
 /// A fresh runtime per measured run, so that a run that hangs (or leaves tasks behind) cannot
 /// disturb the next one: dropping it cancels every task it still holds.
@@ -240,12 +259,23 @@ pub enum Net {
     Tokio(tokio::net::TcpListener, SocketAddr),
     Smol(smol::net::TcpListener, SocketAddr),
     Pipe,
+    /// A TCP net whose connections go through a link: connect to the link, accept from `inner`.
+    Wan { inner: Box<Net>, link: Link },
 }
 
 impl Net {
     pub async fn new(kind: NetKind, rt: RtKind) -> io::Result<Net> {
         Ok(match (kind, rt) {
             (NetKind::Pipe, _) => Net::Pipe,
+            (NetKind::Wan(_), _) => {
+                let inner = Box::pin(Net::new(NetKind::Tcp, rt)).await?;
+                let target = inner.addr().expect("a TCP net");
+                let link = Link::start(kind.shape().expect("a wan"), target)?;
+                Net::Wan {
+                    inner: Box::new(inner),
+                    link,
+                }
+            }
             (NetKind::Tcp, RtKind::Tokio) => {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let a = l.local_addr()?;
@@ -263,12 +293,21 @@ impl Net {
         match self {
             Net::Tokio(_, a) | Net::Smol(_, a) => Some(*a),
             Net::Pipe => None,
+            Net::Wan { link, .. } => Some(link.addr()),
         }
     }
 
     /// A connected pair (client end, server end), both with TCP_NODELAY.
     pub async fn pair(&self) -> io::Result<(Conn, Conn)> {
         match self {
+            Net::Wan { inner, link } => {
+                let rt = match **inner {
+                    Net::Smol(..) => RtKind::Smol,
+                    _ => RtKind::Tokio,
+                };
+                let (c, s) = futures::join!(connect(rt, link.addr()), inner.accept());
+                Ok((c?, s?))
+            }
             Net::Pipe => {
                 let (a, b) = ysmux::pipe();
                 Ok((Conn::Pipe(a), Conn::Pipe(b)))
@@ -303,6 +342,7 @@ impl Net {
                 s.set_nodelay(true)?;
                 Ok(Conn::Smol(s))
             }
+            Net::Wan { inner, .. } => Box::pin(inner.accept()).await,
             Net::Pipe => Err(io::Error::other("a pipe net has nothing to accept")),
         }
     }

@@ -108,6 +108,44 @@ pub async fn bulk(
     Ok(elapsed)
 }
 
+/// wan: `streams` streams writing client to server for as long as they are let; the bytes the
+/// server has read `duration` after the first open (window growth, where there is any, counts in
+/// that time, as it does for a user).
+pub async fn timed_bulk(
+    sp: Spawner,
+    c: Side,
+    s: Side,
+    streams: usize,
+    duration: Duration,
+) -> io::Result<u64> {
+    let start = Instant::now();
+    let total = Arc::new(AtomicU64::new(0));
+    let counted = total.clone();
+    let sp2 = sp.clone();
+    let _server = sp.spawn(async move {
+        let mut readers = Vec::with_capacity(streams);
+        for _ in 0..streams {
+            let mut st = s.accept_reader().await?;
+            let counted = counted.clone();
+            readers.push(sp2.spawn(async move {
+                while let Ok(n @ 1..) = read_discard(&mut st, CHUNK).await {
+                    counted.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                st
+            }));
+        }
+        Ok::<_, io::Error>(readers)
+    });
+    let mut writers = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        let st = c.open().await?;
+        let w = c.write_half(&sp, st);
+        writers.push(sp.spawn(write_n(w, u64::MAX)));
+    }
+    sp.sleep(duration.saturating_sub(start.elapsed())).await;
+    Ok(total.load(Ordering::Relaxed))
+}
+
 async fn echo(mut s: BoxFio, size: usize) {
     let mut buf = vec![0u8; size];
     loop {
