@@ -449,7 +449,10 @@ fn wan(cfg: &Cfg, res: &mut Results, rtk: RtKind) {
         match run_one(cfg, rtk, netk, Impl::Raw, |sp, c, s| {
             scenarios::rtt(sp, c, s, 1, 5, 1)
         }) {
-            Ok(mut t) => res.add(key(Metric::WanPing, Impl::Raw), secs(percentile(&mut t, 0.5))),
+            Ok(mut t) => res.add(
+                key(Metric::WanPing, Impl::Raw),
+                secs(percentile(&mut t, 0.5)),
+            ),
             Err(e) => res.fail(key(Metric::WanPing, Impl::Raw), e),
         }
         for &streams in &cfg.wan_streams {

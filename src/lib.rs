@@ -121,7 +121,9 @@ mod stream;
 mod tokio_io;
 pub mod tower;
 
-pub use crate::config::{Config, SleepFn, DEFAULT_MAX_WINDOW, DEFAULT_MEMORY_BUDGET, DEFAULT_WINDOW};
+pub use crate::config::{
+    Config, SleepFn, DEFAULT_MAX_WINDOW, DEFAULT_MEMORY_BUDGET, DEFAULT_WINDOW,
+};
 pub use crate::driver::Driver;
 pub use crate::error::{Error, ProtocolError};
 pub use crate::pipe::{pipe, Pipe};

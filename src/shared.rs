@@ -519,6 +519,8 @@ impl Inner {
             protocol_errors: self.protocol_errors,
             memory_held: self.core.unclaimed_bytes(),
             memory_budget: self.memory_budget,
+            windows_grow: self.core.extension_active(),
+            window_growth: self.core.window_growth(),
             last_rtt: self.last_rtt,
         }
     }

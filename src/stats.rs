@@ -31,6 +31,12 @@ pub struct Stats {
     pub memory_held: usize,
     /// The memory budget ([`Config::with_memory_budget`](crate::Config::with_memory_budget)).
     pub memory_budget: usize,
+    /// The peer is a session of this crate and agreed to window growth (see the crate docs,
+    /// "Window growth"); always `false` against the original.
+    pub windows_grow: bool,
+    /// What streams' receive windows have grown beyond the base window in all, in bytes (within
+    /// the memory budget).
+    pub window_growth: usize,
     /// The round trip measured by the last answered ping ([`Session::ping`](crate::Session::ping)
     /// or the keepalive), if any.
     pub last_rtt: Option<Duration>,

@@ -447,7 +447,18 @@ async fn our_echo(ex: Ex, peers: Peers, version: Original, streams: u64, per_str
         mib_per_s(total, secs)
     );
     assert_alive(&mut driver, "after the echo").await;
+    assert_base_protocol(&session, version);
     server.assert_running();
+}
+
+/// Against the original, window growth stays off: the wire is PROTOCOL.md 2-10 only.
+fn assert_base_protocol(session: &Session, version: Original) {
+    let stats = session.stats();
+    assert!(
+        !stats.windows_grow && stats.window_growth == 0,
+        "window growth against {}: {stats:?}",
+        version.program()
+    );
 }
 
 /// Our client against their sink-server: `streams` streams at once, each writing `per_stream`
@@ -484,6 +495,7 @@ async fn our_sink(ex: Ex, peers: Peers, version: Original, streams: u64, per_str
         mib_per_s(total, secs)
     );
     assert_alive(&mut driver, "after the sink").await;
+    assert_base_protocol(&session, version);
     server.assert_running();
 }
 

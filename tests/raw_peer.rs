@@ -904,3 +904,102 @@ fn session_close_sends_fin_for_every_stream_then_closes_the_transport() {
         drop((mine, accepted));
     });
 }
+
+// ----- window growth (src/core/extension.rs) -----
+
+#[test]
+fn against_a_peer_answering_the_offer_like_the_original_confirms_never_pass_what_was_read() {
+    run(|ex| async move {
+        // `raw_server` answers the offer as the original does; from then on the peer sees the
+        // base protocol: every confirm covers bytes the application read, never more.
+        let (client, _driver, mut raw) = raw_server::<PipeTransport>(&ex, Config::default()).await;
+        raw.send(&[Frame::syn(7)]).await;
+        let mut s = accept(&client).await;
+        let frame = Frame::psh(7, &vec![3; 65_536]);
+        let (mut sent, mut read, mut confirmed) = (0u64, 0u64, 0u64);
+        while sent < 4 * u64::from(WINDOW) {
+            while sent - confirmed < u64::from(WINDOW) {
+                raw.send(std::slice::from_ref(&frame)).await;
+                sent += 65_536;
+            }
+            while read < sent {
+                read += read_n(&mut s, 65_536).await.len() as u64;
+            }
+            sync_confirms(&mut raw, &mut confirmed).await;
+            assert!(confirmed <= read, "confirmed {confirmed} of {read} read");
+        }
+        let stats = client.stats();
+        assert!(!stats.windows_grow);
+        assert_eq!(stats.window_growth, 0);
+    });
+}
+
+/// Probes, and takes every CFM for stream 7 before the answer into `confirmed`.
+async fn sync_confirms<T: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin>(
+    raw: &mut RawPeer<T>,
+    confirmed: &mut u64,
+) {
+    raw.send(&[Frame::new(VRM, 0x1234, 0x1234_5678)]).await;
+    loop {
+        let f = raw.recv().await;
+        match f.cmd {
+            CFM if f.sid == 7 => *confirmed += u64::from(f.len),
+            VRM if f == Frame::new(VRM, 0x3420, 0x1278_3456) => return,
+            _ => panic!("unexpected frame {f:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_server_accepts_the_offer_and_holds_a_peer_claiming_it_to_what_it_granted() {
+    run(|ex| async move {
+        let (server, driver, mut raw) = raw_client::<PipeTransport>(&ex, Config::default()).await;
+        assert!(!server.stats().windows_grow);
+        raw.send(&[offer()]).await;
+        raw.expect(accept_offer()).await; // not the usual answer: this side grows windows too
+        raw.send(&[Frame::new(VRM, 0x7390, 0x6D32_7578)]).await; // the answer to ACCEPT
+        sync(&mut raw).await; // ... which the server recognised and did not answer
+        assert!(server.stats().windows_grow);
+        // Claiming the extension gives the peer no credit of its own making: one window, and one
+        // byte more ends the session.
+        raw.send(&[Frame::syn(1)]).await;
+        let _s = accept(&server).await;
+        let frame = Frame::psh(1, &vec![1; 65_536]);
+        for _ in 0..WINDOW / 65_536 {
+            raw.send(std::slice::from_ref(&frame)).await;
+        }
+        sync(&mut raw).await;
+        raw.send(&[Frame::psh(1, b"!")]).await;
+        let r = wait("the driver to end", driver).await;
+        let want = ProtocolError::WindowExceeded {
+            stream: 1,
+            window: WINDOW,
+        };
+        assert!(
+            matches!(r, Err(Error::Protocol(e)) if e == want),
+            "driver: {r:?}"
+        );
+    });
+}
+
+#[test]
+fn two_sessions_of_this_crate_agree_to_grow_windows() {
+    run(|ex| async move {
+        let (a, b) = ysmux::pipe();
+        let (client, cd) = Session::client(a, Config::default());
+        let (server, sd) = Session::server(b, Config::default());
+        ex.spawn(cd).detach();
+        ex.spawn(sd).detach();
+        // A ping's answer comes after the handshake's frames on both sides.
+        wait("ping", client.ping()).await.expect("ping");
+        wait("ping", server.ping()).await.expect("ping");
+        assert!(client.stats().windows_grow && server.stats().windows_grow);
+        // Bytes still arrive intact, both ways.
+        let mut s = client.open().await.expect("open");
+        s.write_all(b"grown").await.expect("write");
+        let mut t = accept(&server).await;
+        assert_eq!(read_n(&mut t, 5).await, b"grown");
+        t.write_all(b"back").await.expect("write");
+        assert_eq!(read_n(&mut s, 4).await, b"back");
+    });
+}

@@ -117,8 +117,12 @@ fn direction(shape: Shape, mut from: TcpStream, mut to: TcpStream) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                free_at = free_at.max(Instant::now()) + Duration::from_secs_f64(n as f64 * per_byte);
-                if tx.send((free_at + shape.one_way, buf[..n].to_vec())).is_err() {
+                free_at =
+                    free_at.max(Instant::now()) + Duration::from_secs_f64(n as f64 * per_byte);
+                if tx
+                    .send((free_at + shape.one_way, buf[..n].to_vec()))
+                    .is_err()
+                {
                     break;
                 }
             }

@@ -260,7 +260,10 @@ pub enum Net {
     Smol(smol::net::TcpListener, SocketAddr),
     Pipe,
     /// A TCP net whose connections go through a link: connect to the link, accept from `inner`.
-    Wan { inner: Box<Net>, link: Link },
+    Wan {
+        inner: Box<Net>,
+        link: Link,
+    },
 }
 
 impl Net {

@@ -507,9 +507,13 @@ impl<W: Default> Core<W> {
     }
 
     /// Whether the peer agreed to window growth (`extension.rs`).
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn extension_active(&self) -> bool {
         self.extension.active()
+    }
+
+    /// What windows have grown beyond the base, in all.
+    pub(crate) fn window_growth(&self) -> usize {
+        self.growth.held()
     }
 
     /// The core's counters.

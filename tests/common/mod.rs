@@ -863,7 +863,7 @@ pub fn offer() -> Frame {
 }
 
 /// A server session's answer to [`offer`]: it grows windows too.
-pub fn accept() -> Frame {
+pub fn accept_offer() -> Frame {
     Frame::new(VRM, 0x7973, 0x6D75_7832)
 }
 
