@@ -545,8 +545,10 @@ impl<W: Default> Core<W> {
         if credit == 0 {
             return Write::NoCredit;
         }
-        if s.batch != self.batches {
-            s.batch = self.batches;
+        // The batch's low 16 bits: a stream that last wrote exactly 65,536 batches ago keeps its
+        // old count for this batch, which holds it back for one batch at most.
+        if s.batch != self.batches as u16 {
+            s.batch = self.batches as u16;
             s.batch_bytes = 0;
         }
         // Fairness: while other streams wait for room, a stream takes at most about one frame of

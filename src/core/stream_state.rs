@@ -64,9 +64,9 @@ pub(crate) struct StreamState<W> {
     pub(crate) queue_waiting: bool,
     /// Waited for queue space and has not written since: other writers yield to it.
     pub(crate) contending: bool,
-    /// The output batch (the core's `out_base` when this stream last wrote) and what this stream
-    /// put in it: a stream takes at most a frame's worth of a batch while others contend.
-    pub(crate) batch: u32,
+    /// The output batch (the low bits of the core's batch count when this stream last wrote; 16
+    /// bits keep a stream's state small) and what this stream put in it: a stream takes at most a frame's worth of a batch while others contend.
+    pub(crate) batch: u16,
     pub(crate) batch_bytes: u32,
     /// The core's output counter just after this stream's last frame was queued (for flush).
     pub(crate) last_queued: u64,
