@@ -35,6 +35,39 @@
 //! reader confirms (CFM) only what the application has actually read. So a stream that nobody
 //! reads stops only its own writer: the other streams, and the transport, keep moving.
 //!
+//! ## Window growth
+//! One fixed window moves at most one window per round trip: 512 KiB every 40 ms is 12.5 MiB/s,
+//! a tenth of a 1 Gbit/s path. Between two sessions of this crate the window grows to the path;
+//! against the original nothing changes, and the original never sees a frame it does not know.
+//!
+//! - **What is sent, and when.** A client's first frame is a VRM with fixed values,
+//!   `VRM(0x7973, 0x6D757831)`. Every version of the original answers a VRM as the probe of
+//!   PROTOCOL.md 8; the client recognises that answer and stays with the base protocol (14 bytes
+//!   in all, once). A server of this crate answers with `VRM(0x7973, 0x6D757832)` instead, which
+//!   the client answers as any VRM; each side takes its exchange's time as its round-trip estimate.
+//!   A server never sends first, so a Go `IsSmux` probe of it reads its answer as before (a probe
+//!   of a *client* of this crate reads the offer first; [`is_smux`] reads past it).
+//! - **What changes.** From then on a CFM is credit: a receiver may confirm more than its
+//!   application read, and a sender takes a CFM beyond what it has outstanding as more credit
+//!   (against the original, such a CFM can only be a late one, and is ignored). Neither side
+//!   grants before the other has seen the handshake, so the original's rules hold until both
+//!   agree.
+//! - **How big.** A receiver holds at most its stream's window: unread bytes plus what the sender
+//!   may still send. When a stream moved at least half its window in one round trip (the window,
+//!   not the reader, is what limits it) the window doubles, up to [`Config::with_max_window`]
+//!   (16 MiB by default), as long as all streams' growth together stays within the memory budget
+//!   ([`Config::with_memory_budget`]); when half of it lies unread (the reader is what limits it)
+//!   it halves, down to the base window. Closing a stream gives its growth back. A peer that
+//!   claims the extension and sends beyond what was granted ends the session with a protocol
+//!   error, as any peer does.
+//! - **What it costs.** Nothing against the original; between two sessions of this crate, memory
+//!   only on streams over long, fast paths whose readers keep up (on loopback, a window moves in
+//!   far less than half a round trip, and nothing grows). [`Stats::windows_grow`] and
+//!   [`Stats::window_growth`] show it; `with_max_window` at the window turns it off on this side.
+//!
+//! With the base window, a receiver confirms after an eighth of it, so that a sender against the
+//! original rarely waits for a confirm.
+//!
 //! ## Close is a full close
 //! The protocol has no half-close: closing a stream (or dropping it) ends it in both directions.
 //! Frame your requests (length prefix, delimiter) instead of closing to mark their end. See
@@ -54,7 +87,8 @@
 //!
 //! ## Choosing settings
 //! [`Config::default`] suits most uses and is what the original expects. Change the window only
-//! when both ends run this crate (the original's 512 KiB is not negotiated). Lower
+//! when both ends run this crate (the original's 512 KiB is not negotiated); to let windows grow
+//! further on long, fast paths, raise [`Config::with_max_window`] (and the memory budget with it). Lower
 //! [`Config::with_accept_backlog`] and [`Config::with_memory_budget`] on a server facing untrusted
 //! peers: together they bound what a peer can make it hold for streams not yet accepted. Use
 //! [`Config::with_max_streams`] to cap the streams this side opens, and
