@@ -74,7 +74,7 @@ where
 /// let tcp = tower::service_fn(|addr: std::net::SocketAddr| async move {
 ///     Ok::<_, std::io::Error>(tokio::net::TcpStream::connect(addr).await?.compat())
 /// });
-/// let connect = ysmux::pool::ServiceConnector::new(tcp, "127.0.0.1:9000".parse().unwrap());
+/// let connect = ysmux::pool::ServiceConnector::new(tcp, "127.0.0.1:9000".parse::<std::net::SocketAddr>().unwrap());
 /// # let _ = connect;
 /// # }
 /// ```

@@ -51,7 +51,8 @@
 //! let mut buf = [0; 5];
 //! s.read_exact(&mut buf).await?;
 //! assert_eq!(&buf, b"hello");
-//! pool.shutdown(smol::Timer::after(std::time::Duration::from_secs(1))).await?;
+//! let deadline = async { smol::Timer::after(std::time::Duration::from_secs(1)).await; };
+//! pool.shutdown(deadline).await?;
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 //!

@@ -127,7 +127,8 @@ impl Server {
 ///     assert_eq!(&buf, b"hi");
 /// }
 /// assert_eq!(server.connections(), 3);
-/// server.shutdown(smol::Timer::after(std::time::Duration::from_secs(1))).await;
+/// let deadline = async { smol::Timer::after(std::time::Duration::from_secs(1)).await; };
+/// server.shutdown(deadline).await;
 /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 pub fn serve<I, T, S, F>(
