@@ -212,9 +212,9 @@ impl Pool {
         handle.open_reserved()
     }
 
-    /// Resolves once the pool has a session up (`Ok`), or when the last connect failed and none
-    /// is up ([`PoolError::Connect`] with its error: opens would wait for a later attempt), or the
-    /// pool is closed. For a program that should report an unreachable peer at start rather than
+    /// Resolves once the pool has a session up (`Ok`), or when the last connect failed, none is
+    /// up and none is in flight ([`PoolError::Connect`] with its error: opens would wait for a
+    /// later attempt), or the pool is closed ([`PoolError::Closed`]). For a program that should report an unreachable peer at start rather than
     /// wait for it.
     pub fn connected(&self) -> impl Future<Output = Result<(), PoolError>> + Send + 'static {
         let shared = self.shared.clone();
@@ -229,8 +229,11 @@ impl Pool {
                     if st.members.iter().any(|m| !m.session.is_closed()) {
                         return Ok(());
                     }
-                    if let Some(e) = &st.last_error {
-                        return Err(PoolError::Connect(e.clone()));
+                    match &st.last_error {
+                        Some(e) if st.connecting == 0 => {
+                            return Err(PoolError::Connect(e.clone()));
+                        }
+                        _ => {}
                     }
                 }
                 listener.await;
