@@ -30,7 +30,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 ///
 /// A connect that never completes holds its slot for ever: bound it with your runtime's timeout
-/// inside the future.
+/// inside the future. `poll_ready` and `connect` are called by the [`PoolDriver`](super::PoolDriver)
+/// while it holds the pool's lock: they should only start the work (the future does it) and
+/// must not use the pool.
 pub trait Connect {
     /// The transport a session runs over.
     type Io: AsyncRead + AsyncWrite + Unpin;

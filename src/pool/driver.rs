@@ -208,6 +208,31 @@ impl<C: Connect> Future for PoolDriver<C> {
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = false;
             let mut changed = false;
+            // The sessions' drivers and the connects run without the pool's lock, so that
+            // handles opening streams never wait for a transport.
+            let mut ended = Vec::new();
+            while let Poll::Ready(Some((id, _result))) = Pin::new(&mut this.sessions).poll_next(cx)
+            {
+                ended.push(id);
+            }
+            let mut connected = Vec::new();
+            while let Poll::Ready(Some(result)) = Pin::new(&mut this.connects).poll_next(cx) {
+                connected.push(result);
+            }
+            if let Some(b) = &mut this.backoff {
+                if b.as_mut().poll(cx).is_ready() {
+                    this.backoff = None;
+                    progress = true;
+                }
+            }
+            let mut idle_check = false;
+            if let Some(t) = &mut this.idle_timer {
+                if t.as_mut().poll(cx).is_ready() {
+                    this.idle_timer = None;
+                    idle_check = true;
+                    progress = true;
+                }
+            }
             let mut st = shared.lock();
             if let Some(what) = st.invalid {
                 this.done = true;
@@ -217,31 +242,18 @@ impl<C: Connect> Future for PoolDriver<C> {
                 return Poll::Ready(Err(PoolError::InvalidConfig(what)));
             }
             st.set_driver(cx.waker());
-            while let Poll::Ready(Some((id, _result))) = Pin::new(&mut this.sessions).poll_next(cx)
-            {
+            progress |= !ended.is_empty() || !connected.is_empty();
+            changed |= !ended.is_empty() || !connected.is_empty();
+            for id in ended {
                 dropped.extend(this.session_ended(&mut st, id));
-                progress = true;
-                changed = true;
             }
-            while let Poll::Ready(Some(result)) = Pin::new(&mut this.connects).poll_next(cx) {
+            for result in connected {
                 this.connect_done(&mut st, result);
-                progress = true;
-                changed = true;
             }
-            if let Some(b) = &mut this.backoff {
-                if b.as_mut().poll(cx).is_ready() {
-                    this.backoff = None;
-                    progress = true;
-                }
-            }
-            if let Some(t) = &mut this.idle_timer {
-                if t.as_mut().poll(cx).is_ready() {
-                    this.idle_timer = None;
-                    let gone = this.let_idle_go(&mut st);
-                    changed |= !gone.is_empty();
-                    dropped.extend(gone);
-                    progress = true;
-                }
+            if idle_check {
+                let gone = this.let_idle_go(&mut st);
+                changed |= !gone.is_empty();
+                dropped.extend(gone);
             }
             if st.handles == 0 && !st.closing {
                 // Every handle is gone: let every session go; each closes when its streams end.
