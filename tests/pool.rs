@@ -38,8 +38,11 @@ fn smol_sleep() -> SleepFn {
 /// when the test releases it.
 #[derive(Clone, Default)]
 struct FakeClock {
-    sleeps: Arc<Mutex<Vec<(Duration, Option<oneshot::Sender<()>>)>>>,
+    sleeps: Arc<Mutex<Vec<FakeSleep>>>,
 }
+
+/// A sleep asked of a [`FakeClock`]: how long, and what completes it (until released).
+type FakeSleep = (Duration, Option<oneshot::Sender<()>>);
 
 impl FakeClock {
     fn sleep_fn(&self) -> SleepFn {
