@@ -99,6 +99,10 @@ struct Peer {
     switches: Arc<Mutex<Vec<FailSwitch>>>,
     attempts: Arc<AtomicUsize>,
     refuse: Arc<AtomicBool>,
+    /// Close every new session at once, before saying anything (a peer that turns us away).
+    hang_up: Arc<AtomicBool>,
+    /// The far ends, by connection.
+    servers: Arc<Mutex<Vec<Session>>>,
     /// Connects from this attempt on wait until the gate's sender is dropped.
     gate: Option<(usize, smol::channel::Receiver<()>)>,
 }
@@ -110,6 +114,8 @@ impl Peer {
             switches: Arc::default(),
             attempts: Arc::default(),
             refuse: Arc::default(),
+            hang_up: Arc::default(),
+            servers: Arc::default(),
             gate: None,
         }
     }
@@ -141,6 +147,10 @@ impl Peer {
         };
         let (server, driver) = Session::server(b, Config::default());
         self.ex.spawn(driver).detach();
+        if self.hang_up.load(Ordering::SeqCst) {
+            let _ = server.close().await;
+        }
+        self.servers.lock().unwrap().push(server.clone());
         let ex = self.ex.clone();
         self.ex
             .spawn(async move {
@@ -282,6 +292,85 @@ fn a_killed_connection_fails_its_streams_and_the_pool_heals() {
             .await
             .unwrap();
         bounded(driver).await.unwrap();
+    });
+}
+
+#[test]
+fn a_session_the_peer_closes_is_replaced() {
+    run(|ex| async move {
+        let peer = Peer::new(&ex);
+        let config = PoolConfig::new(smol_sleep()).with_sessions(2, 2);
+        let (pool, driver) = Pool::new(peer.connector(), config);
+        ex.spawn(driver).detach();
+        until("two sessions", || pool.stats().sessions == 2).await;
+        let mut streams = Vec::new();
+        for _ in 0..6 {
+            streams.push(open_tagged(&pool).await);
+        }
+        let closing = streams[0].1;
+        let server = peer.servers.lock().unwrap()[closing as usize].clone();
+        bounded(server.close()).await.unwrap();
+        for (mut s, t) in streams {
+            let r = bounded(round_trip(&mut s, 1, 100)).await;
+            assert_eq!(r.is_err(), t == closing, "{r:?}");
+        }
+        until("the replacement", || pool.stats().connects == 3).await;
+        until("two sessions again", || pool.stats().sessions == 2).await;
+        for i in 0..10 {
+            let (mut s, t) = open_tagged(&pool).await;
+            assert_ne!(t, closing);
+            bounded(round_trip(&mut s, i, 100)).await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_peer_that_hangs_up_at_once_is_backed_off_from() {
+    run(|ex| async move {
+        let peer = Peer::new(&ex);
+        peer.hang_up.store(true, Ordering::SeqCst);
+        let clock = FakeClock::default();
+        let wait = Duration::from_millis(100);
+        let config = PoolConfig::new(clock.sleep_fn())
+            .with_sessions(1, 1)
+            .with_backoff(wait, wait);
+        let (pool, driver) = Pool::new(peer.connector(), config);
+        ex.spawn(driver).detach();
+        for n in 1..=3 {
+            // Each connect succeeds, but the session ends before the peer said a word: the pool
+            // waits on the timer before it tries again, instead of reconnecting in a loop.
+            until("a backoff sleep", || clock.running(wait) == 1).await;
+            for _ in 0..200 {
+                smol::future::yield_now().await;
+            }
+            assert_eq!(peer.attempts(), n, "reconnected without waiting");
+            clock.release(wait);
+        }
+        peer.hang_up.store(false, Ordering::SeqCst);
+        let (mut s, _) = open_tagged(&pool).await;
+        bounded(round_trip(&mut s, 1, 100)).await.unwrap();
+        assert_eq!(pool.stats().connect_failures, 3);
+    });
+}
+
+#[test]
+fn the_pools_futures_are_send() {
+    fn assert_send<T: Send + 'static>(_: &T) {}
+    run(|ex| async move {
+        let peer = Peer::new(&ex);
+        let (pool, driver) = Pool::new(peer.connector(), PoolConfig::new(smol_sleep()));
+        assert_send(&driver);
+        assert_send(&pool);
+        assert_send(&pool.connected());
+        let p = pool.clone();
+        assert_send(&async move { p.open().await });
+        let p = pool.clone();
+        assert_send(&async move { p.shutdown(std::future::ready(())).await });
+        let (_tx, rx) = futures::channel::mpsc::unbounded::<Pipe>();
+        let svc = tower::service_fn(|_s: Stream| async { Ok::<_, io::Error>(()) });
+        let (server, serving) = ysmux::pool::serve(rx, Config::default(), svc, |f| drop(f));
+        assert_send(&serving);
+        assert_send(&server);
     });
 }
 

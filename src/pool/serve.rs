@@ -165,14 +165,21 @@ where
             if let Some(inc) = &mut incoming {
                 match inc.as_mut().poll_next(cx) {
                     Poll::Ready(Some(io)) => {
+                        let mut st = handle.lock();
+                        if st.stopping {
+                            // Shutting down since the last look: the connection is turned away
+                            // (a session added now would miss the shutdown).
+                            drop(st);
+                            drop(io);
+                            incoming = None;
+                            continue;
+                        }
                         let (session, driver) = Session::server(io, config.clone());
                         let id = next_id;
                         next_id += 1;
-                        {
-                            let mut st = handle.lock();
-                            st.sessions.push((id, session.clone()));
-                            st.served += 1;
-                        }
+                        st.sessions.push((id, session.clone()));
+                        st.served += 1;
+                        drop(st);
                         let serving = session.serve(service.clone(), spawn.clone());
                         drop(session);
                         sessions.push(join(driver, serving).map(move |(_, served)| (id, served)));
