@@ -368,7 +368,7 @@ fn the_pools_futures_are_send() {
         assert_send(&async move { p.shutdown(std::future::ready(())).await });
         let (_tx, rx) = futures::channel::mpsc::unbounded::<Pipe>();
         let svc = tower::service_fn(|_s: Stream| async { Ok::<_, io::Error>(()) });
-        let (server, serving) = ysmux::pool::serve(rx, Config::default(), svc, |f| drop(f));
+        let (server, serving) = ysmux::pool::serve(rx, Config::default(), svc, drop);
         assert_send(&serving);
         assert_send(&server);
     });
