@@ -20,7 +20,7 @@ use crate::tower::ServeError;
 
 /// A handle to what [`serve`] runs: how many sessions it serves, and its graceful shutdown.
 /// Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Server {
     shared: Arc<Mutex<ServerState>>,
 }
@@ -143,7 +143,9 @@ where
     S: Service<Stream> + Clone + 'static,
     F: FnMut(S::Future) + Clone + 'static,
 {
-    let server = Server::default();
+    let server = Server {
+        shared: Arc::default(),
+    };
     let handle = server.clone();
     let run = async move {
         let mut incoming = Some(Box::pin(incoming));
