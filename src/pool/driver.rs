@@ -93,14 +93,29 @@ impl<C: Connect> PoolDriver<C> {
     fn failed(&mut self, st: &mut State, error: Option<ConnectError>) {
         self.failures = self.failures.saturating_add(1);
         st.stats.connect_failures += 1;
+        let wait = self.config.backoff(self.failures);
+        trace_event!(
+            warn,
+            error = ?error,
+            failures = self.failures,
+            ?wait,
+            "pool: connect failed, backing off"
+        );
         if let Some(e) = error {
             st.last_error = Some(e);
         }
-        self.backoff = Some((self.config.sleep)(self.config.backoff(self.failures)));
+        self.backoff = Some((self.config.sleep)(wait));
     }
 
-    /// A session's driver returned.
-    fn session_ended(&mut self, st: &mut State, id: u64) -> Option<Session> {
+    /// A session's driver returned with `result` (the `tracing` feature reports it).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn session_ended(
+        &mut self,
+        st: &mut State,
+        id: u64,
+        result: Result<(), Error>,
+    ) -> Option<Session> {
+        trace_event!(info, session = id, ?result, "pool: a session ended");
         st.stats.sessions_ended += 1;
         let at = st.members.iter().position(|m| m.id == id)?;
         let member = st.members.swap_remove(at);
@@ -211,9 +226,8 @@ impl<C: Connect> Future for PoolDriver<C> {
             // The sessions' drivers and the connects run without the pool's lock, so that
             // handles opening streams never wait for a transport.
             let mut ended = Vec::new();
-            while let Poll::Ready(Some((id, _result))) = Pin::new(&mut this.sessions).poll_next(cx)
-            {
-                ended.push(id);
+            while let Poll::Ready(Some(end)) = Pin::new(&mut this.sessions).poll_next(cx) {
+                ended.push(end);
             }
             let mut connected = Vec::new();
             while let Poll::Ready(Some(result)) = Pin::new(&mut this.connects).poll_next(cx) {
@@ -244,8 +258,8 @@ impl<C: Connect> Future for PoolDriver<C> {
             st.set_driver(cx.waker());
             progress |= !ended.is_empty() || !connected.is_empty();
             changed |= !ended.is_empty() || !connected.is_empty();
-            for id in ended {
-                dropped.extend(this.session_ended(&mut st, id));
+            for (id, result) in ended {
+                dropped.extend(this.session_ended(&mut st, id, result));
             }
             for result in connected {
                 this.connect_done(&mut st, result);
