@@ -784,6 +784,45 @@ fn dropping_the_driver_fails_the_streams_and_the_handles() {
     });
 }
 
+#[test]
+fn dropping_every_handle_lets_the_sessions_go_once_their_streams_end() {
+    run(|ex| async move {
+        let peer = Peer::new(&ex);
+        // A tower service as the connector, called with a target each time.
+        let p = peer.clone();
+        let connector = ysmux::pool::ServiceConnector::new(
+            tower::service_fn(move |target: &'static str| {
+                assert_eq!(target, "the peer");
+                p.clone().connect()
+            }),
+            "the peer",
+        );
+        let (pool, driver) =
+            Pool::new(connector, PoolConfig::new(smol_sleep()).with_sessions(2, 2));
+        let driver = ex.spawn(driver);
+        let (mut s, _) = open_tagged(&pool).await;
+        until("two sessions", || pool.stats().sessions == 2).await;
+        drop(pool);
+        // The stream keeps its session (and the driver) going; the idle session closes, which
+        // its far end sees.
+        bounded(round_trip(&mut s, 1, 1000)).await.unwrap();
+        let closed = || {
+            let servers = peer.servers.lock().unwrap();
+            servers.iter().filter(|s| s.is_closed()).count()
+        };
+        until("the idle session closed", || closed() == 1).await;
+        assert!(!driver.is_finished());
+        drop(s);
+        bounded(driver).await.unwrap();
+        until("both sessions closed", || closed() == 2).await;
+        assert_eq!(
+            peer.attempts(),
+            2,
+            "connected again after the handles were gone"
+        );
+    });
+}
+
 // ----- the original -----
 
 #[test]
