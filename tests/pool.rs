@@ -228,7 +228,16 @@ async fn woken(flag: &Flag) {
 
 #[test]
 fn a_killed_connection_fails_its_streams_and_the_pool_heals() {
-    run(|ex| async move {
+    a_killed_connection_fails_its_streams_and_the_pool_heals_on(Rt::Smol);
+}
+
+#[test]
+fn a_killed_connection_fails_its_streams_and_the_pool_heals_under_tokio() {
+    a_killed_connection_fails_its_streams_and_the_pool_heals_on(Rt::Tokio);
+}
+
+fn a_killed_connection_fails_its_streams_and_the_pool_heals_on(rt: Rt) {
+    run_on(rt, |ex| async move {
         let peer = Peer::new(&ex);
         let config = PoolConfig::new(smol_sleep())
             .with_sessions(3, 3)
@@ -539,7 +548,16 @@ fn the_pool_under_buffer_timeout_and_concurrency_limit() {
 
 #[test]
 fn thousands_of_opens_across_four_sessions_every_byte_checked() {
-    run(|ex| async move {
+    thousands_of_opens_across_four_sessions_every_byte_checked_on(Rt::Smol);
+}
+
+#[test]
+fn thousands_of_opens_across_four_sessions_every_byte_checked_under_tokio() {
+    thousands_of_opens_across_four_sessions_every_byte_checked_on(Rt::Tokio);
+}
+
+fn thousands_of_opens_across_four_sessions_every_byte_checked_on(rt: Rt) {
+    run_on(rt, |ex| async move {
         let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let incoming = futures::stream::unfold(listener, |l| async move {
