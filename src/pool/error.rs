@@ -23,7 +23,7 @@ pub enum PoolError {
     /// The last attempt to connect failed and no session is up (from
     /// [`Pool::connected`](super::Pool::connected); opens keep waiting for a later attempt).
     Connect(ConnectError),
-    /// The pool is shut down, every handle but this one is gone, or its driver was dropped.
+    /// The pool is shut down (or every handle was dropped), or its driver is gone.
     Closed,
     /// `call` without a `Ready(Ok)` from `poll_ready` first: nothing was opened.
     NotReady,
