@@ -116,6 +116,12 @@
 //! [`Session::opener`] is a `tower::Service` that opens a stream per request, with real readiness
 //! (it reserves under [`Config::with_max_streams`]); [`Session::serve`] runs every accepted stream
 //! through a `tower::Service<Stream>`. See the [`tower`] module.
+//!
+//! ## More than one connection
+//! [`pool::Pool`] keeps several sessions to one peer, spreads opens over them by load, replaces
+//! failed ones with backoff on your timer, and is a `tower::Service` opening a stream per call;
+//! [`pool::serve`] serves the sessions of many connections through one service. See the [`pool`]
+//! module.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
@@ -145,6 +151,7 @@ pub mod frame;
 pub mod fuzzing;
 mod keepalive;
 mod pipe;
+pub mod pool;
 mod probe;
 mod session;
 mod shared;

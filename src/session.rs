@@ -412,6 +412,15 @@ impl Session {
             }
         }
     }
+
+    /// How loaded the session is, the measure a pool spreads opens by (what tower's `Load` asks of
+    /// a service): the streams in use, plus one for each 64 KiB of frames queued for the
+    /// transport and not yet taken by the driver, so a connection that drains slowly looks busier
+    /// than one with as many streams that keeps up. One lock, no scan: cheap to read often.
+    pub fn load(&self) -> usize {
+        let inner = self.shared.lock();
+        inner.core.num_streams() + inner.core.queued_len() / (64 * 1024)
+    }
 }
 
 /// The streams the peer opens: see [`Session::incoming`]. Holding it keeps the session open, as a

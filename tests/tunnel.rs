@@ -1,5 +1,6 @@
 //! The tunnel example end to end over real loopback sockets: an echo server behind the tunnel,
-//! many concurrent connections through it, unreachable addresses, and shutdown; the same over TLS
+//! many concurrent connections through it over one session and over a pool, unreachable
+//! addresses, a server restarting under the client, and shutdown; the same over TLS
 //! with a certificate made at test time, an untrusted certificate, and unusable certificate files.
 
 #[path = "../examples/tunnel/tunnel.rs"]
@@ -109,7 +110,13 @@ async fn forwards_many_connections_over_one_session() {
     let (stop_server, server_stop) = trigger();
     let (stop_client, client_stop) = trigger();
     let server = tunnel::server(server_listener, target.to_string(), None, server_stop);
-    let client = tunnel::client(client_listener, server_addr.to_string(), None, client_stop);
+    let client = tunnel::client(
+        client_listener,
+        server_addr.to_string(),
+        None,
+        1,
+        client_stop,
+    );
 
     let work = async {
         exchange(client_addr, CONNECTIONS, BYTES).await;
@@ -129,7 +136,13 @@ async fn an_unreachable_target_closes_the_local_connection() {
     let (stop_server, server_stop) = trigger();
     let (stop_client, client_stop) = trigger();
     let server = tunnel::server(server_listener, target.to_string(), None, server_stop);
-    let client = tunnel::client(client_listener, server_addr.to_string(), None, client_stop);
+    let client = tunnel::client(
+        client_listener,
+        server_addr.to_string(),
+        None,
+        1,
+        client_stop,
+    );
 
     let work = async {
         let mut tcp = TcpStream::connect(client_addr).await.unwrap();
@@ -154,6 +167,7 @@ async fn an_unreachable_tunnel_server_is_a_clear_error() {
         listener,
         server.to_string(),
         None,
+        2,
         std::future::pending(),
     ))
     .await
@@ -166,32 +180,100 @@ async fn an_unreachable_tunnel_server_is_a_clear_error() {
     );
 }
 
-#[tokio::test]
-async fn the_client_stops_when_the_server_goes_away() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_many_connections_over_a_pool_of_sessions() {
     let target = echo_server().await;
     let (server_listener, server_addr) = bind().await;
     let (client_listener, client_addr) = bind().await;
     let (stop_server, server_stop) = trigger();
+    let (stop_client, client_stop) = trigger();
     let server = tunnel::server(server_listener, target.to_string(), None, server_stop);
     let client = tunnel::client(
         client_listener,
         server_addr.to_string(),
         None,
-        std::future::pending(),
+        3,
+        client_stop,
     );
 
-    let stop = async {
-        // One round trip through the tunnel: the session is up.
-        let mut tcp = TcpStream::connect(client_addr).await.unwrap();
-        tcp.write_all(b"up?").await.unwrap();
-        let mut buf = [0; 3];
-        tcp.read_exact(&mut buf).await.unwrap();
-        stop_server.send(()).unwrap();
+    let work = async {
+        exchange(client_addr, CONNECTIONS, BYTES).await;
+        stop_client.send(()).unwrap();
     };
-    let (server, client, ()) = bounded(async { tokio::join!(server, client, stop) }).await;
+    let client = client_then_stop(client, stop_server);
+    let (server, client, ()) = bounded(async { tokio::join!(server, client, work) }).await;
     server.unwrap();
-    let err = client.unwrap_err();
-    assert!(err.to_string().contains("ended"), "{err}");
+    client.unwrap();
+}
+
+/// One echo through the tunnel at `client_addr`: whether it came back whole.
+async fn echoes(client_addr: SocketAddr, msg: &[u8]) -> bool {
+    let Ok(mut tcp) = TcpStream::connect(client_addr).await else {
+        return false;
+    };
+    if tcp.write_all(msg).await.is_err() {
+        return false;
+    }
+    let mut buf = vec![0; msg.len()];
+    tcp.read_exact(&mut buf).await.is_ok() && buf == msg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_reconnects_after_the_server_restarts() {
+    let target = echo_server().await;
+    let (server_listener, server_addr) = bind().await;
+    let (client_listener, client_addr) = bind().await;
+    let (stop_client, client_stop) = trigger();
+    let (stop_server, server_stop) = trigger();
+    let first = tokio::spawn(tunnel::server(
+        server_listener,
+        target.to_string(),
+        None,
+        server_stop,
+    ));
+    let client = tokio::spawn(tunnel::client(
+        client_listener,
+        server_addr.to_string(),
+        None,
+        2,
+        client_stop,
+    ));
+    assert!(bounded(echoes(client_addr, b"before")).await);
+
+    // The server goes away (closing its sessions), and comes back on the same address.
+    stop_server.send(()).unwrap();
+    bounded(first).await.unwrap().unwrap();
+    assert!(!client.is_finished(), "the client gave up on a lost server");
+    let listener = bounded(async {
+        loop {
+            match TcpListener::bind(server_addr).await {
+                Ok(l) => return l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await;
+    let (stop_server, server_stop) = trigger();
+    let second = tokio::spawn(tunnel::server(
+        listener,
+        target.to_string(),
+        None,
+        server_stop,
+    ));
+
+    // The client reconnects by itself: connections through it work again (one made while a
+    // session of the old server was still being taken out may fail, hence the retries).
+    bounded(async {
+        while !echoes(client_addr, b"after").await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    exchange(client_addr, 8, 10_000).await;
+    stop_client.send(()).unwrap();
+    bounded(client).await.unwrap().unwrap();
+    stop_server.send(()).unwrap();
+    bounded(second).await.unwrap().unwrap();
 }
 
 // ----- TLS -----
@@ -244,6 +326,7 @@ async fn forwards_many_connections_over_tls() {
         client_listener,
         server_addr.to_string(),
         Some(client_tls),
+        2,
         client_stop,
     );
 
@@ -276,6 +359,7 @@ async fn client_error(cert: &Path, key: &Path, ca: &Path, name: &str) -> std::io
             client_listener,
             server_addr.to_string(),
             Some(client_tls),
+            1,
             std::future::pending(),
         )
         .await;
@@ -339,6 +423,7 @@ async fn a_tls_client_of_a_plain_server_fails_clearly() {
             client_listener,
             server_addr.to_string(),
             Some(client_tls),
+            1,
             std::future::pending(),
         )
         .await;

@@ -1,10 +1,14 @@
-//! A TCP-over-smux tunnel: many TCP connections forwarded over one multiplexed connection,
-//! optionally TLS.
+//! A TCP-over-smux tunnel: many TCP connections forwarded over a few multiplexed connections
+//! (one by default; `--connections N` for a pool of N), optionally TLS.
 //!
 //! ```text
 //! # forward 127.0.0.1:7000 -> (one smux connection to 127.0.0.1:9000) -> 127.0.0.1:8080
 //! cargo run --example tunnel -- server --listen 127.0.0.1:9000 --to 127.0.0.1:8080
 //! cargo run --example tunnel -- client --listen 127.0.0.1:7000 --server 127.0.0.1:9000
+//!
+//! # the same over 4 connections, the streams spread over them by load
+//! cargo run --example tunnel -- client --listen 127.0.0.1:7000 --server 127.0.0.1:9000 \
+//!     --connections 4
 //!
 //! # the same over TLS, with a self-signed certificate for a quick try
 //! cargo run --example tunnel -- gen-cert --out-dir /tmp/tunnel-tls
@@ -15,7 +19,13 @@
 //! ```
 //!
 //! Each connection to the client's `--listen` address becomes one stream; the server opens a
-//! connection to `--to` for each stream. Ctrl-C closes the sessions and exits.
+//! connection to `--to` for each stream. Ctrl-C closes the sessions and exits (the client lets
+//! open connections finish for up to 5 s first).
+//!
+//! The client fails at once if the server cannot be reached when it starts. Once running, it
+//! replaces a session it loses (the server restarted, the network failed, the server stopped
+//! answering its keepalive), retrying with backoff; local connections made meanwhile wait up to
+//! 10 s for a session.
 //!
 //! With `--tls-ca` the client trusts only the certificates in that file, and expects the server's
 //! certificate to be valid for `--tls-name` (by default the host of `--server`). `gen-cert` makes
@@ -32,9 +42,10 @@ const USAGE: &str = "usage:
   tunnel server --listen ADDR --to ADDR [--tls-cert FILE --tls-key FILE]
       accept tunnels on ADDR (over TLS with the PEM certificate chain and key given),
       forward their streams to --to
-  tunnel client --listen ADDR --server ADDR [--tls-ca FILE [--tls-name NAME]]
-      forward connections to ADDR through --server (over TLS, trusting the PEM certificates
-      in --tls-ca, expecting the server's to be valid for --tls-name: by default --server's host)
+  tunnel client --listen ADDR --server ADDR [--connections N] [--tls-ca FILE [--tls-name NAME]]
+      forward connections to ADDR through --server over N connections (default 1), reconnecting
+      when one is lost (over TLS, trusting the PEM certificates in --tls-ca, expecting the
+      server's to be valid for --tls-name: by default --server's host)
   tunnel gen-cert --out-dir DIR [--name NAME]...
       write a self-signed certificate DIR/cert.pem and its key DIR/key.pem, valid for each
       --name (by default localhost, 127.0.0.1 and ::1)";
@@ -49,6 +60,7 @@ enum Command {
     Client {
         listen: String,
         server: String,
+        connections: usize,
         tls: Option<(PathBuf, Option<String>)>,
     },
     GenCert {
@@ -76,8 +88,9 @@ async fn main() -> ExitCode {
         Command::Client {
             listen,
             server,
+            connections,
             tls,
-        } => ("client", client(listen, server, tls).await),
+        } => ("client", client(listen, server, connections, tls).await),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,6 +119,7 @@ async fn server(
 async fn client(
     listen: String,
     server: String,
+    connections: usize,
     tls: Option<(PathBuf, Option<String>)>,
 ) -> std::io::Result<()> {
     let tls = match tls {
@@ -117,8 +131,12 @@ async fn client(
     };
     let listener = bind(&listen).await?;
     let over = if tls.is_some() { " (TLS)" } else { "" };
-    eprintln!("tunnel client: listening on {listen}, tunnelling through {server}{over}");
-    tunnel::client(listener, server, tls, shutdown("client")).await
+    let conns = if connections == 1 { "" } else { "s" };
+    eprintln!(
+        "tunnel client: listening on {listen}, tunnelling through {server}{over} over \
+         {connections} connection{conns}"
+    );
+    tunnel::client(listener, server, tls, connections, shutdown("client")).await
 }
 
 fn gen_cert(dir: &std::path::Path, names: &[String]) -> std::io::Result<()> {
@@ -159,7 +177,13 @@ fn parse(args: &[String]) -> Result<Command, String> {
     while let Some(flag) = rest.next() {
         let allowed: &[&str] = match mode {
             "server" => &["--listen", "--to", "--tls-cert", "--tls-key"],
-            "client" => &["--listen", "--server", "--tls-ca", "--tls-name"],
+            "client" => &[
+                "--listen",
+                "--server",
+                "--connections",
+                "--tls-ca",
+                "--tls-name",
+            ],
             _ => &["--out-dir", "--name"],
         };
         let Some(&flag) = allowed.iter().find(|&&f| f == flag) else {
@@ -191,6 +215,13 @@ fn parse(args: &[String]) -> Result<Command, String> {
         "client" => Command::Client {
             listen: need("--listen")?,
             server: need("--server")?,
+            connections: match get("--connections") {
+                None => 1,
+                Some(n) => match n.parse::<usize>() {
+                    Ok(n) if (1..=64).contains(&n) => n,
+                    _ => return Err(format!("--connections must be from 1 to 64, not {n:?}")),
+                },
+            },
             tls: match (get("--tls-ca"), get("--tls-name")) {
                 (Some(ca), name) => Some((ca.into(), name)),
                 (None, None) => None,

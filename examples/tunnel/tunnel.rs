@@ -1,5 +1,5 @@
-//! The tunnel's logic: forwards TCP connections over one multiplexed TCP connection, optionally
-//! TLS, each local connection one smux stream. Shared by `examples/tunnel/main.rs` (the command
+//! The tunnel's logic: forwards TCP connections over a pool of multiplexed TCP connections
+//! (`--connections`, one by default), optionally TLS, each local connection one smux stream. Shared by `examples/tunnel/main.rs` (the command
 //! line) and `tests/tunnel.rs` (which drives it end to end over loopback).
 //!
 //! The protocol has no half-close, so neither does the tunnel: when either side of a forwarded
@@ -16,18 +16,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::select;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 use futures_rustls::rustls::pki_types::pem::{self, PemObject};
 use futures_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use futures_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use futures_rustls::{TlsAcceptor, TlsConnector};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use ysmux::pool::{Pool, PoolConfig};
 use ysmux::{Config, Session, Stream};
 
 /// The longest a TLS handshake may take, on either end, before the connection is given up.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest a local connection waits for a session to the tunnel server (while the client
+/// reconnects) before it is dropped.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the client lets open connections finish once told to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The client's keepalive: a session to a server that stopped answering ends (and is replaced)
+/// after two of these.
+pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// The tunnel's server end: every connection accepted on `listener` carries a session (over TLS
 /// if `tls` is given), and every stream of it is forwarded to a new TCP connection to `to`. Runs
@@ -116,42 +128,46 @@ where
     session
 }
 
-/// The tunnel's client end: connects to the tunnel server at `server` (over TLS if `tls` is
-/// given), then forwards every connection accepted on `listener` as one stream. Runs until
-/// `shutdown` resolves (then closes the session) or the session to the server ends (an error).
+/// The tunnel's client end: keeps `connections` sessions to the tunnel server at `server` (over
+/// TLS if `tls` is given) in a [`Pool`], and forwards every connection accepted on `listener` as
+/// one stream, on the least loaded session. Runs until `shutdown` resolves, then lets the open
+/// connections finish for up to [`SHUTDOWN_GRACE`] and closes the sessions.
 ///
-/// Fails at once if the server cannot be reached or the TLS handshake fails (for example, the
-/// server's certificate is not trusted).
+/// Fails at once if the server cannot be reached at start or the TLS handshake fails (for
+/// example, the server's certificate is not trusted): a mistake in the command line shows
+/// itself. Once running, a lost session (the server restarted, the network failed) is replaced,
+/// with backoff while the server stays away; a local connection made meanwhile waits up to
+/// [`OPEN_TIMEOUT`] for a session.
 pub async fn client(
     listener: TcpListener,
     server: String,
     tls: Option<ClientTls>,
+    connections: usize,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let tcp = TcpStream::connect(&server).await.map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot reach tunnel server {server}: {e}"),
-        )
-    })?;
-    let _ = tcp.set_nodelay(true);
-    let (session, driver) = match tls {
-        None => start_client(tcp.compat()),
-        Some(tls) => start_client(tls.handshake(tcp, &server).await?),
+    let connect = {
+        let server = server.clone();
+        move || connect(server.clone(), tls.clone())
     };
+    let config = PoolConfig::new(Arc::new(|d| Box::pin(tokio::time::sleep(d))))
+        .with_sessions(connections, connections)
+        .with_session_config(
+            Config::default()
+                .with_keepalive(KEEPALIVE, Arc::new(|d| Box::pin(tokio::time::sleep(d)))),
+        )
+        .with_backoff(Duration::from_millis(100), Duration::from_secs(5));
+    let (pool, driver) = Pool::new(connect, config);
+    let driver = tokio::spawn(driver);
+    // At start, an unreachable server is a mistake to report, not an outage to wait out.
+    if let Err(e) = pool.connected().await {
+        driver.abort();
+        return Err(e.into());
+    }
 
     let mut shutdown = pin!(shutdown);
-    let mut ended = pin!(session.closed());
     loop {
         let accepted = tokio::select! {
             () = shutdown.as_mut() => break,
-            end = ended.as_mut() => {
-                let why = end.err().map_or("closed by the server".to_string(), |e| e.to_string());
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    format!("the session with tunnel server {server} ended: {why}"),
-                ));
-            }
             accepted = listener.accept() => accepted,
         };
         let (tcp, _) = match accepted {
@@ -161,29 +177,55 @@ pub async fn client(
                 continue;
             }
         };
-        let session = session.clone();
+        let pool = pool.clone();
+        let server = server.clone();
         tokio::spawn(async move {
-            match session.open().await {
-                Ok(stream) => forward(tcp, stream).await,
-                Err(e) => eprintln!("tunnel client: cannot open a stream: {e}"),
+            match tokio::time::timeout(OPEN_TIMEOUT, pool.open()).await {
+                Ok(Ok(stream)) => forward(tcp, stream).await,
+                Ok(Err(e)) => eprintln!("tunnel client: cannot open a stream: {e}"),
+                Err(_) => eprintln!(
+                    "tunnel client: no session with tunnel server {server} for \
+                     {OPEN_TIMEOUT:?}: dropped a connection ({})",
+                    pool.connected()
+                        .now_or_never()
+                        .and_then(Result::err)
+                        .map_or("reconnecting".to_string(), |e| e.to_string())
+                ),
             }
         });
     }
-    session.close().await.map_err(io::Error::from)?;
+    pool.shutdown(tokio::time::sleep(SHUTDOWN_GRACE))
+        .await
+        .map_err(io::Error::from)?;
     driver
         .await
         .map_err(io::Error::other)?
         .map_err(io::Error::from)
 }
 
-/// Runs the client end of a session over `io` (TCP or TLS).
-fn start_client<T>(io: T) -> (Session, JoinHandle<Result<(), ysmux::Error>>)
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (session, driver) = Session::client(io, Config::default());
-    (session, tokio::spawn(driver))
+/// One transport to the tunnel server: TCP, and TLS over it if `tls` is given. The error says
+/// which step failed and for which server.
+async fn connect(server: String, tls: Option<ClientTls>) -> io::Result<Transport> {
+    let tcp = TcpStream::connect(&server).await.map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot reach tunnel server {server}: {e}"),
+        )
+    })?;
+    let _ = tcp.set_nodelay(true);
+    Ok(match tls {
+        None => Box::new(tcp.compat()),
+        Some(tls) => Box::new(tls.handshake(tcp, &server).await?),
+    })
 }
+
+/// A transport of the tunnel: TCP or TLS over TCP.
+type Transport = Box<dyn Io>;
+
+/// What a session needs of a transport.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Copies both ways between a TCP connection and a stream until either direction ends, then
 /// closes both.

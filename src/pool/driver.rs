@@ -1,0 +1,332 @@
+//! [`PoolDriver`]: the one future that connects, drives every session of the pool, backs off and
+//! lets idle sessions go.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::Stream as _;
+use futures_util::stream::FuturesUnordered;
+
+use super::config::PoolConfig;
+use super::connect::Connect;
+use super::error::{ConnectError, PoolError};
+use super::state::{Member, PoolShared, State};
+use crate::driver::Driver;
+use crate::error::Error;
+use crate::session::Session;
+
+/// Rounds in one poll before the driver yields to its executor (a timer that is always ready
+/// and a connector that always fails at once must not hold the thread).
+const ROUNDS_PER_POLL: usize = 32;
+
+type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The background future of a [`Pool`](super::Pool): spawn it on your executor (or poll it).
+///
+/// It runs the connects, the driver of every session of the pool (see the module docs for why
+/// they share this one future), the backoff after failed connects and the idle checks, all on
+/// the timer of the [`PoolConfig`]. It resolves with `Ok(())` once the pool was shut down (or
+/// every handle dropped) and every session has ended, or at once with
+/// [`PoolError::InvalidConfig`] for a refused config. Dropping it ends every session of the pool
+/// (their streams fail with [`Error::SessionClosed`]) and closes the pool.
+#[must_use = "the pool does nothing unless its driver is spawned or polled"]
+pub struct PoolDriver<C: Connect> {
+    shared: Arc<PoolShared>,
+    connector: C,
+    config: PoolConfig,
+    connects: FuturesUnordered<C::Future>,
+    sessions: FuturesUnordered<Running<C::Io>>,
+    backoff: Option<Sleep>,
+    idle_timer: Option<Sleep>,
+    /// Failures in a row: connects that failed, sessions that ended before the peer spoke.
+    failures: u32,
+    next_id: u64,
+    done: bool,
+}
+
+impl<C: Connect> fmt::Debug for PoolDriver<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolDriver")
+            .field("sessions", &self.sessions.len())
+            .field("connecting", &self.connects.len())
+            .field("failures", &self.failures)
+            .field("backing_off", &self.backoff.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session's driver, with the pool's number for the session.
+struct Running<T> {
+    id: u64,
+    driver: Driver<T>,
+}
+
+impl<T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin> Future for Running<T> {
+    type Output = (u64, Result<(), Error>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let id = self.id;
+        Pin::new(&mut self.driver).poll(cx).map(|r| (id, r))
+    }
+}
+
+impl<C: Connect> PoolDriver<C> {
+    pub(crate) fn new(shared: Arc<PoolShared>, connector: C, config: PoolConfig) -> Self {
+        PoolDriver {
+            shared,
+            connector,
+            config,
+            connects: FuturesUnordered::new(),
+            sessions: FuturesUnordered::new(),
+            backoff: None,
+            idle_timer: None,
+            failures: 0,
+            next_id: 0,
+            done: false,
+        }
+    }
+
+    /// A connect failed (or a session ended before the peer said anything): wait before the next.
+    fn failed(&mut self, st: &mut State, error: Option<ConnectError>) {
+        self.failures = self.failures.saturating_add(1);
+        st.stats.connect_failures += 1;
+        let wait = self.config.backoff(self.failures);
+        trace_event!(
+            warn,
+            error = ?error,
+            failures = self.failures,
+            ?wait,
+            "pool: connect failed, backing off"
+        );
+        if let Some(e) = error {
+            st.last_error = Some(e);
+        }
+        self.backoff = Some((self.config.sleep)(wait));
+    }
+
+    /// A session's driver returned with `result` (the `tracing` feature reports it).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn session_ended(
+        &mut self,
+        st: &mut State,
+        id: u64,
+        result: Result<(), Error>,
+    ) -> Option<Session> {
+        trace_event!(info, session = id, ?result, "pool: a session ended");
+        st.stats.sessions_ended += 1;
+        let at = st.members.iter().position(|m| m.id == id)?;
+        let member = st.members.swap_remove(at);
+        if st.closing {
+            return Some(member.session);
+        }
+        if member.session.stats().frames_in == 0 {
+            // Connected, but the peer never spoke: as good as a failed connect.
+            self.failed(st, None);
+        } else {
+            self.failures = 0;
+        }
+        Some(member.session)
+    }
+
+    /// A connect completed.
+    fn connect_done(&mut self, st: &mut State, result: Result<C::Io, C::Error>) {
+        st.connecting = st.connecting.saturating_sub(1);
+        match result {
+            Ok(io) if !st.closing => {
+                let (session, driver) = Session::client(io, self.config.session.clone());
+                let id = self.next_id;
+                self.next_id += 1;
+                st.members.push(Member {
+                    id,
+                    session,
+                    idle_mark: None,
+                });
+                st.last_error = None;
+                self.sessions.push(Running { id, driver });
+            }
+            Ok(_) => {} // closing: the transport is dropped
+            Err(e) => {
+                let e: ConnectError = Arc::from(e.into());
+                self.failed(st, Some(e));
+            }
+        }
+    }
+
+    /// Starts the connects the pool needs: up to the minimum, and one more (up to the maximum)
+    /// when a handle found every session busy. Growth is one connect at a time.
+    fn start_connects(&mut self, st: &mut State, cx: &mut Context<'_>) -> bool {
+        let live = st.members.len();
+        let mut want = self.config.min;
+        if st.demand {
+            want = want.max(live + 1);
+        }
+        st.demand = false;
+        let want = want.min(self.config.max);
+        let mut started = false;
+        while self.backoff.is_none() && live + st.connecting < want {
+            match self.connector.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.connects.push(self.connector.connect());
+                    st.connecting += 1;
+                    st.stats.connects += 1;
+                    started = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    st.stats.connects += 1;
+                    let e: ConnectError = Arc::from(e.into());
+                    self.failed(st, Some(e));
+                    started = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        started
+    }
+
+    /// The idle check: lets go surplus sessions found without streams twice in a row, with no
+    /// stream opened in between. Returns the sessions let go (to drop outside the lock).
+    fn let_idle_go(&mut self, st: &mut State) -> Vec<Session> {
+        let mut surplus = st.members.len().saturating_sub(self.config.min);
+        let mut gone = Vec::new();
+        let mut i = st.members.len();
+        while i > 0 {
+            i -= 1;
+            let m = &mut st.members[i];
+            let stats = m.session.stats();
+            let activity = stats.streams_opened + stats.streams_accepted;
+            let idle = stats.streams_active == 0;
+            if idle && m.idle_mark == Some(activity) && surplus > 0 {
+                surplus -= 1;
+                gone.push(st.members.remove(i).session);
+            } else {
+                m.idle_mark = idle.then_some(activity);
+            }
+        }
+        gone
+    }
+}
+
+impl<C: Connect> Future for PoolDriver<C> {
+    type Output = Result<(), PoolError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(Ok(()));
+        }
+        let shared = this.shared.clone();
+        // Sessions let go or ended are dropped after the lock is released (dropping takes theirs).
+        let mut dropped: Vec<Session> = Vec::new();
+        for _ in 0..ROUNDS_PER_POLL {
+            let mut progress = false;
+            let mut changed = false;
+            // The sessions' drivers and the connects run without the pool's lock, so that
+            // handles opening streams never wait for a transport.
+            let mut ended = Vec::new();
+            while let Poll::Ready(Some(end)) = Pin::new(&mut this.sessions).poll_next(cx) {
+                ended.push(end);
+            }
+            let mut connected = Vec::new();
+            while let Poll::Ready(Some(result)) = Pin::new(&mut this.connects).poll_next(cx) {
+                connected.push(result);
+            }
+            if let Some(b) = &mut this.backoff {
+                if b.as_mut().poll(cx).is_ready() {
+                    this.backoff = None;
+                    progress = true;
+                }
+            }
+            let mut idle_check = false;
+            if let Some(t) = &mut this.idle_timer {
+                if t.as_mut().poll(cx).is_ready() {
+                    this.idle_timer = None;
+                    idle_check = true;
+                    progress = true;
+                }
+            }
+            let mut st = shared.lock();
+            if let Some(what) = st.invalid {
+                this.done = true;
+                st.driver_gone = true;
+                drop(st);
+                shared.notify_changed();
+                return Poll::Ready(Err(PoolError::InvalidConfig(what)));
+            }
+            st.set_driver(cx.waker());
+            progress |= !ended.is_empty() || !connected.is_empty();
+            changed |= !ended.is_empty() || !connected.is_empty();
+            for (id, result) in ended {
+                dropped.extend(this.session_ended(&mut st, id, result));
+            }
+            for result in connected {
+                this.connect_done(&mut st, result);
+            }
+            if idle_check {
+                let gone = this.let_idle_go(&mut st);
+                changed |= !gone.is_empty();
+                dropped.extend(gone);
+            }
+            if st.handles == 0 && !st.closing {
+                // Every handle is gone: let every session go; each closes when its streams end.
+                st.closing = true;
+                dropped.extend(st.members.drain(..).map(|m| m.session));
+                changed = true;
+            }
+            if st.closing {
+                this.connects = FuturesUnordered::new();
+                st.connecting = 0;
+                this.backoff = None;
+                this.idle_timer = None;
+                if this.sessions.is_empty() {
+                    this.done = true;
+                    st.members.clear();
+                    drop(st);
+                    drop(dropped);
+                    shared.notify_changed();
+                    return Poll::Ready(Ok(()));
+                }
+            } else {
+                progress |= this.start_connects(&mut st, cx);
+                match this.config.idle {
+                    Some(idle)
+                        if this.idle_timer.is_none() && st.members.len() > this.config.min =>
+                    {
+                        this.idle_timer = Some((this.config.sleep)(idle));
+                        progress = true;
+                    }
+                    _ => {}
+                }
+            }
+            drop(st);
+            if changed {
+                shared.notify_changed();
+            }
+            dropped.clear();
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Nothing of the driver is pinned structurally: its futures live in `FuturesUnordered` and
+/// boxes, and the connector is only ever used by `&mut`. So it is `Unpin` whatever `C` is.
+impl<C: Connect> Unpin for PoolDriver<C> {}
+
+impl<C: Connect> Drop for PoolDriver<C> {
+    fn drop(&mut self) {
+        let members = {
+            let mut st = self.shared.lock();
+            st.driver_gone = true;
+            st.connecting = 0;
+            std::mem::take(&mut st.members)
+        };
+        drop(members);
+        self.shared.notify_changed();
+    }
+}

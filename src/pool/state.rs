@@ -1,0 +1,106 @@
+//! What a pool's handles and its driver share: the sessions up, the connects in flight, demand.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+
+use event_listener::Event;
+
+use super::error::{ConnectError, PoolError};
+use crate::session::Session;
+
+/// A session of the pool.
+#[derive(Debug)]
+pub(crate) struct Member {
+    /// The pool's own number for it (never reused).
+    pub(crate) id: u64,
+    pub(crate) session: Session,
+    /// Streams opened and accepted when the idle check last found it without streams.
+    pub(crate) idle_mark: Option<u64>,
+}
+
+/// The state behind the lock.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) members: Vec<Member>,
+    /// Connects in flight.
+    pub(crate) connecting: usize,
+    /// A handle found every session busy (or none): connect another if allowed.
+    pub(crate) demand: bool,
+    /// No more connects or opens: shut down, or every handle is gone.
+    pub(crate) closing: bool,
+    /// The driver is gone: nothing moves any more.
+    pub(crate) driver_gone: bool,
+    /// The config was refused.
+    pub(crate) invalid: Option<&'static str>,
+    /// The load at which a session counts as busy.
+    pub(crate) threshold: usize,
+    /// `Pool` handles alive.
+    pub(crate) handles: usize,
+    /// The last connect error, until a session is up again.
+    pub(crate) last_error: Option<ConnectError>,
+    pub(crate) stats: Counters,
+    driver: Option<Waker>,
+}
+
+/// The counters of [`PoolStats`](super::PoolStats).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub(crate) connects: u64,
+    pub(crate) connect_failures: u64,
+    pub(crate) sessions_ended: u64,
+}
+
+impl State {
+    /// Why nothing can be opened, if so.
+    pub(crate) fn error(&self) -> Option<PoolError> {
+        if let Some(what) = self.invalid {
+            Some(PoolError::InvalidConfig(what))
+        } else if self.closing || self.driver_gone {
+            Some(PoolError::Closed)
+        } else {
+            None
+        }
+    }
+
+    /// Asks the driver to look at the state again (it is woken after the lock is released by the
+    /// caller's drop order: waking under the lock is fine, the driver takes it only when polled).
+    pub(crate) fn wake_driver(&mut self) {
+        if let Some(w) = self.driver.take() {
+            w.wake();
+        }
+    }
+
+    /// Tells the driver another session is wanted (it decides whether it may connect one).
+    pub(crate) fn ask_for_session(&mut self) {
+        if !self.demand {
+            self.demand = true;
+            self.wake_driver();
+        }
+    }
+
+    /// Where the driver is woken.
+    pub(crate) fn set_driver(&mut self, waker: &Waker) {
+        match &self.driver {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.driver = Some(waker.clone()),
+        }
+    }
+}
+
+/// The shared part: the state and the event of its changes.
+#[derive(Debug, Default)]
+pub(crate) struct PoolShared {
+    state: Mutex<State>,
+    /// Notified for everyone when a session joins or leaves, a connect fails, or the pool closes.
+    pub(crate) changed: Event,
+}
+
+impl PoolShared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn notify_changed(&self) {
+        self.changed.notify(usize::MAX);
+    }
+}
