@@ -30,10 +30,16 @@
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(()) }).unwrap();
 //! ```
 //!
+//! With the `tower-load` feature, [`Session`] and [`Opener`] implement `tower::load::Load` (by
+//! [`Session::load`]), so tower's own power-of-two-choices balancer can spread requests over
+//! several sessions; [`pool::Pool`](crate::pool::Pool) does that by itself, without the feature.
+//!
 //! The pieces follow the layout of `tower::limit::concurrency`: [`Opener`] in `service.rs`, its
 //! [`ResponseFuture`] in `future.rs`, serving in `serve.rs`.
 
 mod future;
+#[cfg(feature = "tower-load")]
+mod load;
 mod serve;
 mod service;
 
