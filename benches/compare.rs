@@ -28,6 +28,10 @@
 //!   the link's self-check (raw TCP's ping against the round trip, its rate against the link's),
 //!   and `smux-base`, this crate with the original's fixed window, as a share of 512 KiB per round
 //!   trip (its bound). Run once per run, on the first runtime and net listed, whatever they are.
+//! - `pool`: where one connection is the bottleneck: a link of 10 ms and 200 Mbit/s for EACH
+//!   connection (as a shaped network gives each flow); a `ysmux::pool::Pool` of 1, 2 and 4
+//!   sessions moving 8 streams for the wan time. Ratio: to as many raw connections through the
+//!   same link, one writer each. Run like `wan`.
 //!
 //! Every run gets a fresh runtime; runs are interleaved (run 1 of every implementation, then run 2,
 //! ...) and repeated (`SMUX_BENCH_RUNS`, default 3), and the table shows medians. How each peer is
@@ -45,6 +49,8 @@
 mod link;
 #[path = "compare/peers.rs"]
 mod peers;
+#[path = "compare/pool.rs"]
+mod pool;
 #[path = "compare/report.rs"]
 mod report;
 #[path = "compare/rt.rs"]
@@ -71,15 +77,17 @@ enum Scenario {
     Stalled,
     Idle,
     Wan,
+    Pool,
 }
 
-const SCENARIOS: [(Scenario, &str); 6] = [
+const SCENARIOS: [(Scenario, &str); 7] = [
     (Scenario::Bulk, "bulk"),
     (Scenario::Rtt, "rtt"),
     (Scenario::Churn, "churn"),
     (Scenario::Stalled, "stalled"),
     (Scenario::Idle, "idle"),
     (Scenario::Wan, "wan"),
+    (Scenario::Pool, "pool"),
 ];
 
 struct Cfg {
@@ -255,7 +263,8 @@ fn main() {
                     if sc == Scenario::Idle && run > 0 {
                         continue; // memory does not vary from run to run: measured once
                     }
-                    if sc == Scenario::Wan && (netk != cfg.nets[0] || rtk != cfg.runtimes[0]) {
+                    let own_nets = matches!(sc, Scenario::Wan | Scenario::Pool);
+                    if own_nets && (netk != cfg.nets[0] || rtk != cfg.runtimes[0]) {
                         continue; // its own nets, and its time is the link's: once per run
                     }
                     let t = Instant::now();
@@ -420,6 +429,7 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
             }
         }
         Scenario::Wan => wan(cfg, res, rtk),
+        Scenario::Pool => pool_scenario(cfg, res, rtk),
         Scenario::Idle => {
             for &imp in &cfg.impls {
                 if imp == Impl::Raw {
@@ -444,7 +454,7 @@ fn wan(cfg: &Cfg, res: &mut Results, rtk: RtKind) {
     }
     let time = cfg.wan_time;
     for &ms in &cfg.wan_ms {
-        let netk = NetKind::Wan(ms);
+        let netk = NetKind::Wan { ms, mbit: 1000 };
         let key = |m: Metric, i: Impl| (netk, rtk, m, i);
         match run_one(cfg, rtk, netk, Impl::Raw, |sp, c, s| {
             scenarios::rtt(sp, c, s, 1, 5, 1)
@@ -467,6 +477,38 @@ fn wan(cfg: &Cfg, res: &mut Results, rtk: RtKind) {
                     Ok(bytes) => res.add(key(m, imp), bytes as f64 / secs(time)),
                     Err(e) => res.fail(key(m, imp), e),
                 }
+            }
+        }
+    }
+}
+
+/// pool: through a link of 10 ms and 200 Mbit/s per connection, a pool of 1, 2 and 4 sessions
+/// moving 8 streams, against as many raw connections.
+fn pool_scenario(cfg: &Cfg, res: &mut Results, rtk: RtKind) {
+    let netk = NetKind::Wan { ms: 10, mbit: 200 };
+    let time = cfg.wan_time;
+    for n in [1, 2, 4] {
+        for (imp, smux) in [(Impl::Raw, false), (Impl::Smux, true)] {
+            let key = (netk, rtk, Metric::Pool(n), imp);
+            if !cfg.impls.contains(&imp) || res.failures.contains_key(&key) {
+                continue;
+            }
+            let rt = Rt::new(rtk);
+            let sp = rt.spawner();
+            let timeout = cfg.timeout;
+            let r: Result<u64, String> = rt.run(async move {
+                let net = Arc::new(Net::new(netk, rtk).await.map_err(|e| e.to_string())?);
+                match sp
+                    .timeout(timeout, pool::run(sp.clone(), rtk, net, n, smux, time))
+                    .await
+                {
+                    Some(r) => r.map_err(|e| e.to_string()),
+                    None => Err(format!("timed out after {} s", timeout.as_secs())),
+                }
+            });
+            match r {
+                Ok(bytes) => res.add(key, bytes as f64 / secs(time)),
+                Err(e) => res.fail(key, e),
             }
         }
     }

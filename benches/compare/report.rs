@@ -27,6 +27,9 @@ pub enum Metric {
     WanPing,
     /// Through the link emulator, bytes per second with this many streams.
     Wan(usize),
+    /// Through a link with a rate per connection, bytes per second over this many connections
+    /// (raw) or sessions in a pool (smux).
+    Pool(usize),
 }
 
 impl Metric {
@@ -42,6 +45,7 @@ impl Metric {
             Metric::Idle => "idle bytes/pair".into(),
             Metric::WanPing => "link self-check: ping ms".into(),
             Metric::Wan(s) => format!("wan {s} stream{} MiB/s", if s == 1 { "" } else { "s" }),
+            Metric::Pool(n) => format!("pool of {n}, 8 streams MiB/s"),
         }
     }
 
@@ -55,7 +59,7 @@ impl Metric {
             Metric::StalledCommitted => format!("{:.0}", v / 1024.0),
             Metric::Idle => format!("{v:.0}"),
             Metric::WanPing => format!("{:.1}", v * 1e3),
-            Metric::Wan(_) => format!("{:.1}", v / MIB),
+            Metric::Wan(_) | Metric::Pool(_) => format!("{:.1}", v / MIB),
         }
     }
 }
@@ -124,6 +128,8 @@ impl Results {
                 .med(&(net, rt, Metric::StalledSolo, imp))
                 .map(|r| v / r),
             Metric::Wan(_) if imp != Impl::Raw => raw(Metric::Wan(1)).map(|r| v / r),
+            // Against as many raw connections.
+            Metric::Pool(_) if imp != Impl::Raw => raw(m).map(|r| v / r),
             _ => None,
         };
         if let Some(r) = ratio {
@@ -138,6 +144,13 @@ impl Results {
                 }
                 (Metric::Wan(1), Impl::Raw) => {
                     let _ = write!(s, " ({:.2} of the rate)", v / shape.rate as f64);
+                }
+                (Metric::Pool(n), Impl::Raw) => {
+                    let _ = write!(
+                        s,
+                        " ({:.2} of {n} x the rate)",
+                        v / (n as f64 * shape.rate as f64)
+                    );
                 }
                 // The original's fixed window: at most one window per round trip.
                 (Metric::Wan(1), Impl::SmuxBase) => {
@@ -435,7 +448,7 @@ impl Results {
             .present(|k| (k.0, k.1, k.2))
             .into_iter()
             .filter_map(|(n, r, m)| match (n, m) {
-                (NetKind::Wan(_), Metric::Wan(s)) => Some((n, r, s)),
+                (NetKind::Wan { .. }, Metric::Wan(s)) => Some((n, r, s)),
                 _ => None,
             })
             .collect();

@@ -45,8 +45,12 @@ impl RtKind {
 pub enum NetKind {
     Tcp,
     Pipe,
-    /// Loopback TCP through the link emulator (`link.rs`): this round trip in ms, 1 Gbit/s.
-    Wan(u32),
+    /// Loopback TCP through the link emulator (`link.rs`): this round trip in ms, and this rate
+    /// in Mbit/s for each connection (as a shaped network gives each flow).
+    Wan {
+        ms: u32,
+        mbit: u32,
+    },
 }
 
 impl NetKind {
@@ -54,24 +58,22 @@ impl NetKind {
         match self {
             NetKind::Tcp => "tcp".into(),
             NetKind::Pipe => "pipe".into(),
-            NetKind::Wan(ms) => format!("wan {ms} ms 1 Gbit/s"),
+            NetKind::Wan { ms, mbit: 1000 } => format!("wan {ms} ms 1 Gbit/s"),
+            NetKind::Wan { ms, mbit } => format!("wan {ms} ms {mbit} Mbit/s per connection"),
         }
     }
 
     /// The link's shape, for a wan.
     pub fn shape(self) -> Option<Shape> {
         match self {
-            NetKind::Wan(ms) => Some(Shape::new(
+            NetKind::Wan { ms, mbit } => Some(Shape::new(
                 Duration::from_millis(u64::from(ms)),
-                WAN_BITS_PER_S,
+                u64::from(mbit) * 1_000_000,
             )),
             _ => None,
         }
     }
 }
-
-/// The rate of the emulated wide-area link.
-pub const WAN_BITS_PER_S: u64 = 1_000_000_000;
 
 /// A fresh runtime per measured run, so that a run that hangs (or leaves tasks behind) cannot
 /// disturb the next one: dropping it cancels every task it still holds.
@@ -270,7 +272,7 @@ impl Net {
     pub async fn new(kind: NetKind, rt: RtKind) -> io::Result<Net> {
         Ok(match (kind, rt) {
             (NetKind::Pipe, _) => Net::Pipe,
-            (NetKind::Wan(_), _) => {
+            (NetKind::Wan { .. }, _) => {
                 let inner = Box::pin(Net::new(NetKind::Tcp, rt)).await?;
                 let target = inner.addr().expect("a TCP net");
                 let link = Link::start(kind.shape().expect("a wan"), target)?;

@@ -21,10 +21,10 @@ thread_local! {
 }
 
 /// What every writer writes (never allocated per stream, for the same reason).
-static DATA: [u8; CHUNK] = [0x5a; CHUNK];
+pub static DATA: [u8; CHUNK] = [0x5a; CHUNK];
 
 /// Reads up to `max` bytes and forgets them.
-async fn read_discard(s: &mut BoxFio, max: usize) -> io::Result<usize> {
+pub async fn read_discard(s: &mut BoxFio, max: usize) -> io::Result<usize> {
     futures::future::poll_fn(|cx| {
         SINK.with(|b| {
             let mut b = b.borrow_mut();
