@@ -44,7 +44,9 @@
 //!   `VRM(0x7973, 0x6D757831)`. Every version of the original answers a VRM as the probe of
 //!   PROTOCOL.md 8; the client recognises that answer and stays with the base protocol (14 bytes
 //!   in all, once). A server of this crate answers with `VRM(0x7973, 0x6D757832)` instead, which
-//!   the client answers as any VRM; each side takes its exchange's time as its round-trip estimate.
+//!   the client answers as any VRM; each side takes its exchange's time as a round-trip sample,
+//!   and the client tells the server its own (`VRM(0x7974, microseconds)`, taken ahead of any
+//!   data). The estimate is the smallest sample, later pings included.
 //!   A server never sends first, so a Go `IsSmux` probe of it reads its answer as before (a probe
 //!   of a *client* of this crate reads the offer first; [`is_smux`] reads past it).
 //! - **What changes.** From then on a CFM is credit: a receiver may confirm more than its
@@ -53,17 +55,21 @@
 //!   grants before the other has seen the handshake, so the original's rules hold until both
 //!   agree.
 //! - **How big.** A receiver holds at most its stream's window: unread bytes plus what the sender
-//!   may still send. When a stream moved at least half its window in one round trip (the window,
-//!   not the reader, is what limits it) the window doubles, up to [`Config::with_max_window`]
+//!   may still send. When a stream moved at least half its window per round trip, over a period
+//!   of at least one round trip (the window, not the reader, is what limits it), the window
+//!   doubles, up to [`Config::with_max_window`]
 //!   (16 MiB by default), as long as all streams' growth together stays within the memory budget
 //!   ([`Config::with_memory_budget`]); when half of it lies unread (the reader is what limits it)
 //!   it halves, down to the base window. Closing a stream gives its growth back. A peer that
 //!   claims the extension and sends beyond what was granted ends the session with a protocol
 //!   error, as any peer does.
 //! - **What it costs.** Nothing against the original; between two sessions of this crate, memory
-//!   only on streams over long, fast paths whose readers keep up (on loopback, a window moves in
-//!   far less than half a round trip, and nothing grows). [`Stats::windows_grow`] and
-//!   [`Stats::window_growth`] show it; `with_max_window` at the window turns it off on this side.
+//!   on streams over long, fast paths whose readers keep up. On loopback the true round trip is
+//!   tens of microseconds, but the first one a session measures, as it starts, can take a
+//!   millisecond: then a fast stream's window may grow there too (to 1.5-8 MiB in a 256 MiB
+//!   transfer on this project's machine, at the same speed), always within the budget.
+//!   [`Stats::windows_grow`] and [`Stats::window_growth`] show it; `with_max_window` at the window
+//!   turns it off on this side.
 //!
 //! With the base window, a receiver confirms after an eighth of it, so that a sender against the
 //! original rarely waits for a confirm.

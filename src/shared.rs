@@ -27,7 +27,6 @@ use crate::stats::Stats;
 pub(crate) struct Waiters {
     pub(crate) read: Option<Waker>,
     pub(crate) write: Option<Waker>,
-    pub(crate) flush_listed: bool,
 }
 
 /// How the session ended.
@@ -372,9 +371,11 @@ impl Inner {
         for k in self.core.keys() {
             if let Some(w) = self.core.waiters_mut(k) {
                 let (r, wr) = (w.read.take(), w.write.take());
-                w.flush_listed = false;
                 self.deferred.wakers.extend(r);
                 self.deferred.wakers.extend(wr);
+            }
+            if let Some(listed) = self.core.flush_listed_mut(k) {
+                *listed = false;
             }
         }
         self.flush_waiters.clear();
@@ -383,9 +384,9 @@ impl Inner {
 
     /// Lists the stream as waiting for a flush (once).
     pub(crate) fn wait_flush(&mut self, key: StreamKey) {
-        if let Some(w) = self.core.waiters_mut(key) {
-            if !w.flush_listed {
-                w.flush_listed = true;
+        if let Some(listed) = self.core.flush_listed_mut(key) {
+            if !*listed {
+                *listed = true;
                 self.flush_waiters.push(key);
             }
         }
@@ -409,8 +410,10 @@ impl Inner {
             if at > pos {
                 return true;
             }
+            if let Some(listed) = core.flush_listed_mut(k) {
+                *listed = false;
+            }
             if let Some(w) = core.waiters_mut(k) {
-                w.flush_listed = false;
                 wakers.extend(w.write.take());
             }
             false

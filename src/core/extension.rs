@@ -19,7 +19,8 @@
 //!    [`ACCEPT`] arrived, which the server queued before any grant of its own.
 //!
 //! A receiver never lets a stream hold more than its window: what is unread plus what the sender
-//! may still send. The window doubles when the stream moved at least half of it per round trip
+//! may still send. The window doubles when the stream moved at least half of it per round trip,
+//! measured over periods of at least one round trip
 //! (the window, not the reader, limits it), up to the configured maximum and while the session's
 //! growth budget allows; it halves, down to the base, when half of it lies unread (the reader is
 //! what limits the stream). A peer that claims the extension and sends beyond what was granted
@@ -31,6 +32,10 @@ use crate::frame::{vrm_answer, Cmd, Header};
 pub(crate) const OFFER: Header = Header::new(Cmd::Vrm, 0x7973, 0x6D75_7831);
 /// A server of this crate's answer to [`OFFER`]: `VRM(0x7973, 0x6D757832)` ("ys", "mux2").
 pub(crate) const ACCEPT: Header = Header::new(Cmd::Vrm, 0x7973, 0x6D75_7832);
+/// The id field of the client's report of its round trip, `VRM(0x7974, microseconds)`, sent once
+/// after [`ACCEPT`]: the server's own sample comes back behind whatever the client queued at
+/// once, the client's went out ahead of it.
+pub(crate) const REPORT_SID: u16 = 0x7974;
 
 /// What a VRM means to the extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +46,9 @@ pub(crate) enum ExtVrm {
     Answered,
     /// The client's offer, taken: send [`ACCEPT`] (not the usual answer).
     Accept,
+    /// The server's acceptance: answer it as any VRM (the server times that answer), and probe
+    /// once more for a round trip measured warm.
+    Agreed,
 }
 
 /// One side's view of the extension.
@@ -52,8 +60,10 @@ pub(crate) struct Extension {
     active: bool,
     /// The answer we wait for, and when we sent what it answers (microseconds of the core clock).
     waiting: Option<(Header, u32)>,
-    /// The round trip measured by the handshake, in microseconds.
+    /// The smallest round trip measured (the handshake, then pings), in microseconds.
     rtt_us: Option<u32>,
+    /// The offer is queued and its time is taken when it is written out.
+    offer_unsent: bool,
 }
 
 impl Extension {
@@ -63,18 +73,44 @@ impl Extension {
             active: false,
             waiting: None,
             rtt_us: None,
+            offer_unsent: false,
         }
     }
 
-    /// The client sends its offer at `now`: returns the frame to send first.
-    pub(crate) fn offer(&mut self, now: u32) -> Header {
-        self.waiting = Some((vrm_answer(OFFER.sid, OFFER.len), now));
+    /// The client queues its offer: returns the frame to send first. Its round trip counts from
+    /// [`Extension::output_taken`], not from now: a session may be made long before its driver
+    /// first runs.
+    pub(crate) fn offer(&mut self) -> Header {
+        self.waiting = Some((vrm_answer(OFFER.sid, OFFER.len), 0));
+        self.offer_unsent = true;
         OFFER
+    }
+
+    /// The output, the offer with it if queued, goes to the transport at `now`.
+    pub(crate) fn output_taken(&mut self, now: u32) {
+        if std::mem::take(&mut self.offer_unsent) {
+            if let Some((_, at)) = &mut self.waiting {
+                *at = now;
+            }
+        }
+    }
+
+    /// A round trip measured (by the handshake or a ping): the estimate is the smallest, the one
+    /// least inflated by a cold start or by data queued ahead.
+    pub(crate) fn sample(&mut self, rtt_us: u32) {
+        let rtt = rtt_us.max(1);
+        self.rtt_us = Some(self.rtt_us.map_or(rtt, |r| r.min(rtt)));
     }
 
     /// Both sides speak the extension.
     pub(crate) fn active(&self) -> bool {
         self.active
+    }
+
+    /// The client's report of its round trip, once agreed.
+    pub(crate) fn report(&self) -> Option<Header> {
+        self.rtt_us
+            .map(|rtt| Header::new(Cmd::Vrm, REPORT_SID, rtt))
     }
 
     /// Whether this side may grow a stream's window now: both sides agreed, this side wants to,
@@ -95,16 +131,21 @@ impl Extension {
                 // answer to our acceptance (the server's round trip).
                 self.waiting = None;
                 if self.active {
-                    self.rtt_us = Some(now.wrapping_sub(at).max(1));
+                    self.sample(now.wrapping_sub(at));
                 }
                 return ExtVrm::Answered;
             }
             if !server && h == ACCEPT {
                 self.waiting = None;
                 self.active = true;
-                self.rtt_us = Some(now.wrapping_sub(at).max(1));
-                return ExtVrm::Other; // answered as any VRM: the server times that answer
+                self.sample(now.wrapping_sub(at));
+                return ExtVrm::Agreed;
             }
+        }
+        if server && self.active && h.cmd == Cmd::Vrm && h.sid == REPORT_SID {
+            // Only a smaller estimate can come of it: a peer cannot make this side grant more.
+            self.sample(h.len);
+            return ExtVrm::Answered;
         }
         if server && h == OFFER && !self.active {
             self.active = true;
@@ -122,17 +163,22 @@ pub(crate) struct Sample {
     pub(crate) window: u32,
     /// Bytes received and not yet read.
     pub(crate) unread: u32,
-    /// Bytes read since the last confirm.
+    /// Bytes read in the current measuring period.
     pub(crate) read: u32,
-    /// Microseconds since the last confirm.
+    /// Microseconds since the period started.
     pub(crate) elapsed_us: u32,
 }
 
-/// The window a stream should have, from `s` and the round trip, between `base` and `max`.
+/// The window a stream should have, from `s` and the round trip, between `base` and `max`: it
+/// halves when half of it lies unread; it doubles when, over a period of at least a round trip,
+/// the stream moved half a window or more per round trip.
 pub(crate) fn next_window(s: Sample, rtt_us: u32, base: u32, max: u32) -> u32 {
     if s.unread > s.window / 2 {
         // Half the window lies unread: the reader limits this stream, not the window.
         return (s.window / 2).max(base);
+    }
+    if s.elapsed_us < rtt_us {
+        return s.window; // a period shorter than a round trip measures bursts, not the path
     }
     // At least half a window per round trip: the window limits this stream.
     let per_rtt = u64::from(s.read) * u64::from(rtt_us) / u64::from(s.elapsed_us.max(1));
@@ -163,7 +209,8 @@ mod tests {
     #[test]
     fn against_the_original_the_offer_is_answered_and_nothing_changes() {
         let mut client = Extension::new(true);
-        let offer = client.offer(0);
+        let offer = client.offer();
+        client.output_taken(0);
         assert_eq!(offer, OFFER);
         let answer = vrm_answer(OFFER.sid, OFFER.len);
         assert_eq!(client.on_vrm(answer, 40, false), ExtVrm::Answered);
@@ -178,7 +225,8 @@ mod tests {
     fn two_sides_of_this_crate_agree_and_each_measures_the_round_trip() {
         let mut client = Extension::new(true);
         let mut server = Extension::new(true);
-        let offer = client.offer(1_000);
+        let offer = client.offer();
+        client.output_taken(1_000);
         assert_eq!(server.on_vrm(offer, 1_020, true), ExtVrm::Accept);
         assert!(server.active());
         assert_eq!(
@@ -186,11 +234,22 @@ mod tests {
             None,
             "the server has no round trip yet"
         );
-        assert_eq!(client.on_vrm(ACCEPT, 1_040, false), ExtVrm::Other);
+        assert_eq!(client.on_vrm(ACCEPT, 1_040, false), ExtVrm::Agreed);
         assert_eq!(client.growth_rtt(), Some(40));
         let answer = vrm_answer(ACCEPT.sid, ACCEPT.len);
-        assert_eq!(server.on_vrm(answer, 1_060, true), ExtVrm::Answered);
-        assert_eq!(server.growth_rtt(), Some(40));
+        assert_eq!(server.on_vrm(answer, 1_500, true), ExtVrm::Answered);
+        assert_eq!(
+            server.growth_rtt(),
+            Some(480),
+            "its answer came behind data"
+        );
+        let report = client.report().unwrap();
+        assert_eq!(server.on_vrm(report, 1_510, true), ExtVrm::Answered);
+        assert_eq!(
+            server.growth_rtt(),
+            Some(40),
+            "the client's measure, taken ahead of data"
+        );
         // A second offer is a probe like any other.
         assert_eq!(server.on_vrm(OFFER, 2_000, true), ExtVrm::Other);
     }
@@ -218,18 +277,23 @@ mod tests {
     #[test]
     fn a_window_doubles_while_it_limits_the_stream_up_to_the_maximum() {
         let (base, max) = (512 * KIB, 4096 * KIB);
-        // 64 KiB read in 1 ms with a 40 ms round trip: 2.5 MiB per round trip.
+        // 2.5 MiB read over one 40 ms round trip.
         assert_eq!(
-            next_window(sample(base, 0, 64 * KIB, 1_000), 40_000, base, max),
+            next_window(sample(base, 0, 2560 * KIB, 40_000), 40_000, base, max),
             1024 * KIB
         );
         assert_eq!(
-            next_window(sample(4096 * KIB, 0, 512 * KIB, 1_000), 40_000, base, max),
+            next_window(sample(4096 * KIB, 0, 4096 * KIB, 40_000), 40_000, base, max),
             max
         );
         // Slower than half a window per round trip: it stays.
         assert_eq!(
             next_window(sample(base, 0, 64 * KIB, 40_000), 40_000, base, max),
+            base
+        );
+        // A burst read within less than a round trip says nothing of the path.
+        assert_eq!(
+            next_window(sample(base, 0, base, 100), 40_000, base, max),
             base
         );
     }

@@ -18,7 +18,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use self::budget::Budget;
 pub(crate) use self::extension::OFFER;
-use self::extension::{ExtVrm, Extension, Sample};
+use self::extension::{ExtVrm, Extension, Sample, ACCEPT};
 pub(crate) use self::ids::Direction;
 use self::ids::Ids;
 use self::recv::RecvPool;
@@ -160,6 +160,8 @@ pub(crate) struct Core<W> {
     next_bounce: usize,
     /// We sent a PIN since the last one we received.
     pin_sent: bool,
+    /// When our outstanding probe went out (the core's clock): its answer is a round-trip sample.
+    ping_at: u32,
     counters: CoreCounters,
     events: Vec<Event>,
 }
@@ -193,6 +195,7 @@ impl<W: Default> Core<W> {
             bounces: [None; MAX_VRM_ANSWERS],
             next_bounce: 0,
             pin_sent: false,
+            ping_at: 0,
             counters: CoreCounters::default(),
             events: Vec::new(),
         }
@@ -208,7 +211,7 @@ impl<W: Default> Core<W> {
     /// version of the original answers as a probe. Called once, before anything else is queued.
     pub(crate) fn offer_extension(&mut self) {
         if !self.server {
-            let offer = self.extension.offer(self.now_us);
+            let offer = self.extension.offer();
             self.out.extend_from_slice(&offer.encode());
             self.counters.frames_out += 1;
         }
@@ -379,15 +382,27 @@ impl<W: Default> Core<W> {
             ExtVrm::Answered => return,
             ExtVrm::Accept => {
                 // Straight into the output, ahead of any confirm that grants beyond the base.
-                self.out.extend_from_slice(&extension::ACCEPT.encode());
+                self.out.extend_from_slice(&ACCEPT.encode());
                 self.counters.frames_out += 1;
                 return;
+            }
+            ExtVrm::Agreed => {
+                // Tell the server the round trip, measured ahead of any data; and probe once
+                // more, as the first exchange ran while the session started (buffers, threads, a
+                // driver not yet polled) and may have been slow.
+                if let Some(report) = self.extension.report() {
+                    self.out.extend_from_slice(&report.encode());
+                    self.counters.frames_out += 1;
+                }
+                let _ = self.ping(ACCEPT.sid, self.now_us);
             }
             ExtVrm::Other => {}
         }
         if self.ping == Some(h) {
             // The answer to our own probe: recognised, not answered.
             self.ping = None;
+            self.extension
+                .sample(self.now_us.wrapping_sub(self.ping_at));
             self.events.push(Event::Pong);
         } else if let Some(i) = self.bounces.iter().position(|b| *b == Some(h)) {
             self.bounces[i] = None; // the answer to our answer: the exchange ends here
@@ -736,6 +751,7 @@ impl<W: Default> Core<W> {
         }
         let probe = Header::new(Cmd::Vrm, v1, v2);
         self.ping = Some(vrm_answer(v1, v2));
+        self.ping_at = self.now_us;
         self.out.extend_from_slice(&probe.encode());
         self.counters.frames_out += 1;
         Some(probe)
@@ -764,13 +780,13 @@ impl<W: Default> Core<W> {
                 put_header(&mut self.out, Cmd::Cfm, s.id, n);
                 self.counters.frames_out += 1;
                 s.recv_credit += n;
-                s.confirmed_at = self.now_us;
             }
         }
         for h in self.vrm_answers.drain(..) {
             self.out.extend_from_slice(&h.encode());
             self.counters.frames_out += 1;
         }
+        self.extension.output_taken(self.now_us);
         self.out_base += self.out.len() as u64;
         self.batches = self.batches.wrapping_add(1);
         std::mem::swap(&mut self.out, into);
@@ -853,6 +869,11 @@ impl<W: Default> Core<W> {
         self.streams.get(key)
     }
 
+    /// The shell's flag of the stream: listed as waiting for a flush.
+    pub(crate) fn flush_listed_mut(&mut self, key: StreamKey) -> Option<&mut bool> {
+        self.streams.get_mut(key).map(|s| &mut s.flush_listed)
+    }
+
     /// The shell's data for the stream.
     pub(crate) fn waiters_mut(&mut self, key: StreamKey) -> Option<&mut W> {
         self.streams.get_mut(key).map(|s| &mut s.waiters)
@@ -904,7 +925,8 @@ impl<W: Default> Core<W> {
 }
 
 /// Grows or shrinks a stream's window before a confirm, within the maximum and the growth budget
-/// (`extension.rs`).
+/// (`extension.rs`). The read rate is measured over periods of at least a round trip: a burst
+/// read in microseconds says nothing of the path.
 fn resize_window<W: Default>(
     s: &mut StreamState<W>,
     rtt_us: u32,
@@ -912,12 +934,17 @@ fn resize_window<W: Default>(
     l: &Limits,
     growth: &mut Budget,
 ) {
+    s.period_read = s.period_read.saturating_add(s.grantable());
     let sample = Sample {
         window: s.recv_window,
         unread: s.recv.len() as u32,
-        read: s.grantable(),
-        elapsed_us: now_us.wrapping_sub(s.confirmed_at),
+        read: s.period_read,
+        elapsed_us: now_us.wrapping_sub(s.period_at),
     };
+    if sample.elapsed_us >= rtt_us {
+        s.period_at = now_us;
+        s.period_read = 0;
+    }
     let next = extension::next_window(sample, rtt_us, l.window, l.max_window);
     if next > s.recv_window {
         if growth.try_add((next - s.recv_window) as usize) {

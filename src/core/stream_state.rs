@@ -54,14 +54,19 @@ pub(crate) struct StreamState<W> {
     /// What this stream may hold, unread plus what the peer may still send: the base window, or
     /// more where it grew (`extension.rs`).
     pub(crate) recv_window: u32,
-    /// When this side last confirmed (microseconds of the core's clock, wrapping).
-    pub(crate) confirmed_at: u32,
+    /// Window growth's measure (`extension.rs`): when the current measuring period started
+    /// (microseconds of the core's clock, wrapping), and the bytes read in it.
+    pub(crate) period_at: u32,
+    pub(crate) period_read: u32,
     /// The session ended before the peer closed this stream.
     pub(crate) cut: bool,
     /// Listed in the core's confirm list.
     pub(crate) confirm_listed: bool,
     /// Listed in the core's queue-space waiters.
     pub(crate) queue_waiting: bool,
+    /// The I/O shell listed it as waiting for a flush: a flag of the shell's, kept here rather
+    /// than in `waiters`, where it would cost a word of padding per stream.
+    pub(crate) flush_listed: bool,
     /// Waited for queue space and has not written since: other writers yield to it.
     pub(crate) contending: bool,
     /// The output batch (the low bits of the core's batch count when this stream last wrote; 16
@@ -86,10 +91,12 @@ impl<W: Default> StreamState<W> {
             recv: RecvBuf::default(),
             recv_credit: window,
             recv_window: window,
-            confirmed_at: now,
+            period_at: now,
+            period_read: 0,
             cut: false,
             confirm_listed: false,
             queue_waiting: false,
+            flush_listed: false,
             contending: false,
             batch: 0,
             batch_bytes: 0,
