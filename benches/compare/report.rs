@@ -461,7 +461,8 @@ impl Results {
             .filter(|i| *i != Impl::Raw)
             .collect();
         let (bar, gap, label_w, plot_w) = (14.0, 18.0, 190.0, 420.0);
-        let group_h = bar * impls.len() as f64 + gap;
+        let title_h = 18.0;
+        let group_h = title_h + bar * impls.len() as f64 + gap;
         let height = 70.0 + group_h * groups.len() as f64 + 30.0;
         let width = label_w + plot_w + 140.0;
         let mut s = String::new();
@@ -497,7 +498,7 @@ impl Results {
             );
             let raw = self.med(&(net, rt, Metric::Wan(1), Impl::Raw));
             for (k, i) in impls.iter().enumerate() {
-                let yy = y + k as f64 * bar;
+                let yy = y + title_h + k as f64 * bar;
                 let _ = writeln!(
                     s,
                     r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
