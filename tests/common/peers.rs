@@ -174,9 +174,21 @@ fn tail(s: &str, max: usize) -> &str {
 }
 
 /// A loopback address with a port that was free a moment ago.
+///
+/// Never the same port twice in one test binary: two tests starting servers at once could
+/// otherwise both be given one port, and the one whose program failed to bind it would take the
+/// other's server for its own (and lose it when that test ends and kills it).
 pub fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    l.local_addr().expect("local addr")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = l.local_addr().expect("local addr");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return addr;
+        }
+    }
 }
 
 /// Waits until `process` accepts connections at `addr` (at most 10 s), or it exits.
@@ -201,6 +213,17 @@ async fn wait_listening(process: &mut Process, addr: SocketAddr) -> Result<(), S
         .await;
         if let Some(Ok(conn)) = attempt {
             drop(conn);
+            // Something listens there; a program that could not bind the port exits at once, so
+            // make sure ours is still running (the listener could be another test's).
+            Timer::after(Duration::from_millis(50)).await;
+            if let Some(status) = process.try_exit() {
+                let out = process.output(status);
+                return Err(format!(
+                    "exited ({}): {}",
+                    out.status,
+                    tail(&out.stderr, 2000)
+                ));
+            }
             return Ok(());
         }
         if start.elapsed() > Duration::from_secs(10) {
