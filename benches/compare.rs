@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench compare                          # everything, full sizes (takes a while)
-//! SMUX_BENCH_QUICK=1 cargo bench --bench compare       # everything, small sizes (about a minute)
+//! SMUX_BENCH_QUICK=1 cargo bench --bench compare       # everything, small sizes (about 6 minutes)
 //! cargo bench --bench compare -- rtt churn             # only some scenarios
 //! ```
 //!
