@@ -524,28 +524,40 @@ fn psh_longer_than_64_kib_is_a_protocol_error() {
     });
 }
 
+/// The raw client opens stream 1 and sends exactly one window (the session still answers), then
+/// one byte more: the session must end with `WindowExceeded`.
+async fn one_window_then_one_byte_more<
+    T: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
+>(
+    server: &Session,
+    driver: Task<Result<(), Error>>,
+    raw: &mut RawPeer<T>,
+) {
+    raw.send(&[Frame::syn(1)]).await;
+    let _s = accept(server).await;
+    let frame = Frame::psh(1, &vec![1; 65_536]);
+    for _ in 0..WINDOW / 65_536 {
+        raw.send(std::slice::from_ref(&frame)).await;
+    }
+    sync(raw).await;
+    raw.send(&[Frame::psh(1, b"!")]).await;
+    let r = wait("the driver to end", driver).await;
+    let want = ProtocolError::WindowExceeded {
+        stream: 1,
+        window: WINDOW,
+    };
+    assert!(
+        matches!(r, Err(Error::Protocol(e)) if e == want),
+        "driver: {r:?}"
+    );
+}
+
 #[test]
 fn data_beyond_the_window_is_a_protocol_error() {
     run(|ex| async move {
         // Exactly one window is fine (the session still answers), one byte more is not.
         let (server, driver, mut raw) = raw_client::<PipeTransport>(&ex, Config::default()).await;
-        raw.send(&[Frame::syn(1)]).await;
-        let _s = accept(&server).await;
-        let frame = Frame::psh(1, &vec![1; 65_536]);
-        for _ in 0..WINDOW / 65_536 {
-            raw.send(std::slice::from_ref(&frame)).await;
-        }
-        sync(&mut raw).await;
-        raw.send(&[Frame::psh(1, b"!")]).await;
-        let r = wait("the driver to end", driver).await;
-        let want = ProtocolError::WindowExceeded {
-            stream: 1,
-            window: WINDOW,
-        };
-        assert!(
-            matches!(r, Err(Error::Protocol(e)) if e == want),
-            "driver: {r:?}"
-        );
+        one_window_then_one_byte_more(&server, driver, &mut raw).await;
     });
 }
 
@@ -962,23 +974,7 @@ fn a_server_accepts_the_offer_and_holds_a_peer_claiming_it_to_what_it_granted() 
         assert!(server.stats().windows_grow);
         // Claiming the extension gives the peer no credit of its own making: one window, and one
         // byte more ends the session.
-        raw.send(&[Frame::syn(1)]).await;
-        let _s = accept(&server).await;
-        let frame = Frame::psh(1, &vec![1; 65_536]);
-        for _ in 0..WINDOW / 65_536 {
-            raw.send(std::slice::from_ref(&frame)).await;
-        }
-        sync(&mut raw).await;
-        raw.send(&[Frame::psh(1, b"!")]).await;
-        let r = wait("the driver to end", driver).await;
-        let want = ProtocolError::WindowExceeded {
-            stream: 1,
-            window: WINDOW,
-        };
-        assert!(
-            matches!(r, Err(Error::Protocol(e)) if e == want),
-            "driver: {r:?}"
-        );
+        one_window_then_one_byte_more(&server, driver, &mut raw).await;
     });
 }
 

@@ -194,14 +194,18 @@ pub fn free_port() -> SocketAddr {
 /// Waits until `process` accepts connections at `addr` (at most 10 s), or it exits.
 async fn wait_listening(process: &mut Process, addr: SocketAddr) -> Result<(), String> {
     let start = Instant::now();
+    let exited = |process: &mut Process| {
+        let status = process.try_exit()?;
+        let out = process.output(status);
+        Some(format!(
+            "exited ({}): {}",
+            out.status,
+            tail(&out.stderr, 2000)
+        ))
+    };
     loop {
-        if let Some(status) = process.try_exit() {
-            let out = process.output(status);
-            return Err(format!(
-                "exited ({}): {}",
-                out.status,
-                tail(&out.stderr, 2000)
-            ));
+        if let Some(e) = exited(process) {
+            return Err(e);
         }
         let attempt = smol::future::or(
             async { Some(smol::net::TcpStream::connect(addr).await) },
@@ -216,15 +220,7 @@ async fn wait_listening(process: &mut Process, addr: SocketAddr) -> Result<(), S
             // Something listens there; a program that could not bind the port exits at once, so
             // make sure ours is still running (the listener could be another test's).
             Timer::after(Duration::from_millis(50)).await;
-            if let Some(status) = process.try_exit() {
-                let out = process.output(status);
-                return Err(format!(
-                    "exited ({}): {}",
-                    out.status,
-                    tail(&out.stderr, 2000)
-                ));
-            }
-            return Ok(());
+            return exited(process).map_or(Ok(()), Err);
         }
         if start.elapsed() > Duration::from_secs(10) {
             return Err(format!("not listening on {addr} after 10 s"));
