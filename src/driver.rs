@@ -321,6 +321,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Ok(ReadOutcome::Moved)
             }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::Moved),
+            // A reset after the peer closed every stream is how its clean close can arrive: a
+            // socket closed with our answers unread in it resets the connection (a Unix socket
+            // reports that in place of end-of-stream). Every frame it sent was read; nothing is
+            // lost, so it is the peer's close. With a stream still open it is a failure.
+            Poll::Ready(Err(e)) if peer_gone(&e) && self.finished_by_peer() => self.peer_closed(),
             Poll::Ready(Err(e)) => Err(e.into()),
             // After a peer-gone write error, end-of-stream is readable at once if the peer
             // closed (a socket sees the peer's FIN before the reset that fails the write).
@@ -338,6 +343,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Ok(ReadOutcome::Nothing)
             }
         }
+    }
+
+    /// No partial frame is buffered and the peer closed every stream it had with this side.
+    fn finished_by_peer(&self) -> bool {
+        self.rstart == self.rend && !self.shared.lock().core.holds_ids()
     }
 
     /// The transport reached end-of-stream.

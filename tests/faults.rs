@@ -803,3 +803,95 @@ fn peer_close_is_a_clean_end_while_answers_are_unwritten() {
         assert_eq!(rest, b" words");
     });
 }
+
+/// A peer's transport that brings `script`, then fails with a reset where end-of-stream would
+/// be (as a Unix socket does when the peer closed it with our answers unread); what this side
+/// writes is taken and dropped.
+struct ResetAfter {
+    script: Vec<u8>,
+    pos: usize,
+}
+
+impl AsyncRead for ResetAfter {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let rest = &self.script[self.pos..];
+        if rest.is_empty() {
+            return std::task::Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        std::task::Poll::Ready(Ok(n))
+    }
+}
+
+impl AsyncWrite for ResetAfter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The peer sends its data, closes its stream, and its transport then resets: the peer finished
+/// everything it started, so the session ended cleanly (this once failed a session closed by
+/// the peer over a Unix socket, one run in fifteen), and the stream reads its data, then
+/// end-of-stream.
+#[test]
+fn a_reset_after_the_peer_closed_every_stream_is_its_close() {
+    run(|ex| async move {
+        let mut script = syn(5);
+        script.extend(psh(5, b"0123456789"));
+        script.extend([1, 5, 0, 0, 0, 0, 0]); // FIN(5)
+        let (server, driver) = Session::server(ResetAfter { script, pos: 0 }, Config::default());
+        let r = prompt("the driver after the reset", ex.spawn(driver)).await;
+        r.expect("the peer closed everything first: a clean end");
+        let mut s = prompt("accept", server.accept()).await.expect("accept");
+        let mut got = Vec::new();
+        prompt("read to end", s.read_to_end(&mut got))
+            .await
+            .expect("the data, then end-of-stream");
+        assert_eq!(got, b"0123456789");
+    });
+}
+
+/// The same reset while the peer's stream is still open is a failure: the driver reports it,
+/// and so does the session (a failed session's unaccepted streams go with it).
+#[test]
+fn a_reset_while_a_stream_is_open_is_a_failure() {
+    run(|ex| async move {
+        let mut script = syn(5);
+        script.extend(psh(5, b"0123456789"));
+        let (server, driver) = Session::server(ResetAfter { script, pos: 0 }, Config::default());
+        let r = prompt("the driver after the reset", ex.spawn(driver)).await;
+        match r {
+            Err(Error::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
+            other => panic!("expected the reset, got {other:?}"),
+        }
+        let e = io::Error::from(
+            prompt("accept", server.accept())
+                .await
+                .map(|s| s.id())
+                .expect_err("the session failed"),
+        );
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e:?}");
+    });
+}

@@ -723,6 +723,13 @@ impl<W: Default> Core<W> {
         }
     }
 
+    /// Whether any id is in use: a stream the peer has not closed (open, or closed by this side
+    /// only). With none, the peer has finished everything it started, so its transport ending
+    /// loses nothing, however it ends.
+    pub(crate) fn holds_ids(&self) -> bool {
+        !self.by_id.is_empty()
+    }
+
     /// Streams the core still holds: with a handle, or with their id in use.
     pub(crate) fn live_streams(&self) -> usize {
         self.streams.len()
