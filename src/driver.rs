@@ -21,6 +21,7 @@ use crate::error::{Error, ProtocolError};
 use crate::frame::{Header, HEADER_LEN, MAX_PAYLOAD};
 use crate::keepalive::KeepaliveTask;
 use crate::shared::{Inner, Shared};
+use crate::transport_wake::TransportWake;
 
 /// The read buffer: several maximal frames, so one read usually brings many frames.
 const READ_BUFFER: usize = 256 * 1024;
@@ -112,6 +113,8 @@ pub struct Driver<T> {
     read_retries: u32,
     write_limit: usize,
     keepalive: Option<KeepaliveTask>,
+    /// The waker the transport gets: whether its read side is worth polling.
+    transport_wake: TransportWake,
     /// When the session started: the core's clock counts from here.
     started: Instant,
     /// The session's span (`tracing` feature): entered while the driver runs.
@@ -144,6 +147,7 @@ impl<T> Driver<T> {
             read_retries: 0,
             write_limit: config.write_buffer() + CONTROL_SLACK,
             keepalive,
+            transport_wake: TransportWake::new(),
             started: Instant::now(),
             #[cfg(feature = "tracing")]
             span: tracing::debug_span!("ysmux_session", side),
@@ -167,8 +171,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
                 return Poll::Ready(this.finish(Some(e)));
             }
         }
+        this.transport_wake.register(cx.waker());
+        let io_waker = this.transport_wake.waker().clone();
+        let mut io_cx = Context::from_waker(&io_waker);
         for _ in 0..ROUNDS_PER_POLL {
-            match this.round(cx) {
+            match this.round(cx, &mut io_cx) {
                 Round::Busy => continue,
                 Round::Idle => {
                     this.shrink_idle_buffers();
@@ -185,10 +192,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
-    /// One round: refill the write buffer, write, flush, read and handle.
-    fn round(&mut self, cx: &mut Context<'_>) -> Round {
+    /// One round: refill the write buffer, write, flush, read and handle. `cx` is the driver's
+    /// task, for the session's handles; `io_cx` is for the transport.
+    fn round(&mut self, cx: &mut Context<'_>, io_cx: &mut Context<'_>) -> Round {
         let paused = self.refill(cx);
-        let wrote = match self.write_side(cx) {
+        let wrote = match self.write_side(io_cx) {
             Ok(w) => w,
             Err(e) if peer_gone(&e) && !self.read_closed => {
                 // The peer may have closed the connection after its last frames: stop writing and
@@ -209,7 +217,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             }
             Ok(ReadOutcome::Nothing)
         } else {
-            self.read_side(cx)
+            self.read_side(cx, io_cx)
         };
         match read {
             Err(e) => Round::Failed(e),
@@ -300,8 +308,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         Ok(moved)
     }
 
-    /// Reads what the transport has and feeds every whole frame to the core.
-    fn read_side(&mut self, cx: &mut Context<'_>) -> Result<ReadOutcome, Error> {
+    /// Reads what the transport has and feeds every whole frame to the core; reads only when
+    /// that may find something (see [`TransportWake`]).
+    fn read_side(
+        &mut self,
+        cx: &mut Context<'_>,
+        io_cx: &mut Context<'_>,
+    ) -> Result<ReadOutcome, Error> {
+        if !self.transport_wake.begin_read() {
+            return Ok(ReadOutcome::Nothing);
+        }
         if self.rbuf.is_empty() {
             self.rbuf = vec![0; READ_BUFFER];
         }
@@ -313,14 +329,18 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             self.rend -= self.rstart;
             self.rstart = 0;
         }
-        match Pin::new(&mut self.io).poll_read(cx, &mut self.rbuf[self.rend..]) {
+        match Pin::new(&mut self.io).poll_read(io_cx, &mut self.rbuf[self.rend..]) {
             Poll::Ready(Ok(0)) => self.peer_closed(),
             Poll::Ready(Ok(n)) => {
+                self.transport_wake.read_again();
                 self.rend += n;
                 self.handle_frames(n)?;
                 Ok(ReadOutcome::Moved)
             }
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::Moved),
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
+                self.transport_wake.read_again();
+                Ok(ReadOutcome::Moved)
+            }
             // A reset after the peer closed every stream is how its clean close can arrive: a
             // socket closed with our answers unread in it resets the connection (a Unix socket
             // reports that in place of end-of-stream). Every frame it sent was read; nothing is
@@ -338,6 +358,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                         let e = self.write_error.take().expect("checked");
                         return Err(e.into());
                     }
+                    self.transport_wake.read_again();
                     cx.waker().wake_by_ref();
                 }
                 Ok(ReadOutcome::Nothing)
@@ -380,11 +401,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let mut inner = shared.lock();
         let handle = inner.data_received(n);
         let result = self.handle_frames_locked(&mut inner, handle);
+        // Answers the frames called for are taken by the next round's refill: this round read
+        // something, so there is one. No wake of the driver's own task: under a work-stealing
+        // runtime that would push the reader just woken out of the next-to-run slot.
         inner.collect_wakers();
-        if inner.core.has_output() {
-            // Answers to send: this round's write step comes after the next refill.
-            inner.notify_driver();
-        }
         result.map_err(Error::from)
     }
 

@@ -167,6 +167,7 @@ mod stream;
 #[cfg(feature = "tokio")]
 mod tokio_io;
 pub mod tower;
+mod transport_wake;
 
 pub use crate::config::{
     Config, SleepFn, DEFAULT_MAX_WINDOW, DEFAULT_MEMORY_BUDGET, DEFAULT_WINDOW,
