@@ -111,7 +111,10 @@ mod tests {
         );
         assert!(t.begin_read(), "the transport woke the driver: read");
         t.register(&task);
-        t.waker().clone().wake();
+        // A transport may keep the waker and wake it by value later.
+        let kept = Waker::clone(t.waker());
+        t.register(&task);
+        kept.wake();
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
         assert!(t.begin_read());
     }
