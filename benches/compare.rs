@@ -26,8 +26,10 @@
 //!   bandwidth-delay product). 1 and 8 streams write for 6 s (quick 3 s); the bytes read in that
 //!   time, window growth included. Ratio: to ONE raw connection through the same link. Also shown:
 //!   the link's self-check (raw TCP's ping against the round trip, its rate against the link's),
-//!   and `smux-base`, this crate with the original's fixed window, as a share of 512 KiB per round
-//!   trip (its bound). Run once per run, on the first runtime and net listed, whatever they are.
+//!   and `smux-base`, this crate with the original's defaults (its fixed window, 32 KiB frames),
+//!   as a share of 512 KiB per round trip (its bound); and, where `SMUX_PEERS` (or
+//!   ../shared/peers) holds the Go original, one stream between the real original-0519644 and this
+//!   crate with its defaults, each way, as a share of the same bound. Run once per run, on the first runtime and net listed, whatever they are.
 //! - `pool`: where one connection is the bottleneck: a link of 10 ms and 200 Mbit/s for EACH
 //!   connection (as a shaped network gives each flow); a `ysmux::pool::Pool` of 1, 2 and 4
 //!   sessions moving 8 streams for the wan time. Ratio: to as many raw connections through the
@@ -47,6 +49,8 @@
 
 #[path = "compare/link.rs"]
 mod link;
+#[path = "compare/original.rs"]
+mod original;
 #[path = "compare/peers.rs"]
 mod peers;
 #[path = "compare/pool.rs"]
@@ -57,6 +61,8 @@ mod report;
 mod rt;
 #[path = "compare/scenarios.rs"]
 mod scenarios;
+#[path = "../tests/common/sink.rs"]
+mod sink;
 
 use std::future::Future;
 use std::io;
@@ -464,6 +470,27 @@ fn wan(cfg: &Cfg, res: &mut Results, rtk: RtKind) {
                 secs(percentile(&mut t, 0.5)),
             ),
             Err(e) => res.fail(key(Metric::WanPing, Impl::Raw), e),
+        }
+        if cfg.impls.contains(&Impl::Smux) {
+            let shape = netk.shape().expect("a wan");
+            // What one window per round trip moves in the wan time.
+            let bytes =
+                (f64::from(ysmux::DEFAULT_WINDOW) / shape.rtt().as_secs_f64() * secs(time)) as u64;
+            for sends in [true, false] {
+                let k = key(Metric::WanOriginal { sends }, Impl::Smux);
+                if res.failures.contains_key(&k) {
+                    continue;
+                }
+                let r = if sends {
+                    original::original_sends(rtk, shape, bytes, cfg.timeout)
+                } else {
+                    original::original_receives(rtk, shape, bytes, cfg.timeout)
+                };
+                match r {
+                    Ok(v) => res.add(k, v),
+                    Err(e) => res.fail(k, e),
+                }
+            }
         }
         for &streams in &cfg.wan_streams {
             for &imp in &impls {

@@ -71,8 +71,8 @@
 //!   [`Stats::windows_grow`] and [`Stats::window_growth`] show it; `with_max_window` at the window
 //!   turns it off on this side.
 //!
-//! With the base window, a receiver confirms after an eighth of it, so that a sender against the
-//! original rarely waits for a confirm.
+//! With the base window, a receiver confirms after a sixteenth of it, so that a sender with the
+//! original's fixed window rarely waits for a confirm.
 //!
 //! ## Close is a full close
 //! The protocol has no half-close: closing a stream (or dropping it) ends it in both directions.

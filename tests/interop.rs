@@ -38,6 +38,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use common::peers::{GoServer, Original, Peers};
+use common::sink;
 use common::*;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::future::FutureExt;
@@ -53,8 +54,6 @@ const CHURN_CYCLES: usize = 20_000;
 const CHURN_WORKERS: usize = 8;
 /// What one cycle of our churn client moves.
 const CHURN_BYTES: usize = 300 * 1024;
-/// The sink protocol's answer.
-const SINK_OK: u8 = 0x01;
 /// The watchdog of the Go clients: past it they print `HANG` and exit 3.
 const HARNESS_SECS: u64 = 120;
 /// The bound of most tests.
@@ -283,8 +282,9 @@ fn serve_sink(ex: &Ex, session: Session, log: Arc<Mutex<Vec<String>>>) {
         while let Ok(s) = session.accept().await {
             let log = log.clone();
             ex2.spawn(async move {
+                let mut s = s;
                 let id = s.id();
-                if let Err(e) = sink(s).await {
+                if let Err(e) = sink::serve(&mut s).await {
                     lock(&log).push(format!("sink stream {id}: {e}"));
                 }
             })
@@ -292,49 +292,6 @@ fn serve_sink(ex: &Ex, session: Session, log: Arc<Mutex<Vec<String>>>) {
         }
     })
     .detach();
-}
-
-/// The server side of the sink protocol on one stream.
-async fn sink(mut s: Stream) -> io::Result<()> {
-    let mut len = [0u8; 8];
-    s.read_exact(&mut len).await?;
-    let mut left = u64::from_le_bytes(len);
-    let mut buf = vec![0u8; 64 * 1024];
-    while left > 0 {
-        let want = buf.len().min(left as usize);
-        match s.read(&mut buf[..want]).await? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => left -= n as u64,
-        }
-    }
-    s.write_all(&[SINK_OK]).await?;
-    // The client closes the stream once it has the answer.
-    while s.read(&mut buf).await? > 0 {}
-    Ok(())
-}
-
-/// The client side of the sink protocol, up to the answer: the length, `len` bytes (`chunk`
-/// repeated, in writes of its size), then the 0x01.
-async fn sink_request(s: &mut Stream, len: usize, chunk: &[u8]) -> Result<(), String> {
-    s.write_all(&(len as u64).to_le_bytes())
-        .await
-        .map_err(|e| format!("writing the length: {e}"))?;
-    let mut off = 0;
-    while off < len {
-        let n = chunk.len().min(len - off);
-        s.write_all(&chunk[..n])
-            .await
-            .map_err(|e| format!("write at {off} of {len}: {e}"))?;
-        off += n;
-    }
-    let mut answer = [0u8; 1];
-    s.read_exact(&mut answer)
-        .await
-        .map_err(|e| format!("reading the answer after {len} bytes: {e}"))?;
-    if answer[0] != SINK_OK {
-        return Err(format!("the answer is {:#04x}, not 0x01", answer[0]));
-    }
-    Ok(())
 }
 
 /// Our client session (with `config`) connected to a Go server, its driver running; what it
@@ -473,7 +430,7 @@ async fn our_sink(ex: Ex, peers: Peers, version: Original, streams: u64, per_str
             let (session, data) = (session.clone(), data.clone());
             ex.spawn(async move {
                 let mut s = session.open().await.expect("open");
-                sink_request(&mut s, per_stream as usize, &data)
+                sink::request(&mut s, per_stream as usize, &data)
                     .await
                     .unwrap_or_else(|e| panic!("sink stream {}: {e}", s.id()));
                 s.close().await.expect("close");
@@ -627,7 +584,7 @@ async fn churn_cycle(
                 return Err(format!("stream {id}: the echo differs at byte {at:?}"));
             }
         }
-        Service::Sink => sink_request(&mut s, data.len(), data)
+        Service::Sink => sink::request(&mut s, data.len(), data)
             .await
             .map_err(|e| format!("stream {id}: {e}"))?,
     }

@@ -167,7 +167,10 @@ pub async fn pair(imp: Impl, sp: &Spawner, net: Arc<Net>) -> io::Result<(Side, S
         Impl::Smux | Impl::SmuxBase => {
             let cfg = ysmux::Config::default();
             let cfg = if imp == Impl::SmuxBase {
-                cfg.clone().with_max_window(cfg.window())
+                // The original's defaults: its fixed window, and frames of at most 32 KiB.
+                cfg.clone()
+                    .with_max_window(cfg.window())
+                    .with_max_frame(32 * 1024)
             } else {
                 cfg
             };

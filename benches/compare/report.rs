@@ -27,6 +27,11 @@ pub enum Metric {
     WanPing,
     /// Through the link emulator, bytes per second with this many streams.
     Wan(usize),
+    /// Through the link emulator, one stream between the Go original and this crate, bytes per
+    /// second; `sends`: the original is the sender.
+    WanOriginal {
+        sends: bool,
+    },
     /// Through a link with a rate per connection, bytes per second over this many connections
     /// (raw) or sessions in a pool (smux).
     Pool(usize),
@@ -45,6 +50,12 @@ impl Metric {
             Metric::Idle => "idle bytes/pair".into(),
             Metric::WanPing => "link self-check: ping ms".into(),
             Metric::Wan(s) => format!("wan {s} stream{} MiB/s", if s == 1 { "" } else { "s" }),
+            Metric::WanOriginal { sends: true } => {
+                format!("wan 1 stream from {} MiB/s", crate::original::VERSION)
+            }
+            Metric::WanOriginal { sends: false } => {
+                format!("wan 1 stream to {} MiB/s", crate::original::VERSION)
+            }
             Metric::Pool(n) => format!("pool of {n}, 8 streams MiB/s"),
         }
     }
@@ -59,7 +70,9 @@ impl Metric {
             Metric::StalledCommitted => format!("{:.0}", v / 1024.0),
             Metric::Idle => format!("{v:.0}"),
             Metric::WanPing => format!("{:.1}", v * 1e3),
-            Metric::Wan(_) | Metric::Pool(_) => format!("{:.1}", v / MIB),
+            Metric::Wan(_) | Metric::WanOriginal { .. } | Metric::Pool(_) => {
+                format!("{:.1}", v / MIB)
+            }
         }
     }
 }
@@ -127,7 +140,9 @@ impl Results {
             Metric::StalledBusy => self
                 .med(&(net, rt, Metric::StalledSolo, imp))
                 .map(|r| v / r),
-            Metric::Wan(_) if imp != Impl::Raw => raw(Metric::Wan(1)).map(|r| v / r),
+            Metric::Wan(_) | Metric::WanOriginal { .. } if imp != Impl::Raw => {
+                raw(Metric::Wan(1)).map(|r| v / r)
+            }
             // Against as many raw connections.
             Metric::Pool(_) if imp != Impl::Raw => raw(m).map(|r| v / r),
             _ => None,
@@ -153,7 +168,7 @@ impl Results {
                     );
                 }
                 // The original's fixed window: at most one window per round trip.
-                (Metric::Wan(1), Impl::SmuxBase) => {
+                (Metric::Wan(1), Impl::SmuxBase) | (Metric::WanOriginal { .. }, _) => {
                     let per_rtt = f64::from(ysmux::DEFAULT_WINDOW) / rtt;
                     let _ = write!(s, " ({:.2} of 512 KiB/rtt)", v / per_rtt);
                 }

@@ -247,6 +247,32 @@ fn confirms_grant_what_was_read_and_are_coalesced() {
 }
 
 #[test]
+fn a_confirm_goes_out_once_a_sixteenth_of_the_window_is_read() {
+    // A sender with one window per round trip waits for this confirm: the sooner it goes, the
+    // closer that sender gets to a full window per round trip.
+    let mut s = server();
+    frame(&mut s, Cmd::Syn, 1, 0).unwrap();
+    let t = s.accept().unwrap();
+    let window = s.stream(t).unwrap().recv_window as usize;
+    let chunk = vec![0u8; 32_768];
+    for _ in 0..4 {
+        psh(&mut s, 1, &chunk).unwrap();
+    }
+    let cfms = |s: &mut Core<()>| {
+        output(s)
+            .into_iter()
+            .filter(|(h, _)| h.cmd == Cmd::Cfm)
+            .map(|(h, _)| h.len as usize)
+            .collect::<Vec<_>>()
+    };
+    let mut buf = vec![0u8; window / 16 - 1];
+    assert_eq!(s.read(t, &mut buf), Read::Data(buf.len()));
+    assert_eq!(cfms(&mut s), Vec::<usize>::new(), "not before a sixteenth");
+    assert_eq!(s.read(t, &mut buf[..1]), Read::Data(1));
+    assert_eq!(cfms(&mut s), vec![window / 16]);
+}
+
+#[test]
 fn a_confirm_for_more_than_sent_is_stale_and_gives_no_credit() {
     let mut c = client();
     let k = c.open().unwrap();

@@ -26,6 +26,7 @@ pub mod faulty;
 pub mod counting;
 
 pub mod peers;
+pub mod sink;
 
 /// The executor a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +201,7 @@ pub struct Sizes {
     pub flow_unread_len: u64,
     pub flow_other_len: u64,
     /// `bidirectional_256_streams`: how many streams, and what each side writes on each (beyond
-    /// the confirm threshold, a quarter window).
+    /// the confirm threshold, a sixteenth of the window).
     pub bidi_streams: usize,
     pub bidi_len: u64,
     /// `cancel_safe_exact_writes`: the longest single write (short enough that writes both
