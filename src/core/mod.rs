@@ -6,6 +6,7 @@
 
 mod budget;
 mod extension;
+mod id_table;
 mod ids;
 mod recv;
 mod slots;
@@ -13,12 +14,12 @@ mod stream_state;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 
 use self::budget::Budget;
 pub(crate) use self::extension::OFFER;
 use self::extension::{ExtVrm, Extension, Sample, ACCEPT};
+use self::id_table::IdTable;
 pub(crate) use self::ids::Direction;
 use self::ids::Ids;
 use self::recv::RecvPool;
@@ -128,7 +129,7 @@ pub(crate) struct Core<W> {
     now_us: u32,
     ids: Ids,
     /// The slot of each stream whose id is in use.
-    by_id: HashMap<u16, u32, BuildHasherDefault<IdHasher>>,
+    by_id: IdTable,
     streams: Slots<StreamState<W>>,
     backlog: VecDeque<StreamKey>,
     /// What the backlog holds, against the memory budget.
@@ -176,7 +177,7 @@ impl<W: Default> Core<W> {
             growth: Budget::new(limits.budget),
             now_us: 0,
             ids: Ids::new(dir),
-            by_id: HashMap::default(),
+            by_id: IdTable::default(),
             streams: Slots::default(),
             backlog: VecDeque::new(),
             budget: Budget::new(limits.budget),
@@ -253,7 +254,7 @@ impl<W: Default> Core<W> {
     /// A SYN opens a stream, id 0 included: the newest original's first stream is id 0
     /// (PROTOCOL.md 10; this side never allocates it).
     fn on_syn(&mut self, sid: u16) {
-        if self.by_id.contains_key(&sid) {
+        if self.by_id.get(sid).is_some() {
             // Both sides opened this id at once: both ends now share the one stream.
             return;
         }
@@ -902,15 +903,15 @@ impl<W: Default> Core<W> {
 
     /// The stream holding `sid`, if the id is in use.
     fn key_of(&self, sid: u16) -> Option<StreamKey> {
-        let index = *self.by_id.get(&sid)?;
+        let index = self.by_id.get(sid)?;
         self.streams.key_at(index)
     }
 
     /// Every stream whose id is in use.
     fn held_keys(&self) -> Vec<StreamKey> {
         self.by_id
-            .values()
-            .filter_map(|&i| self.streams.key_at(i))
+            .slots()
+            .filter_map(|i| self.streams.key_at(i))
             .collect()
     }
 
@@ -924,7 +925,7 @@ impl<W: Default> Core<W> {
     fn release_id(&mut self, key: StreamKey) {
         let s = self.streams.get(key).expect("live stream");
         let (id, has_handle) = (s.id, s.has_handle);
-        self.by_id.remove(&id);
+        self.by_id.remove(id);
         self.ids.remove(id);
         self.events.push(Event::Released);
         if !has_handle {
@@ -969,24 +970,5 @@ fn resize_window<W: Default>(
 fn stop_contending<W>(s: &mut StreamState<W>, contenders: &mut usize) {
     if std::mem::take(&mut s.contending) {
         *contenders -= 1;
-    }
-}
-
-/// A hasher for stream ids: one multiply spreads a `u16` over the table (ids are not chosen by an
-/// adversary in a way that matters: at most 65,535 of them exist).
-#[derive(Debug, Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u16(&mut self, id: u16) {
-        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
