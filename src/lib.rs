@@ -64,10 +64,11 @@
 //!   claims the extension and sends beyond what was granted ends the session with a protocol
 //!   error, as any peer does.
 //! - **What it costs.** Nothing against the original; between two sessions of this crate, memory
-//!   on streams over long, fast paths whose readers keep up. On loopback the true round trip is
-//!   tens of microseconds, but the first one a session measures, as it starts, can take a
-//!   millisecond: then a fast stream's window may grow there too (to 1.5-8 MiB in a 256 MiB
-//!   transfer on this project's machine, at the same speed), always within the budget.
+//!   on streams over long, fast paths whose readers keep up. A window grows while it is less than
+//!   twice what the stream moves per round trip, and on loopback that can be true too: at 2-3
+//!   GiB/s, a round trip of 50-130 µs (what sessions measure there on this project's machine)
+//!   moves 100-400 KiB, so some fast loopback streams grow to 1-2 MiB (in two of five 256 MiB
+//!   transfers here; up to 8 MiB seen in earlier ones), always within the budget.
 //!   [`Stats::windows_grow`] and [`Stats::window_growth`] show it; `with_max_window` at the window
 //!   turns it off on this side.
 //!
