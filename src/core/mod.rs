@@ -656,6 +656,7 @@ impl<W: Default> Core<W> {
             self.growth
                 .remove((s.recv_window - self.limits.window) as usize);
             s.recv_window = self.limits.window;
+            self.recv_pool.set_growth(self.growth.held());
         }
         match s.state {
             State::Open => {
@@ -792,6 +793,7 @@ impl<W: Default> Core<W> {
                 s.recv_credit += n;
             }
         }
+        self.recv_pool.set_growth(self.growth.held());
         for h in self.vrm_answers.drain(..) {
             self.out.extend_from_slice(&h.encode());
             self.counters.frames_out += 1;
