@@ -195,7 +195,9 @@ impl Config {
     /// Streams the application closed hold nothing (their unread data is dropped at once), and the
     /// queue of frames for the transport is bounded by the write buffer, so whatever a peer sends,
     /// it costs a session about this budget plus what the application's own streams hold (at most
-    /// a window each), plus about 150 bytes for each stream id in use.
+    /// a window each), plus about 150 bytes for each stream id in use. Receive buffers the
+    /// application has drained are kept for reuse, up to one window plus what windows have grown
+    /// by at the time (given back as they shrink).
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         if bytes < 64 * 1024 {
             self.invalid

@@ -279,10 +279,9 @@ impl OurServer {
 fn serve_sink(ex: &Ex, session: Session, log: Arc<Mutex<Vec<String>>>) {
     let ex2 = ex.clone();
     ex.spawn(async move {
-        while let Ok(s) = session.accept().await {
+        while let Ok(mut s) = session.accept().await {
             let log = log.clone();
             ex2.spawn(async move {
-                let mut s = s;
                 let id = s.id();
                 if let Err(e) = sink::serve(&mut s).await {
                     lock(&log).push(format!("sink stream {id}: {e}"));

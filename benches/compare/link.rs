@@ -147,8 +147,8 @@ fn direction(shape: Shape, mut from: TcpStream, mut to: TcpStream) {
 
 /// Lets this thread's sleeps end on time: Linux lets a sleep of a normal thread end up to 50 us
 /// late (its timer slack) to group wakeups; with the other wakeups on the way, the link's ping was
-/// 2-5% longer than its shape (10.5 ms for 10; 10.2-10.3 with this and `Alarm`). Where the file is missing (not Linux), the
-/// self-check shows what that costs.
+/// 2-5% longer than its shape (10.5 ms for 10; 10.2-10.3 with this and `Alarm`). Where the file
+/// is missing (not Linux), the self-check shows what that costs.
 fn precise_sleeps() {
     let _ = std::fs::write("/proc/thread-self/timerslack_ns", "1");
 }
