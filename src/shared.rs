@@ -429,6 +429,14 @@ impl Inner {
         self.handles += 1;
     }
 
+    /// One handle (session or stream) is gone; the last one makes the driver close the session.
+    pub(crate) fn release_handle(&mut self) {
+        self.handles -= 1;
+        if self.handles == 0 {
+            self.notify_driver();
+        }
+    }
+
     /// The error for opening or accepting now: the session ended, or is shutting down.
     pub(crate) fn open_error(&self) -> Option<Error> {
         match &self.end {
@@ -544,13 +552,9 @@ impl Inner {
     }
 }
 
-/// One handle (session or stream) is gone; the last one makes the driver close the session.
+/// [`Inner::release_handle`] for a caller that holds no lock.
 pub(crate) fn release_handle(shared: &Shared) {
-    let mut inner = shared.lock();
-    inner.handles -= 1;
-    if inner.handles == 0 {
-        inner.notify_driver();
-    }
+    shared.lock().release_handle();
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::core::{Read, StreamKey, Write};
 use crate::error::Error;
-use crate::shared::{release_handle, Inner, Shared};
+use crate::shared::{Inner, Shared};
 pub use crate::split::{ReadHalf, WriteHalf};
 
 /// One ordered, flow-controlled byte stream of a session.
@@ -252,12 +252,11 @@ impl AsyncWrite for Stream {
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        {
-            let mut inner = self.shared.lock();
-            inner.core.drop_handle(self.key);
-            inner.collect_wakers();
-            inner.notify_driver();
-        }
-        release_handle(&self.shared);
+        // One lock for both: a stream ended per request pays for one lock, not two.
+        let mut inner = self.shared.lock();
+        inner.core.drop_handle(self.key);
+        inner.collect_wakers();
+        inner.notify_driver();
+        inner.release_handle();
     }
 }
