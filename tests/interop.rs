@@ -14,16 +14,18 @@
 //! - ignored by default, sessions idle for 110 s against the real 77536ae (its PIN timeout is
 //!   100 s), run with `cargo test --test interop -- --ignored`.
 //!
-//! The Go programs are found only through `SMUX_PEERS`, a folder holding `original-0519644`,
-//! `original-77536ae` and `original-77536ae-fastping` (`.ci/run` points it at `../shared/peers`):
+//! The Go programs are found through `SMUX_PEERS`, a folder holding `original-0519644`,
+//! `original-77536ae` and `original-77536ae-fastping`, or else in the project's sibling
+//! `../shared/peers`, where the project keeps them; so plain `cargo test` runs these tests:
 //!
 //! ```sh
-//! SMUX_PEERS=$(cd .. && pwd)/shared/peers cargo test --test interop -- --nocapture
+//! cargo test --test interop -- --nocapture
 //! ```
 //!
-//! Without it every test prints that it did not run, and passes. Every process a test starts is
-//! killed when the test ends, however it ends; every wait is bounded. The heavy tests run one at a
-//! time ([`SERIAL`]); each test prints its figures (the Go clients' result lines, our MiB/s and
+//! Without the programs every test fails saying where it looked, unless `SMUX_SKIP_INTEROP=1`
+//! is set (then each prints that it did not run). Every process a test starts is killed when the
+//! test ends, however it ends; every wait is bounded. The heavy tests run one at a time
+//! ([`SERIAL`]); each test prints its figures (the Go clients' result lines, our MiB/s and
 //! cycles/s), which `--nocapture` shows.
 
 mod common;

@@ -1,5 +1,5 @@
 //! The original Go implementation as a peer (shared/peers/README.md): finds its programs through
-//! `SMUX_PEERS`, starts their servers and clients on loopback, and kills every process it started.
+//! `SMUX_PEERS` (or in `../shared/peers`), starts their servers and clients on loopback, and kills every process it started.
 //!
 //! Each process is owned by a [`Process`], which kills it (by its own `Child` handle) and reaps it
 //! when dropped, so a failing or panicking test never leaves one behind. Every wait is bounded.
@@ -15,8 +15,11 @@ use smol::Timer;
 
 use super::within;
 
-/// The environment variable naming the folder of the programs.
+/// The environment variable naming the folder of the programs (default: `../shared/peers`).
 pub const ENV: &str = "SMUX_PEERS";
+/// The environment variable that skips the tests against the original where its programs are
+/// missing.
+pub const SKIP: &str = "SMUX_SKIP_INTEROP";
 
 /// A version of the original, as a program of shared/peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,31 +57,35 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// The programs' folder from `SMUX_PEERS`, or `None` after printing a line saying that the
-    /// interop test `test` did not run and why.
+    /// The programs' folder: `SMUX_PEERS`, or else the project's sibling `shared/peers` (where
+    /// the project keeps them, and where CI has them). Without the programs the test fails, so
+    /// that `cargo test` never passes without having talked to the original; `SMUX_SKIP_INTEROP=1`
+    /// opts out on a machine without them: then the test prints that it did not run (`test`
+    /// names it) and this returns `None`.
     pub fn find(test: &str) -> Option<Peers> {
-        let why = match std::env::var_os(ENV) {
-            None => format!("{ENV} is not set"),
-            Some(dir) => {
-                let dir = PathBuf::from(dir);
-                let missing: Vec<&str> = Original::ALL
-                    .iter()
-                    .map(|o| o.program())
-                    .filter(|p| !dir.join(p).is_file())
-                    .collect();
-                if missing.is_empty() {
-                    return Some(Peers { dir });
-                }
-                format!("{} lacks {}", dir.display(), missing.join(", "))
-            }
-        };
-        eprintln!(
-            "interop test {test} DID NOT RUN: {why}; {ENV} must point at a folder with \
-             original-0519644, original-77536ae and original-77536ae-fastping, the programs built \
-             from the Go original that the project ships in shared/peers (see its README.md); \
-             .ci/run sets it to ../shared/peers"
+        let dir = std::env::var_os(ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers"));
+        let missing: Vec<&str> = Original::ALL
+            .iter()
+            .map(|o| o.program())
+            .filter(|p| !dir.join(p).is_file())
+            .collect();
+        if missing.is_empty() {
+            return Some(Peers { dir });
+        }
+        let why = format!(
+            "{} lacks {}: {ENV} must point at a folder with original-0519644, original-77536ae \
+             and original-77536ae-fastping, the programs built from the Go original that the \
+             project ships in shared/peers (see its README.md)",
+            dir.display(),
+            missing.join(", ")
         );
-        None
+        if std::env::var_os(SKIP).is_some() {
+            eprintln!("interop test {test} DID NOT RUN ({SKIP} is set): {why}");
+            return None;
+        }
+        panic!("interop test {test}: {why}; or set {SKIP}=1 to skip the interop tests");
     }
 
     /// The path of `version`'s program.
