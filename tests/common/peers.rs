@@ -1,5 +1,6 @@
 //! The original Go implementation as a peer (shared/peers/README.md): finds its programs through
-//! `SMUX_PEERS` (or in `../shared/peers`), starts their servers and clients on loopback, and kills every process it started.
+//! `SMUX_PEERS` (or in `../shared/peers`), starts their servers and clients on loopback, and kills
+//! every process it started.
 //!
 //! Each process is owned by a [`Process`], which kills it (by its own `Child` handle) and reaps it
 //! when dropped, so a failing or panicking test never leaves one behind. Every wait is bounded.
