@@ -105,6 +105,8 @@ pub struct Driver<T> {
     /// Output position at the end of `wbuf`.
     wbuf_end: u64,
     need_flush: bool,
+    /// `shutdown`'s deadline passed: nothing is waited for any more (see `write_side`).
+    aborted: bool,
     /// Bytes written since the last count went into the shared state.
     unreported_out: u64,
     /// Writing failed as if the peer had closed: reading decides whether it did.
@@ -142,6 +144,7 @@ impl<T> Driver<T> {
             wpos: 0,
             wbuf_end: 0,
             need_flush: false,
+            aborted: false,
             unreported_out: 0,
             write_error: None,
             read_retries: 0,
@@ -232,19 +235,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// and takes what the core queued once the write buffer is empty. Returns whether reading
     /// must pause (the peer leaves too many answers unread).
     fn refill(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut inner = self.shared.lock();
+        let mut inner = self.shared.lock_driver();
         inner.core.set_clock(self.started.elapsed());
         inner.data_sent(std::mem::take(&mut self.unreported_out));
         if inner.start_round(cx.waker()) && self.phase == Phase::Running {
             self.phase = Phase::Closing;
         }
         let waiters = inner.core.has_queue_waiters();
+        if inner.aborting() {
+            // `shutdown`'s deadline passed: write what the transport takes without waiting, then
+            // close; whatever it does not take at once is dropped (`write_side`).
+            self.aborted = true;
+            self.phase = Phase::Closing;
+        }
         if self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters) {
             self.wbuf.clear();
             self.wpos = 0;
             inner.core.take_output(&mut self.wbuf);
             self.wbuf_end = inner.core.out_pos();
-            inner.collect_wakers();
         }
         inner.core.queued_len() > self.write_limit
     }
@@ -271,12 +279,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => return Err(e),
+                // Past `shutdown`'s deadline nothing is waited for: what the transport does not
+                // take now is dropped with it.
+                Poll::Pending if self.aborted => return Ok(Wrote::Closed),
                 Poll::Pending => return Ok(moved),
             }
         }
         let (more, flush_waited) = {
-            let inner = self.shared.lock();
-            (inner.core.has_output(), inner.has_flush_waiters())
+            let inner = self.shared.lock_driver();
+            (inner.core.has_output(), inner.core.has_flush_waiters())
         };
         if more && !flush_waited {
             return Ok(Wrote::Moved); // more to write: the next round takes it
@@ -285,10 +296,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             match Pin::new(&mut self.io).poll_flush(cx) {
                 Poll::Ready(Ok(())) => {
                     self.need_flush = false;
-                    self.shared.lock().flushed_to(self.wbuf_end);
+                    self.shared.lock_driver().flushed_to(self.wbuf_end);
                     moved = Wrote::Moved;
                 }
                 Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending if self.aborted => return Ok(Wrote::Closed),
                 Poll::Pending => return Ok(moved),
             }
         }
@@ -298,6 +310,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if self.phase == Phase::Closing {
             return match Pin::new(&mut self.io).poll_close(cx) {
                 Poll::Ready(Ok(())) => Ok(Wrote::Closed),
+                // Past `shutdown`'s deadline nothing is waited for: a transport that cannot close
+                // now (a peer that does not read what closing writes) is dropped as it is.
+                Poll::Ready(Err(_)) | Poll::Pending if self.aborted => Ok(Wrote::Closed),
                 // Everything was written and flushed; the peer closed its end first. Failing to
                 // close ours loses nothing.
                 Poll::Ready(Err(e)) if self.read_closed || peer_gone(&e) => Ok(Wrote::Closed),
@@ -368,7 +383,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
 
     /// No partial frame is buffered and the peer closed every stream it had with this side.
     fn finished_by_peer(&self) -> bool {
-        self.rstart == self.rend && !self.shared.lock().core.holds_ids()
+        self.rstart == self.rend && !self.shared.lock_driver().core.holds_ids()
     }
 
     /// The transport reached end-of-stream.
@@ -377,7 +392,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if self.rstart != self.rend {
             return Err(ProtocolError::Truncated.into());
         }
-        self.shared.lock().transport_ended();
+        self.shared.lock_driver().transport_ended();
         self.phase = Phase::Closing;
         if self.write_error.is_some() {
             return Ok(ReadOutcome::Closed); // the peer closed first and did not wait for answers
@@ -392,19 +407,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             self.wbuf = Vec::new();
             self.wpos = 0;
         }
-        self.shared.lock().core.shrink_output(KEEP_WRITE_BUFFER);
+        self.shared
+            .lock_driver()
+            .core
+            .shrink_output(KEEP_WRITE_BUFFER);
     }
 
     /// Feeds every whole frame in the read buffer (`n` bytes just read) to the core, under one lock.
     fn handle_frames(&mut self, n: usize) -> Result<(), Error> {
         let shared = self.shared.clone();
-        let mut inner = shared.lock();
+        let mut inner = shared.lock_driver();
         let handle = inner.data_received(n);
         let result = self.handle_frames_locked(&mut inner, handle);
         // Answers the frames called for are taken by the next round's refill: this round read
-        // something, so there is one. No wake of the driver's own task: under a work-stealing
-        // runtime that would push the reader just woken out of the next-to-run slot.
-        inner.collect_wakers();
+        // something, so there is one (the driver's lock never wakes the driver itself).
+        drop(inner);
         result.map_err(Error::from)
     }
 
@@ -462,7 +479,7 @@ impl<T> Driver<T> {
     /// Ends the session: records how, wakes everyone, and tells waiters the driver is done.
     fn finish(&mut self, error: Option<Error>) -> Result<(), Error> {
         self.phase = Phase::Done;
-        let mut inner = self.shared.lock();
+        let mut inner = self.shared.lock_driver();
         inner.core.set_clock(self.started.elapsed());
         inner.data_sent(std::mem::take(&mut self.unreported_out));
         let result = inner.driver_finished(error);

@@ -54,12 +54,41 @@ pub enum ProtocolError {
     },
     /// The transport ended in the middle of a frame.
     Truncated,
+    /// A confirm would take a stream's send credit past 4 GiB (only a peer that claimed window
+    /// growth can grant beyond the window, and no honest one grants that much).
+    CreditOverflow {
+        /// The stream.
+        stream: u16,
+    },
+    /// A client received its own first frame (the window-growth offer) back unchanged: the peer
+    /// is not a multiplexer server but something that reflects bytes (an echo server), or
+    /// another client on the same transport.
+    OfferReflected,
+}
+
+/// What a byte that is no smux command says about the peer, if anything: the first byte of a
+/// text protocol or a TLS record.
+fn likely_peer(c: u8) -> Option<&'static str> {
+    Some(match c {
+        b'H' | b'G' | b'P' | b'D' | b'O' | b'C' => "an HTTP peer?",
+        b'S' => "an SSH server?",
+        0x16 | 0x15 => "a TLS peer?",
+        _ => return None,
+    })
 }
 
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            ProtocolError::UnknownCommand(c) => write!(f, "unknown command byte {c}"),
+            ProtocolError::UnknownCommand(c) => {
+                write!(f, "unknown command byte {c}: the peer does not speak smux")?;
+                match (c.is_ascii_graphic(), likely_peer(c)) {
+                    (true, Some(guess)) => write!(f, " ('{}': {guess})", c as char),
+                    (true, None) => write!(f, " ('{}': a text protocol?)", c as char),
+                    (false, Some(guess)) => write!(f, " ({guess})"),
+                    (false, None) => Ok(()),
+                }
+            }
             ProtocolError::PayloadTooLong { len } => {
                 write!(
                     f,
@@ -73,6 +102,16 @@ impl fmt::Display for ProtocolError {
                 )
             }
             ProtocolError::Truncated => f.write_str("the transport ended in the middle of a frame"),
+            ProtocolError::CreditOverflow { stream } => {
+                write!(
+                    f,
+                    "stream {stream} was granted more than 4 GiB of send credit"
+                )
+            }
+            ProtocolError::OfferReflected => f.write_str(
+                "this client's first frame came back unchanged: the peer is not a multiplexer \
+                 server (an echo server?) or is another client on the same transport",
+            ),
         }
     }
 }
@@ -161,6 +200,20 @@ mod tests {
         assert!(io.to_string().contains("middle of a frame"));
         let io: io::Error = Error::StreamClosed.into();
         assert_eq!(io.kind(), io::ErrorKind::NotConnected);
+    }
+
+    #[test]
+    fn an_unknown_command_says_what_the_peer_may_be() {
+        let http = ProtocolError::UnknownCommand(b'H').to_string();
+        assert!(http.contains("does not speak smux"), "{http}");
+        assert!(http.contains("'H': an HTTP peer?"), "{http}");
+        let tls = ProtocolError::UnknownCommand(0x16).to_string();
+        assert!(tls.contains("a TLS peer?"), "{tls}");
+        let other = ProtocolError::UnknownCommand(200).to_string();
+        assert_eq!(
+            other,
+            "unknown command byte 200: the peer does not speak smux"
+        );
     }
 
     #[test]

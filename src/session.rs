@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use event_listener::EventListener;
 use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::future::Either;
 
 use crate::config::Config;
 use crate::core::{Core, Direction, Limits, OpenError};
@@ -214,7 +215,6 @@ impl Session {
         };
         let id = inner.core.id(key).expect("just opened");
         inner.add_handle();
-        inner.notify_driver();
         drop(inner);
         Ok(Some(Stream::new(self.shared.clone(), key, id)))
     }
@@ -227,27 +227,30 @@ impl Session {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Reservation, Error>> {
         loop {
-            {
+            // The session's lock is taken and released here, before the listener is dropped or
+            // polled: dropping a notified listener hands its notice on (wakes another task), and
+            // nobody is woken under the lock (`shared.rs`).
+            let reserved = {
                 let mut inner = self.shared.lock();
-                if let Some(e) = inner.open_error() {
-                    *listener = None;
-                    return Poll::Ready(Err(e));
+                match inner.open_error() {
+                    Some(e) => Some(Err(e)),
+                    None => match inner.core.reserve() {
+                        Ok(()) => {
+                            inner.add_handle(); // the reservation's session handle
+                            Some(Ok(()))
+                        }
+                        // Running out of ids is as transient as the stream limit: wait for a
+                        // release (an error here would poison a `tower::buffer::Buffer` for good).
+                        Err(OpenError::Exhausted | OpenError::AtLimit) => None,
+                    },
                 }
-                match inner.core.reserve() {
-                    Ok(()) => {
-                        *listener = None;
-                        inner.add_handle(); // the reservation's session handle
-                        drop(inner);
-                        let session = Session::handle(self.shared.clone());
-                        return Poll::Ready(Ok(Reservation {
-                            session,
-                            armed: true,
-                        }));
-                    }
-                    // Running out of ids is as transient as the stream limit: wait for a release
-                    // (an error here would poison a `tower::buffer::Buffer` for good).
-                    Err(OpenError::Exhausted | OpenError::AtLimit) => {}
-                }
+            };
+            if let Some(result) = reserved {
+                *listener = None;
+                return Poll::Ready(result.map(|()| Reservation {
+                    session: Session::handle(self.shared.clone()),
+                    armed: true,
+                }));
             }
             match listener {
                 None => *listener = Some(self.shared.room.listen()),
@@ -371,6 +374,11 @@ impl Session {
     /// `deadline` is your runtime's timer (the crate has none), e.g.
     /// `smol::Timer::after(Duration::from_secs(5))`, or `std::future::pending()` to wait for as
     /// long as the streams take.
+    ///
+    /// The deadline bounds the whole call: if it passes before the streams finish, or before the
+    /// close has written everything out (a peer that stops reading), what is still queued is
+    /// dropped, the transport is closed at once and the call returns (`Ok(())`, or the error that
+    /// ended the session). It needs the driver running, as every call does.
     pub async fn shutdown(&self, deadline: impl Future<Output = ()>) -> Result<(), Error> {
         {
             self.shared.lock().start_draining();
@@ -388,8 +396,20 @@ impl Session {
                 listener.await;
             }
         };
-        futures_util::future::select(Box::pin(streams_done), Box::pin(deadline)).await;
-        self.close().await
+        let mut deadline = Box::pin(deadline);
+        let drained = futures_util::future::select(Box::pin(streams_done), deadline.as_mut());
+        if let Either::Left(((), _)) = drained.await {
+            self.begin_close();
+            let closed = Box::pin(self.closed());
+            if let Either::Left((result, _)) =
+                futures_util::future::select(closed, deadline.as_mut()).await
+            {
+                return result;
+            }
+        }
+        // The deadline passed: drop what is queued and close now.
+        self.shared.lock().abort();
+        self.closed().await
     }
 
     /// Starts closing: FIN for every stream, then the driver closes the transport.
@@ -470,9 +490,7 @@ impl Drop for Reservation {
         if !self.armed {
             return;
         }
-        let mut inner = self.session.shared.lock();
-        inner.core.unreserve();
-        inner.collect_wakers();
+        self.session.shared.lock().core.unreserve();
     }
 }
 

@@ -5,11 +5,17 @@
 //! `Session::ping` read. The session handle, the driver and the streams each depend on this module
 //! and on none of the others.
 //!
-//! **Nobody is woken under the lock.** [`Shared::lock`] returns a [`Locked`] guard; what the holder
-//! asks to wake (a stream's waker, the driver, listeners waiting to accept, to open, for a pong) is
-//! only recorded, and woken when the guard is dropped, after the lock is released. A woken task on
-//! another thread then never contends for a lock still held, and a waker that re-enters the
-//! session cannot deadlock.
+//! **Nobody is woken under the lock, and nobody can forget to wake.** [`Shared::lock`] returns a
+//! [`Locked`] guard. Whoever holds it only changes state: the core records what changed as
+//! events, the holder may ask for the driver. When the guard is dropped it turns the core's
+//! events into wakeups (a stream's reader or writer, listeners waiting to accept, to open, for a
+//! pong), asks the driver to run if a handle left frames queued for it, releases the lock, and
+//! only then wakes. A woken task on another thread never contends for a lock still held, a waker
+//! that re-enters the session cannot deadlock, and no call site has a wakeup of its own to forget.
+//!
+//! **Lock order.** This lock is the innermost of the crate: nothing else is locked while it is
+//! held, and no user code (a waker, a timer, a connector) runs under it. A pool's lock
+//! (`pool/state.rs`) may be held while this one is taken, never the reverse.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
@@ -18,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use event_listener::Event as Notify;
 
-use crate::core::{Core, Event, StreamKey};
+use crate::core::{Core, Event};
 use crate::error::Error;
 use crate::stats::Stats;
 
@@ -27,6 +33,50 @@ use crate::stats::Stats;
 pub(crate) struct Waiters {
     pub(crate) read: Option<Waker>,
     pub(crate) write: Option<Waker>,
+}
+
+/// Where the session is in its life: one value, where flags could disagree.
+#[derive(Debug, Clone)]
+enum Lifecycle {
+    /// Opening and accepting.
+    Running,
+    /// `shutdown` began: no more opening or accepting; open streams finish.
+    Draining,
+    /// Over, for the reason given; the driver may still be writing out and closing.
+    Ended(End),
+    /// Over, and the driver has returned: nothing more reaches the transport.
+    Finished(End),
+}
+
+impl Lifecycle {
+    /// How the session ended, if it has.
+    fn end(&self) -> Option<&End> {
+        match self {
+            Lifecycle::Running | Lifecycle::Draining => None,
+            Lifecycle::Ended(e) | Lifecycle::Finished(e) => Some(e),
+        }
+    }
+
+    /// Ends a running session; returns false if it had ended already (the first end counts).
+    fn end_with(&mut self, how: End) -> bool {
+        if self.end().is_some() {
+            return false;
+        }
+        *self = Lifecycle::Ended(how);
+        true
+    }
+
+    /// The driver returned, with `error` if it failed: a failure overrides an earlier clean end
+    /// (the transport failed while closing), but not an earlier failure.
+    fn finish(&mut self, error: Option<Error>) {
+        let how = match (self.end(), error) {
+            (Some(End::Failed(e)), _) => End::Failed(e.clone()),
+            (_, Some(e)) => End::Failed(e),
+            (Some(how), None) => how.clone(),
+            (None, None) => End::Local,
+        };
+        *self = Lifecycle::Finished(how);
+    }
 }
 
 /// How the session ended.
@@ -87,23 +137,19 @@ impl Deferred {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) core: Core<Waiters>,
-    end: Option<End>,
-    /// The driver returned or was dropped: nothing more reaches the transport.
-    driver_finished: bool,
+    life: Lifecycle,
+    /// `shutdown`'s deadline passed: the driver drops what is queued and closes at once.
+    abort: bool,
     driver_waker: Option<Waker>,
     driver_notified: bool,
     /// Output position known written and flushed.
     flushed: u64,
-    /// Streams waiting for their data to be flushed.
-    flush_waiters: Vec<StreamKey>,
     /// Session handles plus stream handles: when none is left, the driver closes the session.
     handles: usize,
     /// Answers to our VRM probes received so far.
     pongs: u64,
     /// Reads from the transport that brought data: signs of life for the keepalive.
     received: u64,
-    /// `shutdown` began: no more opening or accepting.
-    draining: bool,
     /// Bytes through the transport, the peer's protocol errors, and the last ping's round trip.
     bytes_in: u64,
     bytes_out: u64,
@@ -122,16 +168,14 @@ impl Shared {
         Shared {
             inner: Mutex::new(Inner {
                 core,
-                end: None,
-                driver_finished: false,
+                life: Lifecycle::Running,
+                abort: false,
                 driver_waker: None,
                 driver_notified: false,
                 flushed: 0,
-                flush_waiters: Vec::new(),
                 handles: 1,
                 pongs: 0,
                 received: 0,
-                draining: false,
                 bytes_in: 0,
                 bytes_out: 0,
                 protocol_errors: 0,
@@ -149,14 +193,27 @@ impl Shared {
         }
     }
 
-    /// Locks the state. Wakeups asked for while it is held run when the guard is dropped.
+    /// Locks the state, for a session or stream handle. When the guard is dropped, what changed
+    /// is woken, and the driver too if frames are queued for it.
     pub(crate) fn lock(&self) -> Locked<'_> {
+        self.lock_as(false)
+    }
+
+    /// Locks the state, for the driver: as [`Shared::lock`], but never wakes the driver (it takes
+    /// what is queued in its next round; waking its own task would only cost a poll, and under a
+    /// work-stealing runtime push the reader it just woke out of the next-to-run slot).
+    pub(crate) fn lock_driver(&self) -> Locked<'_> {
+        self.lock_as(true)
+    }
+
+    fn lock_as(&self, driver: bool) -> Locked<'_> {
         // A panic while holding the lock cannot leave the core half-updated in a way that matters
         // more than losing the session; keep going rather than propagate the poison.
         let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         Locked {
             guard: Some(guard),
             shared: self,
+            driver,
         }
     }
 
@@ -196,6 +253,8 @@ impl Shared {
 pub(crate) struct Locked<'a> {
     guard: Option<MutexGuard<'a, Inner>>,
     shared: &'a Shared,
+    /// Held by the driver: frames left queued do not wake it.
+    driver: bool,
 }
 
 impl Deref for Locked<'_> {
@@ -214,6 +273,12 @@ impl DerefMut for Locked<'_> {
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
         let mut guard = self.guard.take().expect("dropped once");
+        if guard.core.has_events() {
+            guard.collect_wakers();
+        }
+        if !self.driver && (guard.core.has_output() || guard.core.has_queue_waiters()) {
+            guard.notify_driver();
+        }
         if guard.deferred.is_empty() {
             return;
         }
@@ -239,16 +304,21 @@ impl Inner {
     /// ended, or its last handle is gone, in which case it is closed here, by this side).
     pub(crate) fn start_round(&mut self, waker: &Waker) -> bool {
         self.register_driver(waker);
-        if self.end.is_some() {
+        if self.life.end().is_some() {
             return true;
         }
         if self.handles == 0 {
             // Nobody can use the session any more: close it.
-            self.end = Some(End::Local);
+            self.life.end_with(End::Local);
             self.core.close_all();
             return true;
         }
         false
+    }
+
+    /// Whether `shutdown`'s deadline passed: drop what is queued and close at once.
+    pub(crate) fn aborting(&self) -> bool {
+        self.abort
     }
 
     /// The driver read `n` bytes from the transport: a sign of life for the keepalive. Returns
@@ -257,7 +327,7 @@ impl Inner {
     pub(crate) fn data_received(&mut self, n: usize) -> bool {
         self.received += 1;
         self.bytes_in += n as u64;
-        matches!(self.end, None | Some(End::Local))
+        matches!(self.life.end(), None | Some(End::Local))
     }
 
     /// The driver wrote `n` more bytes to the transport.
@@ -267,39 +337,26 @@ impl Inner {
 
     /// The transport reached end-of-stream at a frame boundary: the peer ended the session.
     pub(crate) fn transport_ended(&mut self) {
-        if self.end.is_none() {
-            self.end = Some(End::Peer);
+        if self.life.end_with(End::Peer) {
             self.core.peer_gone();
-            self.collect_wakers();
         }
     }
 
     /// The driver has returned: records how the session ended (`error`, or a clean end), releases
     /// every id, and wakes everyone. Returns the session's result.
     pub(crate) fn driver_finished(&mut self, error: Option<Error>) -> Result<(), Error> {
-        let result = match error {
-            Some(e) => {
-                if matches!(e, Error::Protocol(_)) {
-                    self.protocol_errors += 1;
-                }
-                if !matches!(self.end, Some(End::Failed(_))) {
-                    self.end = Some(End::Failed(e.clone()));
-                }
-                Err(e)
-            }
-            None => {
-                if self.end.is_none() {
-                    self.end = Some(End::Local);
-                }
-                Ok(())
-            }
+        if matches!(error, Some(Error::Protocol(_))) {
+            self.protocol_errors += 1;
+        }
+        let result = match &error {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
         };
-        if let Some(End::Failed(_)) = self.end {
+        self.life.finish(error);
+        if let Some(End::Failed(_)) = self.life.end() {
             self.core.clear_backlog();
         }
         self.core.peer_gone(); // the session is over: no id stays in use
-        self.collect_wakers();
-        self.driver_finished = true;
         self.wake_all();
         result
     }
@@ -324,15 +381,16 @@ impl Inner {
     /// The error a stream operation must return because of how the session ended, if any.
     /// After a clean end by the peer, streams go on by their own state (buffered data, then EOF).
     pub(crate) fn session_error(&self) -> Option<Error> {
-        match &self.end {
+        match self.life.end() {
             None | Some(End::Peer) => None,
             Some(End::Local) => Some(Error::SessionClosed),
             Some(End::Failed(e)) => Some(e.clone()),
         }
     }
 
-    /// Turns the core's events into wakeups, run once the lock is released.
-    pub(crate) fn collect_wakers(&mut self) {
+    /// Turns the core's events into wakeups, run once the lock is released (only the guard's
+    /// drop calls this).
+    fn collect_wakers(&mut self) {
         self.core.take_events(&mut self.events);
         let mut events = std::mem::take(&mut self.events);
         for ev in events.drain(..) {
@@ -367,57 +425,23 @@ impl Inner {
     }
 
     /// Wakes everyone waiting on anything: the session ended.
-    pub(crate) fn wake_all(&mut self) {
+    fn wake_all(&mut self) {
         for k in self.core.keys() {
             if let Some(w) = self.core.waiters_mut(k) {
                 let (r, wr) = (w.read.take(), w.write.take());
                 self.deferred.wakers.extend(r);
                 self.deferred.wakers.extend(wr);
             }
-            if let Some(listed) = self.core.flush_listed_mut(k) {
-                *listed = false;
-            }
         }
-        self.flush_waiters.clear();
+        self.core.forget_flush_waiters();
         self.deferred.everyone = true;
     }
 
-    /// Lists the stream as waiting for a flush (once).
-    pub(crate) fn wait_flush(&mut self, key: StreamKey) {
-        if let Some(listed) = self.core.flush_listed_mut(key) {
-            if !*listed {
-                *listed = true;
-                self.flush_waiters.push(key);
-            }
-        }
-    }
-
-    /// Whether a stream waits for a flush.
-    pub(crate) fn has_flush_waiters(&self) -> bool {
-        !self.flush_waiters.is_empty()
-    }
-
-    /// Everything up to output position `pos` is written and flushed: wakes the streams whose
-    /// flushes are now complete.
+    /// Everything up to output position `pos` is written and flushed: the streams whose flushes
+    /// are now complete are woken.
     pub(crate) fn flushed_to(&mut self, pos: u64) {
         self.flushed = pos;
-        let core = &mut self.core;
-        let wakers = &mut self.deferred.wakers;
-        self.flush_waiters.retain(|&k| {
-            let Some(at) = core.stream(k).map(|s| s.last_queued) else {
-                return false;
-            };
-            if at > pos {
-                return true;
-            }
-            if let Some(listed) = core.flush_listed_mut(k) {
-                *listed = false;
-            }
-            if let Some(w) = core.waiters_mut(k) {
-                wakers.extend(w.write.take());
-            }
-            false
-        });
+        self.core.flushed_to(pos);
     }
 }
 
@@ -439,17 +463,19 @@ impl Inner {
 
     /// The error for opening or accepting now: the session ended, or is shutting down.
     pub(crate) fn open_error(&self) -> Option<Error> {
-        match &self.end {
-            None if self.draining => Some(Error::SessionClosed),
-            None => None,
-            Some(End::Local) | Some(End::Peer) => Some(Error::SessionClosed),
-            Some(End::Failed(e)) => Some(e.clone()),
+        match &self.life {
+            Lifecycle::Running => None,
+            Lifecycle::Draining => Some(Error::SessionClosed),
+            Lifecycle::Ended(End::Failed(e)) | Lifecycle::Finished(End::Failed(e)) => {
+                Some(e.clone())
+            }
+            Lifecycle::Ended(_) | Lifecycle::Finished(_) => Some(Error::SessionClosed),
         }
     }
 
     /// The session's error if it failed (accepting still drains the backlog otherwise).
     pub(crate) fn failure(&self) -> Option<Error> {
-        match &self.end {
+        match self.life.end() {
             Some(End::Failed(e)) => Some(e.clone()),
             _ => None,
         }
@@ -457,52 +483,58 @@ impl Inner {
 
     /// Whether the session has ended.
     pub(crate) fn is_ended(&self) -> bool {
-        self.end.is_some()
+        self.life.end().is_some()
     }
 
     /// Closes the session from this side: FIN for every stream, everyone woken, the driver told.
     /// Returns false if it had ended already.
     pub(crate) fn close_locally(&mut self) -> bool {
-        if self.end.is_some() {
+        if !self.life.end_with(End::Local) {
             return false;
         }
-        self.end = Some(End::Local);
         self.core.close_all();
         self.wake_all();
         self.notify_driver();
         true
     }
 
+    /// `shutdown`'s deadline passed: closes the session from this side if it is still open, and
+    /// has the driver drop whatever is still queued and close the transport at once.
+    pub(crate) fn abort(&mut self) {
+        self.close_locally();
+        if !matches!(self.life, Lifecycle::Finished(_)) {
+            self.abort = true;
+            self.notify_driver();
+        }
+    }
+
     /// Starts a graceful shutdown: no more opening or accepting; streams the peer opens, and those
     /// waiting to be accepted, are refused.
     pub(crate) fn start_draining(&mut self) {
-        if self.end.is_none() && !self.draining {
-            self.draining = true;
+        if matches!(self.life, Lifecycle::Running) {
+            self.life = Lifecycle::Draining;
             self.core.refuse_incoming();
-            self.collect_wakers();
             self.notify_driver();
         }
     }
 
     /// Whether a shutdown may close now: no stream is left, or the session ended anyway.
     pub(crate) fn is_drained(&self) -> bool {
-        self.core.live_streams() == 0 || self.end.is_some()
+        self.core.live_streams() == 0 || self.is_ended()
     }
 
     /// How the session ended, once the driver has returned.
     pub(crate) fn driver_result(&self) -> Option<Result<(), Error>> {
-        if !self.driver_finished {
-            return None;
+        match &self.life {
+            Lifecycle::Finished(End::Failed(e)) => Some(Err(e.clone())),
+            Lifecycle::Finished(_) => Some(Ok(())),
+            _ => None,
         }
-        Some(match &self.end {
-            Some(End::Failed(e)) => Err(e.clone()),
-            _ => Ok(()),
-        })
     }
 
     /// Whether the driver has returned (nothing more reaches the transport).
     pub(crate) fn is_driver_finished(&self) -> bool {
-        self.driver_finished
+        matches!(self.life, Lifecycle::Finished(_))
     }
 
     /// Sends a VRM probe (unless one is out already, which answers for this one too) and asks the
@@ -532,7 +564,11 @@ impl Inner {
             memory_budget: self.memory_budget,
             windows_grow: self.core.extension_active(),
             window_growth: self.core.window_growth(),
-            last_rtt: self.last_rtt,
+            last_rtt: self.last_rtt.or_else(|| {
+                self.core
+                    .min_rtt_us()
+                    .map(|us| Duration::from_micros(u64::from(us)))
+            }),
         }
     }
 

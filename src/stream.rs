@@ -123,7 +123,7 @@ impl Stream {
                 .into()));
         }
         self.register_write(inner, cx);
-        inner.wait_flush(self.key);
+        inner.core.wait_flush(self.key);
         inner.notify_driver();
         Poll::Pending
     }
@@ -137,12 +137,7 @@ impl Stream {
             return Poll::Ready(Err(e.into()));
         }
         match inner.core.read(self.key, buf) {
-            Read::Data(n) => {
-                if inner.core.has_output() {
-                    inner.notify_driver(); // a confirm to send
-                }
-                Poll::Ready(Ok(n))
-            }
+            Read::Data(n) => Poll::Ready(Ok(n)),
             Read::Eof => Poll::Ready(Ok(0)),
             Read::Cut => Poll::Ready(Err(Error::StreamCut.into())),
             Read::ClosedLocally => Poll::Ready(Err(Error::StreamClosed.into())),
@@ -171,7 +166,6 @@ impl Stream {
             }
         };
         if done > 0 {
-            inner.notify_driver();
             return Poll::Ready(Ok(done));
         }
         match outcome {
@@ -181,7 +175,6 @@ impl Stream {
             Some(_) => {
                 // No credit, or the queue is full: the core wakes us when either changes.
                 self.register_write(&mut inner, cx);
-                inner.notify_driver();
                 Poll::Pending
             }
         }
@@ -209,7 +202,6 @@ impl Stream {
         // driver round trip per stream; `flush` first where that certainty is needed.
         let _ = cx;
         inner.core.close(self.key);
-        inner.notify_driver();
         Poll::Ready(Ok(()))
     }
 }
@@ -255,8 +247,6 @@ impl Drop for Stream {
         // One lock for both: a stream ended per request pays for one lock, not two.
         let mut inner = self.shared.lock();
         inner.core.drop_handle(self.key);
-        inner.collect_wakers();
-        inner.notify_driver();
         inner.release_handle();
     }
 }

@@ -246,3 +246,38 @@ fn keepalive_counts_any_frame_as_life_even_without_answers() {
         assert!(matches!(r, Err(Error::KeepaliveTimeout)), "{r:?}");
     }));
 }
+
+/// Review defect 4 (2026-12-06): `shutdown`'s deadline bounds the whole call, also when the peer
+/// stops reading and the close cannot write out what is queued.
+#[test]
+fn shutdown_returns_at_its_deadline_when_the_peer_stops_reading() {
+    smol::block_on(wait("the test", async {
+        // The peer's end of the transport is held but never read.
+        let (a, _deaf) = ysmux::pipe();
+        let (client, cd) = Session::client(a, Config::default());
+        let cd = smol::spawn(cd);
+        let mut s = client.open().await.unwrap();
+        // Fill the transport and the send queue: the stream's whole window of credit.
+        let chunk = vec![7u8; 64 * 1024];
+        let writer = smol::spawn(async move {
+            loop {
+                if s.write(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        });
+        smol::Timer::after(Duration::from_millis(50)).await;
+        let deadline = smol::Timer::after(Duration::from_millis(200));
+        let r = wait(
+            "shutdown to return after its deadline",
+            client.shutdown(async {
+                deadline.await;
+            }),
+        )
+        .await;
+        assert!(r.is_ok(), "{r:?}");
+        assert!(client.is_closed());
+        wait("the driver to return", cd).await.unwrap();
+        wait("the writer to fail", writer).await;
+    }));
+}

@@ -149,3 +149,71 @@ impl Wake for Counter {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
+
+/// Review defect 1 (2026-12-06): closing the write half of a split stream must wake the read half
+/// parked on another task at once, whatever the peer does: the read then fails with
+/// `NotConnected`. The peer here never answers (no driver even runs), so nothing but the close
+/// itself can wake the reader.
+#[test]
+fn closing_the_write_half_wakes_the_read_half_at_once() {
+    use futures::AsyncRead;
+    let (a, _silent_peer) = ysmux::pipe();
+    let (client, _driver) = Session::client(a, Config::default());
+    let stream = smol::block_on(client.open()).expect("open");
+    let (mut rx, mut tx) = stream.into_split();
+    let counter = Arc::new(Counter::default());
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut buf = [0u8; 8];
+    assert!(std::pin::Pin::new(&mut rx)
+        .poll_read(&mut cx, &mut buf)
+        .is_pending());
+    assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+    smol::block_on(tx.close()).expect("close");
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        1,
+        "the parked read was not woken by the close"
+    );
+    match std::pin::Pin::new(&mut rx).poll_read(&mut cx, &mut buf) {
+        Poll::Ready(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotConnected),
+        other => panic!("read after the write half closed: {other:?}"),
+    }
+}
+
+/// The same for a write parked for credit: closing the stream wakes it at once (the waker the
+/// parked write registered is called), and it then fails with `NotConnected`.
+#[test]
+fn closing_the_write_half_wakes_a_write_parked_for_credit() {
+    use futures::AsyncWrite;
+    let (a, _silent_peer) = ysmux::pipe();
+    let (client, _driver) = Session::client(a, Config::default().with_window(1024));
+    let stream = smol::block_on(client.open()).expect("open");
+    let (_rx, mut tx) = stream.into_split();
+    // Use up the credit; the next write parks.
+    let data = [7u8; 1024];
+    let counter = Arc::new(Counter::default());
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(matches!(
+        std::pin::Pin::new(&mut tx).poll_write(&mut cx, &data),
+        Poll::Ready(Ok(1024))
+    ));
+    assert!(std::pin::Pin::new(&mut tx)
+        .poll_write(&mut cx, &data)
+        .is_pending());
+    assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+    let noop = Waker::from(Arc::new(Counter::default()));
+    assert!(std::pin::Pin::new(&mut tx)
+        .poll_close(&mut Context::from_waker(&noop))
+        .is_ready());
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        1,
+        "the parked write was not woken"
+    );
+    match std::pin::Pin::new(&mut tx).poll_write(&mut cx, &data) {
+        Poll::Ready(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotConnected),
+        other => panic!("write after the close: {other:?}"),
+    }
+}

@@ -49,6 +49,9 @@ pub(crate) enum ExtVrm {
     /// The server's acceptance: answer it as any VRM (the server times that answer), and probe
     /// once more for a round trip measured warm.
     Agreed,
+    /// A client received the offer, which only a client sends: its own, reflected by a peer that
+    /// is no multiplexer, or another client's.
+    Reflected,
 }
 
 /// One side's view of the extension.
@@ -102,6 +105,11 @@ impl Extension {
         self.rtt_us = Some(self.rtt_us.map_or(rtt, |r| r.min(rtt)));
     }
 
+    /// The smallest round trip measured so far, in microseconds.
+    pub(crate) fn rtt_us(&self) -> Option<u32> {
+        self.rtt_us
+    }
+
     /// Both sides speak the extension.
     pub(crate) fn active(&self) -> bool {
         self.active
@@ -129,10 +137,10 @@ impl Extension {
             if h == expected {
                 // The original's answer to our offer (the session stays base), or the client's
                 // answer to our acceptance (the server's round trip).
+                // Either way a round trip: the session's first, which `Stats::last_rtt` shows
+                // until a ping measures one (it sizes windows only once both sides agreed).
                 self.waiting = None;
-                if self.active {
-                    self.sample(now.wrapping_sub(at));
-                }
+                self.sample(now.wrapping_sub(at));
                 return ExtVrm::Answered;
             }
             if !server && h == ACCEPT {
@@ -146,6 +154,9 @@ impl Extension {
             // Only a smaller estimate can come of it: a peer cannot make this side grant more.
             self.sample(h.len);
             return ExtVrm::Answered;
+        }
+        if !server && h == OFFER {
+            return ExtVrm::Reflected;
         }
         if server && h == OFFER && !self.active {
             self.active = true;
@@ -257,7 +268,10 @@ mod tests {
     #[test]
     fn a_client_never_takes_an_offer_and_a_side_that_does_not_grow_still_agrees() {
         let mut client = Extension::new(true);
-        assert_eq!(client.on_vrm(OFFER, 0, false), ExtVrm::Other);
+        // Only a client sends the offer: one arriving at a client is reflected, or another
+        // client's.
+        assert_eq!(client.on_vrm(OFFER, 0, false), ExtVrm::Reflected);
+        assert!(!client.active());
         let mut server = Extension::new(false);
         assert_eq!(server.on_vrm(OFFER, 0, true), ExtVrm::Accept);
         server.on_vrm(vrm_answer(ACCEPT.sid, ACCEPT.len), 10, true);

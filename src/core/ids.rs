@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 
 /// Which way the allocator scans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Direction {
+pub enum Direction {
     /// Upward from 1 (the client side).
     Up,
     /// Downward from 65,535 (the server side).

@@ -1,13 +1,31 @@
 //! The protocol core: everything PROTOCOL.md says, as plain state changes.
 //!
-//! Frames in ([`Core::handle_frame`]), user actions in ([`Core::open`], [`Core::write`],
-//! [`Core::read`], [`Core::close`]), bytes for the transport out ([`Core::take_output`]) and events out
-//! ([`Core::take_events`]). No I/O, no wakers, no clock: every rule is testable with plain calls.
+//! Frames in ([`Core::handle_frame`], this file), user actions in ([`Core::open`],
+//! [`Core::write`], [`Core::read`], [`Core::close`]: `actions.rs`), bytes for the transport out
+//! ([`Core::take_output`]: `output.rs`) and events out ([`Core::take_events`]). No I/O, no
+//! wakers, no clock: every rule is testable with plain calls.
+//!
+//! Where each rule lives:
+//! - a stream's lifecycle: `stream_state.rs`, whose transitions say what they owe, paid in one
+//!   place ([`Core::settle`]): the FIN, the id released, the reader and writer woken;
+//! - flow control: `flow.rs`, checked credit and windows (growth counted while held);
+//! - who waits for what: `queue.rs`, lists that own their flags;
+//! - the memory budget: `budget.rs`; window growth: `extension.rs`; ids: `ids.rs`;
+//! - every rule at once, as a walk over the state: `check.rs`, run after every step of the
+//!   property tests (`tests/props.rs`) and the fuzz targets.
 
+mod actions;
 mod budget;
+#[cfg(any(test, feature = "fuzzing"))]
+mod check;
 mod extension;
+mod flow;
 mod id_table;
 mod ids;
+mod output;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod pair;
+mod queue;
 mod recv;
 mod slots;
 mod stream_state;
@@ -18,17 +36,18 @@ use std::collections::VecDeque;
 
 use self::budget::Budget;
 pub(crate) use self::extension::OFFER;
-use self::extension::{ExtVrm, Extension, Sample, ACCEPT};
+use self::extension::{ExtVrm, Extension, ACCEPT};
 use self::id_table::IdTable;
-pub(crate) use self::ids::Direction;
+pub use self::ids::Direction;
 use self::ids::Ids;
+use self::queue::{Confirm, Contenders, Flush, Listed, Room};
 use self::recv::RecvPool;
 use self::slots::Slots;
-pub(crate) use self::slots::StreamKey;
-pub(crate) use self::stream_state::State;
-use self::stream_state::StreamState;
+pub use self::slots::StreamKey;
+use self::stream_state::Owed;
+pub use self::stream_state::{State, StreamState};
 use crate::error::ProtocolError;
-use crate::frame::{put_header, vrm_answer, Cmd, Header, HEADER_LEN};
+use crate::frame::{put_header, vrm_answer, Cmd, Header};
 
 /// Output up to this size grows as needed; past it, to the working size at once.
 const SMALL_OUTPUT: usize = 16 * 1024;
@@ -37,10 +56,11 @@ const MAX_VRM_ANSWERS: usize = 8;
 
 /// What happened that the I/O shell may need to wake someone for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Event {
+pub enum Event {
     /// The stream has data, or reached end-of-stream, or its state changed.
     Readable(StreamKey),
-    /// The stream got send credit back, or its state changed.
+    /// The stream got send credit back, room in the output queue, its flush completed, or its
+    /// state changed.
     Writable(StreamKey),
     /// A stream waits in the accept backlog.
     Incoming,
@@ -83,7 +103,7 @@ pub enum Read {
 
 /// Why [`Core::open`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OpenError {
+pub enum OpenError {
     /// All 65,535 ids are in use.
     Exhausted,
     /// The configured limit on open streams is reached: wait for [`Event::Released`].
@@ -102,23 +122,27 @@ pub(crate) struct CoreCounters {
 
 /// The protocol limits the core enforces.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) window: u32,
-    pub(crate) max_frame: u32,
-    pub(crate) backlog: usize,
-    pub(crate) write_buffer: usize,
+pub struct Limits {
+    /// Per-stream window, both directions.
+    pub window: u32,
+    /// Largest PSH payload this side sends.
+    pub max_frame: u32,
+    /// Streams that may wait in the accept backlog.
+    pub backlog: usize,
+    /// Bytes queued for the transport before writers wait.
+    pub write_buffer: usize,
     /// Streams (ids in use) this side lets itself open up to; at most 65,535.
-    pub(crate) max_streams: usize,
+    pub max_streams: usize,
     /// Bytes the accept backlog may hold, as allocated (see `budget.rs`); and, separately, what
     /// streams' windows may grow beyond the base window in all (`extension.rs`).
-    pub(crate) budget: usize,
+    pub budget: usize,
     /// The window a stream may grow to, with a peer of this crate (`extension.rs`).
-    pub(crate) max_window: u32,
+    pub max_window: u32,
 }
 
 /// The state of one session, without I/O. `W` is the shell's per-stream data.
 #[derive(Debug)]
-pub(crate) struct Core<W> {
+pub struct Core<W> {
     limits: Limits,
     /// This side is the server (it accepts the extension; the client offers it).
     server: bool,
@@ -142,11 +166,14 @@ pub(crate) struct Core<W> {
     out: Vec<u8>,
     /// Bytes ever moved out by `take_output`, plus what is in `out`: positions for flushing.
     out_base: u64,
-    confirm_list: Vec<StreamKey>,
+    /// Streams with data read and not yet confirmed.
+    confirm_list: Listed<Confirm>,
     /// Streams waiting for room in the output queue, in the order they started waiting.
-    queue_waiters: VecDeque<StreamKey>,
-    /// Streams with `contending` set.
-    contenders: usize,
+    queue_waiters: Listed<Room>,
+    /// Streams waiting for what they queued to be flushed (by the I/O shell).
+    flush_waiters: Listed<Flush>,
+    /// Writers that wait for room and have not written since.
+    contenders: Contenders,
     /// Drained receive buffers for reuse.
     recv_pool: RecvPool,
     /// Output batches taken so far (wrapping): a stream's share is counted per batch.
@@ -169,7 +196,7 @@ pub(crate) struct Core<W> {
 
 impl<W: Default> Core<W> {
     /// A core for one side of a session.
-    pub(crate) fn new(dir: Direction, limits: Limits) -> Self {
+    pub fn new(dir: Direction, limits: Limits) -> Self {
         Core {
             limits,
             server: dir == Direction::Down,
@@ -185,9 +212,10 @@ impl<W: Default> Core<W> {
             refusing: false,
             out: Vec::new(),
             out_base: 0,
-            confirm_list: Vec::new(),
-            queue_waiters: VecDeque::new(),
-            contenders: 0,
+            confirm_list: Listed::default(),
+            queue_waiters: Listed::default(),
+            flush_waiters: Listed::default(),
+            contenders: Contenders::default(),
             woken_contenders: Vec::new(),
             batches: 1,
             recv_pool: RecvPool::new(limits.window),
@@ -204,13 +232,13 @@ impl<W: Default> Core<W> {
 
     /// Sets the core's clock: the time since the session started. The I/O shell calls this
     /// before handing the core frames or taking its output; nothing else in the core reads time.
-    pub(crate) fn set_clock(&mut self, since_start: std::time::Duration) {
+    pub fn set_clock(&mut self, since_start: std::time::Duration) {
         self.now_us = since_start.as_micros() as u32; // wraps every 71 minutes: only differences count
     }
 
     /// The client's first frame: the offer of window growth (`extension.rs`), which every
     /// version of the original answers as a probe. Called once, before anything else is queued.
-    pub(crate) fn offer_extension(&mut self) {
+    pub fn offer_extension(&mut self) {
         if !self.server {
             let offer = self.extension.offer();
             self.out.extend_from_slice(&offer.encode());
@@ -223,7 +251,7 @@ impl<W: Default> Core<W> {
     /// Handles one frame from the peer. `payload` is the PSH payload (empty for other commands).
     /// An error is a protocol violation: the session must end.
     #[must_use = "a protocol error must end the session"]
-    pub(crate) fn handle_frame(&mut self, h: Header, payload: &[u8]) -> Result<(), ProtocolError> {
+    pub fn handle_frame(&mut self, h: Header, payload: &[u8]) -> Result<(), ProtocolError> {
         debug_assert_eq!(payload.len(), h.payload_len());
         self.counters.frames_in += 1;
         match h.cmd {
@@ -236,14 +264,8 @@ impl<W: Default> Core<W> {
                 Ok(())
             }
             Cmd::Psh => self.on_psh(h.sid, payload),
-            Cmd::Cfm => {
-                self.on_cfm(h.sid, h.len);
-                Ok(())
-            }
-            Cmd::Vrm => {
-                self.on_vrm(h);
-                Ok(())
-            }
+            Cmd::Cfm => self.on_cfm(h.sid, h.len),
+            Cmd::Vrm => self.on_vrm(h),
             Cmd::Pin => {
                 self.on_pin();
                 Ok(())
@@ -275,8 +297,8 @@ impl<W: Default> Core<W> {
                 self.now_us,
             ));
             self.by_id.insert(sid, key.index());
-            self.queue_fin(key);
-            self.streams.get_mut(key).expect("just inserted").state = State::FinSent;
+            let owed = self.streams.get_mut(key).expect("just inserted").close();
+            self.settle(key, owed);
             return;
         }
         let key = self
@@ -294,24 +316,8 @@ impl<W: Default> Core<W> {
         let Some(key) = self.key_of(sid) else {
             return; // FIN for an id with no stream: ignored
         };
-        let s = self
-            .streams
-            .get_mut(key)
-            .expect("by_id points at live streams");
-        match s.state {
-            State::Open => {
-                s.state = State::FinReceived;
-                stop_contending(s, &mut self.contenders);
-                put_header(&mut self.out, Cmd::Fin, sid, 0);
-                self.counters.frames_out += 1;
-                s.last_queued = self.out_base + self.out.len() as u64;
-            }
-            State::FinSent => s.state = State::Closed,
-            State::FinReceived | State::Closed => unreachable!("not in by_id"),
-        }
-        self.release_id(key);
-        self.events.push(Event::Readable(key));
-        self.events.push(Event::Writable(key));
+        let owed = self.live(key).peer_fin();
+        self.settle(key, owed);
     }
 
     fn on_psh(&mut self, sid: u16, payload: &[u8]) -> Result<(), ProtocolError> {
@@ -322,18 +328,17 @@ impl<W: Default> Core<W> {
             .streams
             .get_mut(key)
             .expect("by_id points at live streams");
-        if s.state != State::Open {
+        if s.state() != State::Open {
             return Ok(()); // we closed it; the peer had not seen our FIN yet
         }
         let n = payload.len() as u32;
-        if n > s.recv_credit {
+        if s.window.receive(n).is_err() {
             return Err(ProtocolError::WindowExceeded {
                 stream: sid,
-                window: s.recv_window,
+                window: s.window.window(),
             });
         }
         if n > 0 {
-            s.recv_credit -= n;
             if s.unclaimed {
                 let before = s.recv.capacity();
                 s.recv.extend(payload, &mut self.recv_pool);
@@ -353,39 +358,38 @@ impl<W: Default> Core<W> {
     /// after its FIN answer, for a stream whose id may have been reused since (PROTOCOL.md 9). It
     /// is stale, and ignored: it never gives credit beyond the window. With a peer of this crate
     /// that agreed to window growth, a CFM is credit, and more than outstanding is a grant.
-    fn on_cfm(&mut self, sid: u16, n: u32) {
+    fn on_cfm(&mut self, sid: u16, n: u32) -> Result<(), ProtocolError> {
         let Some(key) = self.key_of(sid) else {
-            return;
+            return Ok(());
         };
-        let window = self.limits.window;
+        let cap = (!self.extension.active()).then_some(self.limits.window);
         let s = self
             .streams
             .get_mut(key)
             .expect("by_id points at live streams");
-        if self.extension.active() {
-            s.send_credit = s.send_credit.saturating_add(n);
-        } else if n > window - s.send_credit {
-            return;
-        } else {
-            s.send_credit += n;
-        }
-        if n > 0 {
+        let credited = s
+            .send_credit
+            .confirm(n, cap)
+            .map_err(|_| ProtocolError::CreditOverflow { stream: sid })?;
+        if credited {
             self.events.push(Event::Writable(key));
         }
+        Ok(())
     }
 
     /// A VRM is a probe to answer, unless it is the answer to our own probe, or the peer
     /// answering one of our answers: a session answers any VRM that is not the answer to its own
     /// ping, so without this check one stray answer (say, of an `is_smux` probe cancelled after
     /// it was written) would bounce between two sessions of this crate for ever.
-    fn on_vrm(&mut self, h: Header) {
+    fn on_vrm(&mut self, h: Header) -> Result<(), ProtocolError> {
         match self.extension.on_vrm(h, self.now_us, self.server) {
-            ExtVrm::Answered => return,
+            ExtVrm::Answered => return Ok(()),
+            ExtVrm::Reflected => return Err(ProtocolError::OfferReflected),
             ExtVrm::Accept => {
                 // Straight into the output, ahead of any confirm that grants beyond the base.
                 self.out.extend_from_slice(&ACCEPT.encode());
                 self.counters.frames_out += 1;
-                return;
+                return Ok(());
             }
             ExtVrm::Agreed => {
                 // Tell the server the round trip, measured ahead of any data; and probe once
@@ -413,6 +417,7 @@ impl<W: Default> Core<W> {
             self.bounces[self.next_bounce] = Some(vrm_answer(answer.sid, answer.len));
             self.next_bounce = (self.next_bounce + 1) % self.bounces.len();
         }
+        Ok(())
     }
 
     /// The newest original's keepalive (PROTOCOL.md 10): it closes a session in which it has
@@ -431,300 +436,26 @@ impl<W: Default> Core<W> {
         }
     }
 
-    // ----- user actions -----
+    // ----- events and queries -----
 
-    /// Opens a stream: allocates an id and queues its SYN.
-    pub(crate) fn open(&mut self) -> Result<StreamKey, OpenError> {
-        self.check_room()?;
-        self.open_unchecked()
+    /// Events since the last call, in order.
+    pub fn take_events(&mut self, into: &mut Vec<Event>) {
+        into.append(&mut self.events);
     }
 
-    /// Promises one later [`Core::open_reserved`] room under the stream limit.
-    pub(crate) fn reserve(&mut self) -> Result<(), OpenError> {
-        self.check_room()?;
-        self.reserved += 1;
-        Ok(())
+    /// Whether events wait to be taken.
+    pub(crate) fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
-    /// Gives back a reservation that will not be used.
-    pub(crate) fn unreserve(&mut self) {
-        self.reserved -= 1;
-        self.events.push(Event::Released);
+    /// Ids in use: streams not yet fully closed.
+    pub fn num_streams(&self) -> usize {
+        self.ids.in_use()
     }
 
-    /// Opens a stream with a reservation. Fails only if the peer took the last free ids since.
-    pub(crate) fn open_reserved(&mut self) -> Result<StreamKey, OpenError> {
-        self.reserved -= 1;
-        self.open_unchecked()
-    }
-
-    fn check_room(&self) -> Result<(), OpenError> {
-        let used = self.ids.in_use() + self.reserved;
-        if self.reserved >= self.ids.allocatable() {
-            Err(OpenError::Exhausted)
-        } else if used >= self.limits.max_streams {
-            Err(OpenError::AtLimit)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn open_unchecked(&mut self) -> Result<StreamKey, OpenError> {
-        let id = self.ids.allocate().ok_or(OpenError::Exhausted)?;
-        let key = self
-            .streams
-            .insert(StreamState::new(id, true, self.limits.window, self.now_us));
-        self.by_id.insert(id, key.index());
-        put_header(&mut self.out, Cmd::Syn, id, 0);
-        self.counters.frames_out += 1;
-        self.counters.opened += 1;
-        self.streams
-            .get_mut(key)
-            .expect("just inserted")
-            .last_queued = self.out_pos();
-        Ok(key)
-    }
-
-    /// Takes the oldest stream waiting in the accept backlog.
-    pub(crate) fn accept(&mut self) -> Option<StreamKey> {
-        let key = self.backlog.pop_front()?;
-        self.claim(key);
-        self.counters.accepted += 1;
-        Some(key)
-    }
-
-    /// What a stream's own state costs, counted against the budget while it waits to be accepted.
-    pub(crate) const STREAM_COST: usize = std::mem::size_of::<StreamState<W>>() + 16;
-
-    /// The stream left the backlog: what it holds no longer counts against the budget.
-    fn claim(&mut self, key: StreamKey) {
-        if let Some(s) = self.streams.get_mut(key) {
-            if std::mem::take(&mut s.unclaimed) {
-                self.budget.remove(Self::STREAM_COST + s.recv.capacity());
-            }
-        }
-    }
-
-    /// Past the budget, refuses the newest streams not yet accepted (FIN) and drops their data.
-    fn enforce_budget(&mut self) {
-        while self.budget.exceeded() {
-            let Some(key) = self.backlog.pop_back() else {
-                break;
-            };
-            self.counters.refused += 1;
-            trace_event!(
-                warn,
-                stream = self.streams.get(key).map(|s| s.id),
-                held = self.budget.held(),
-                "memory budget exceeded: the newest unaccepted stream is refused"
-            );
-            self.drop_handle(key);
-        }
-    }
-
-    /// Whether the peer agreed to window growth (`extension.rs`).
-    pub(crate) fn extension_active(&self) -> bool {
-        self.extension.active()
-    }
-
-    /// What windows have grown beyond the base, in all.
-    pub(crate) fn window_growth(&self) -> usize {
-        self.growth.held()
-    }
-
-    /// The core's counters.
-    pub(crate) fn counters(&self) -> CoreCounters {
-        self.counters
-    }
-
-    /// Bytes held for streams not yet accepted, as allocated.
-    pub(crate) fn unclaimed_bytes(&self) -> usize {
-        self.budget.held()
-    }
-
-    /// Queues at most one frame of `data` on the stream, within its credit and the queue's bound.
-    /// On `Queued(n)` exactly `n` bytes were committed; otherwise nothing was.
-    pub(crate) fn write(&mut self, key: StreamKey, data: &[u8]) -> Write {
-        let limits = self.limits;
-        let Some(s) = self.streams.get_mut(key) else {
-            return Write::ClosedLocally;
-        };
-        match s.state {
-            State::Open => {}
-            State::FinReceived => return Write::ClosedByPeer,
-            State::FinSent | State::Closed => return Write::ClosedLocally,
-        }
-        if data.is_empty() {
-            return Write::Queued(0);
-        }
-        let credit = s.send_credit;
-        if credit == 0 {
-            return Write::NoCredit;
-        }
-        // The batch's low 16 bits: a stream that last wrote exactly 65,536 batches ago keeps its
-        // old count for this batch, which holds it back for one batch at most.
-        if s.batch != self.batches as u16 {
-            s.batch = self.batches as u16;
-            s.batch_bytes = 0;
-        }
-        // Fairness: while other streams wait for room, a stream takes at most about one frame of
-        // each batch, so many writers share the transport frame by frame and none starves.
-        let others_waiting = self.contenders > usize::from(s.contending);
-        let over_share = others_waiting && s.batch_bytes >= limits.max_frame;
-        if self.out.len() >= limits.write_buffer || over_share {
-            if !s.contending {
-                s.contending = true;
-                self.contenders += 1;
-            }
-            if !s.queue_waiting {
-                s.queue_waiting = true;
-                self.queue_waiters.push_back(key);
-            }
-            return Write::QueueFull;
-        }
-        stop_contending(s, &mut self.contenders);
-        let n = data
-            .len()
-            .min(credit as usize)
-            .min(limits.max_frame as usize);
-        s.send_credit -= n as u32;
-        s.batch_bytes += n as u32;
-        let needed = self.out.len() + HEADER_LEN + n;
-        if needed > self.out.capacity() {
-            // Past small messages, grow to the working size in one step rather than by doubling:
-            // one allocation per burst (the driver gives the memory back when it goes idle).
-            let working = limits.write_buffer + HEADER_LEN + limits.max_frame as usize;
-            let target = if needed > SMALL_OUTPUT {
-                working.max(needed)
-            } else {
-                needed
-            };
-            self.out.reserve(target - self.out.len());
-        }
-        put_header(&mut self.out, Cmd::Psh, s.id, n as u32);
-        self.counters.frames_out += 1;
-        self.out.extend_from_slice(&data[..n]);
-        s.last_queued = self.out_base + self.out.len() as u64;
-        Write::Queued(n)
-    }
-
-    /// Copies buffered data into `buf`; may list the stream for a confirm.
-    pub(crate) fn read(&mut self, key: StreamKey, buf: &mut [u8]) -> Read {
-        let Some(s) = self.streams.get_mut(key) else {
-            return Read::ClosedLocally;
-        };
-        match s.state {
-            State::FinSent | State::Closed => return Read::ClosedLocally,
-            State::Open | State::FinReceived => {}
-        }
-        if buf.is_empty() {
-            return Read::Data(0); // a zero-length read never waits
-        }
-        if s.recv.is_empty() {
-            return if s.state == State::FinReceived {
-                if s.cut {
-                    Read::Cut
-                } else {
-                    Read::Eof
-                }
-            } else {
-                Read::Empty
-            };
-        }
-        let n = s.take_recv(buf, &mut self.recv_pool);
-        // Confirm after a sixteenth of the window: a sender with one window per round trip gets
-        // its credit back a round trip plus the time a sixteenth takes on the wire after it sent
-        // it (through 10 ms at 1 Gbit/s: 0.96 of a window per round trip, 0.92 after an eighth;
-        // confirms twice as often cost nothing measurable in bulk on loopback).
-        let threshold = (s.recv_window / 16).max(1);
-        if s.state == State::Open && !s.confirm_listed && s.grantable() >= threshold {
-            s.confirm_listed = true;
-            self.confirm_list.push(key);
-        }
-        Read::Data(n)
-    }
-
-    /// Closes the stream from our side: queues FIN if the stream is open, and drops what it has
-    /// buffered at once (nobody can read it any more). Idempotent.
-    pub(crate) fn close(&mut self, key: StreamKey) {
-        self.claim(key);
-        let Some(s) = self.streams.get_mut(key) else {
-            return;
-        };
-        s.recv.clear(&mut self.recv_pool);
-        if s.recv_window > self.limits.window {
-            self.growth
-                .remove((s.recv_window - self.limits.window) as usize);
-            s.recv_window = self.limits.window;
-            self.recv_pool.set_growth(self.growth.held());
-        }
-        match s.state {
-            State::Open => {
-                s.state = State::FinSent;
-                stop_contending(s, &mut self.contenders);
-                self.queue_fin(key);
-            }
-            State::FinReceived => s.state = State::Closed,
-            State::FinSent | State::Closed => {}
-        }
-    }
-
-    /// The handle to the stream is gone: close it, and forget it once its id is released.
-    pub(crate) fn drop_handle(&mut self, key: StreamKey) {
-        self.close(key);
-        if let Some(s) = self.streams.get_mut(key) {
-            s.has_handle = false;
-            if !s.state.holds_id() {
-                self.streams.remove(key);
-                self.events.push(Event::Released);
-            }
-        }
-    }
-
-    /// Closes every stream (FIN for each open one) and empties the accept backlog.
-    pub(crate) fn close_all(&mut self) {
-        let open = self.held_keys();
-        for key in open {
-            self.close(key);
-            self.events.push(Event::Readable(key));
-            self.events.push(Event::Writable(key));
-        }
-        while let Some(key) = self.backlog.pop_front() {
-            self.drop_handle(key);
-        }
-    }
-
-    /// The session ended (the peer closed the transport, or it failed, or we closed it): every id
-    /// is released. A stream the peer had not closed is cut: its buffered data stays readable,
-    /// then reads fail rather than report a clean end-of-stream that never came.
-    pub(crate) fn peer_gone(&mut self) {
-        let held = self.held_keys();
-        for key in held {
-            let s = self
-                .streams
-                .get_mut(key)
-                .expect("by_id points at live streams");
-            s.state = match s.state {
-                State::Open => {
-                    s.cut = true;
-                    State::FinReceived
-                }
-                _ => State::Closed,
-            };
-            stop_contending(s, &mut self.contenders);
-            self.release_id(key);
-            self.events.push(Event::Readable(key));
-            self.events.push(Event::Writable(key));
-        }
-    }
-
-    /// Refuses every stream the peer opens from now on, and closes those waiting to be accepted.
-    pub(crate) fn refuse_incoming(&mut self) {
-        self.refusing = true;
-        while let Some(key) = self.backlog.pop_front() {
-            self.counters.refused += 1;
-            self.drop_handle(key);
-        }
+    /// Streams the core still holds: with a handle, or with their id in use.
+    pub fn live_streams(&self) -> usize {
+        self.streams.len()
     }
 
     /// Whether any id is in use: a stream the peer has not closed (open, or closed by this side
@@ -734,156 +465,9 @@ impl<W: Default> Core<W> {
         !self.by_id.is_empty()
     }
 
-    /// Streams the core still holds: with a handle, or with their id in use.
-    pub(crate) fn live_streams(&self) -> usize {
-        self.streams.len()
-    }
-
-    /// Empties the accept backlog (the session failed: nobody will take them). Streams that no
-    /// longer hold an id are forgotten at once; the others when their id is released.
-    pub(crate) fn clear_backlog(&mut self) {
-        while let Some(key) = self.backlog.pop_front() {
-            self.claim(key);
-            if let Some(s) = self.streams.get_mut(key) {
-                s.has_handle = false;
-                if !s.state.holds_id() {
-                    self.streams.remove(key);
-                }
-            }
-        }
-    }
-
-    /// Queues a VRM probe unless one is already out; its answer produces [`Event::Pong`].
-    /// Returns the probe sent, or `None` if the outstanding one will answer for this one too
-    /// (one probe at a time, so that two sessions never answer each other's answers).
-    pub(crate) fn ping(&mut self, v1: u16, v2: u32) -> Option<Header> {
-        if self.ping.is_some() {
-            return None;
-        }
-        let probe = Header::new(Cmd::Vrm, v1, v2);
-        self.ping = Some(vrm_answer(v1, v2));
-        self.ping_at = self.now_us;
-        self.out.extend_from_slice(&probe.encode());
-        self.counters.frames_out += 1;
-        Some(probe)
-    }
-
-    // ----- output -----
-
-    /// Moves everything queued for the transport into `into` (which must be empty), first adding
-    /// the coalesced confirms and the VRM answers. Returns the streams waiting for queue space.
-    pub(crate) fn take_output(&mut self, into: &mut Vec<u8>) {
-        debug_assert!(into.is_empty());
-        let growth_rtt = self.extension.growth_rtt();
-        for key in self.confirm_list.drain(..) {
-            let Some(s) = self.streams.get_mut(key) else {
-                continue;
-            };
-            s.confirm_listed = false;
-            if s.state != State::Open {
-                continue;
-            }
-            if let Some(rtt) = growth_rtt {
-                resize_window(s, rtt, self.now_us, &self.limits, &mut self.growth);
-            }
-            let n = s.grantable();
-            if n > 0 {
-                put_header(&mut self.out, Cmd::Cfm, s.id, n);
-                self.counters.frames_out += 1;
-                s.recv_credit += n;
-            }
-        }
-        self.recv_pool.set_growth(self.growth.held());
-        for h in self.vrm_answers.drain(..) {
-            self.out.extend_from_slice(&h.encode());
-            self.counters.frames_out += 1;
-        }
-        self.extension.output_taken(self.now_us);
-        self.out_base += self.out.len() as u64;
-        self.batches = self.batches.wrapping_add(1);
-        std::mem::swap(&mut self.out, into);
-        // A contender woken last time that has neither written nor waited again since was
-        // abandoned (its write was cancelled): it no longer holds the others back.
-        for key in self.woken_contenders.drain(..) {
-            if let Some(s) = self.streams.get_mut(key) {
-                if !s.queue_waiting {
-                    stop_contending(s, &mut self.contenders);
-                }
-            }
-        }
-        // Wake the writers waiting for room, oldest first: only about as many as the queue takes
-        // while there is output in flight (waking a thousand to let five in costs more than it
-        // moves), and all of them when the queue is empty, so that none sleeps while room is free
-        // (the driver comes back here whenever waiters remain and its buffer is written).
-        let wake = if into.is_empty() {
-            usize::MAX
-        } else {
-            self.limits.write_buffer / self.limits.max_frame as usize + 2
-        };
-        let mut woken = 0;
-        while woken < wake {
-            let Some(key) = self.queue_waiters.pop_front() else {
-                break;
-            };
-            let Some(s) = self.streams.get_mut(key) else {
-                continue;
-            };
-            s.queue_waiting = false;
-            if s.contending {
-                self.woken_contenders.push(key);
-            }
-            self.events.push(Event::Writable(key));
-            woken += 1;
-        }
-    }
-
-    /// Whether writers wait for room in the output queue.
-    pub(crate) fn has_queue_waiters(&self) -> bool {
-        !self.queue_waiters.is_empty()
-    }
-
-    /// Frees the output queue's memory if it is empty and larger than `keep`.
-    pub(crate) fn shrink_output(&mut self, keep: usize) {
-        if self.out.is_empty() && self.out.capacity() > keep {
-            self.out = Vec::new();
-        }
-    }
-
-    /// Whether anything waits to be taken by [`Core::take_output`].
-    pub(crate) fn has_output(&self) -> bool {
-        !self.out.is_empty() || !self.confirm_list.is_empty() || !self.vrm_answers.is_empty()
-    }
-
-    /// Bytes queued and not yet taken.
-    pub(crate) fn queued_len(&self) -> usize {
-        self.out.len()
-    }
-
-    /// The output position just after everything queued so far.
-    pub(crate) fn out_pos(&self) -> u64 {
-        self.out_base + self.out.len() as u64
-    }
-
-    /// Events since the last call, in order.
-    pub(crate) fn take_events(&mut self, into: &mut Vec<Event>) {
-        into.append(&mut self.events);
-    }
-
-    // ----- queries -----
-
-    /// Ids in use: streams not yet fully closed.
-    pub(crate) fn num_streams(&self) -> usize {
-        self.ids.in_use()
-    }
-
     /// The stream's state, or `None` once it is forgotten.
-    pub(crate) fn stream(&self, key: StreamKey) -> Option<&StreamState<W>> {
+    pub fn stream(&self, key: StreamKey) -> Option<&StreamState<W>> {
         self.streams.get(key)
-    }
-
-    /// The shell's flag of the stream: listed as waiting for a flush.
-    pub(crate) fn flush_listed_mut(&mut self, key: StreamKey) -> Option<&mut bool> {
-        self.streams.get_mut(key).map(|s| &mut s.flush_listed)
     }
 
     /// The shell's data for the stream.
@@ -892,13 +476,39 @@ impl<W: Default> Core<W> {
     }
 
     /// Every live stream's key (for waking all of them when the session ends).
-    pub(crate) fn keys(&self) -> Vec<StreamKey> {
+    pub fn keys(&self) -> Vec<StreamKey> {
         self.streams.keys()
     }
 
     /// The stream's id.
     pub(crate) fn id(&self, key: StreamKey) -> Option<u16> {
         self.streams.get(key).map(|s| s.id)
+    }
+
+    /// Whether the peer agreed to window growth (`extension.rs`).
+    pub fn extension_active(&self) -> bool {
+        self.extension.active()
+    }
+
+    /// The smallest round trip measured so far (the extension's handshake, then pings), in
+    /// microseconds.
+    pub(crate) fn min_rtt_us(&self) -> Option<u32> {
+        self.extension.rtt_us()
+    }
+
+    /// What windows have grown beyond the base, in all.
+    pub fn window_growth(&self) -> usize {
+        self.growth.held()
+    }
+
+    /// The core's counters.
+    pub(crate) fn counters(&self) -> CoreCounters {
+        self.counters
+    }
+
+    /// Bytes held for streams not yet accepted, as allocated.
+    pub fn unclaimed_bytes(&self) -> usize {
+        self.budget.held()
     }
 
     // ----- helpers -----
@@ -909,6 +519,11 @@ impl<W: Default> Core<W> {
         self.streams.key_at(index)
     }
 
+    /// A stream known to be alive.
+    fn live(&mut self, key: StreamKey) -> &mut StreamState<W> {
+        self.streams.get_mut(key).expect("a live stream")
+    }
+
     /// Every stream whose id is in use.
     fn held_keys(&self) -> Vec<StreamKey> {
         self.by_id
@@ -917,60 +532,31 @@ impl<W: Default> Core<W> {
             .collect()
     }
 
-    fn queue_fin(&mut self, key: StreamKey) {
-        let s = self.streams.get_mut(key).expect("live stream");
-        put_header(&mut self.out, Cmd::Fin, s.id, 0);
-        self.counters.frames_out += 1;
-        s.last_queued = self.out_base + self.out.len() as u64;
-    }
-
-    fn release_id(&mut self, key: StreamKey) {
-        let s = self.streams.get(key).expect("live stream");
-        let (id, has_handle) = (s.id, s.has_handle);
-        self.by_id.remove(id);
-        self.ids.remove(id);
-        self.events.push(Event::Released);
-        if !has_handle {
-            self.streams.remove(key);
+    /// Pays what a stream's transition owes: the one place that queues its FIN, takes it out of
+    /// the writers contending for room, wakes its reader and writer, and releases its id (which
+    /// forgets the stream if no handle refers to it).
+    fn settle(&mut self, key: StreamKey, owed: Owed) {
+        let s = self.streams.get_mut(key).expect("a live stream");
+        if owed.fin {
+            put_header(&mut self.out, Cmd::Fin, s.id, 0);
+            self.counters.frames_out += 1;
+            s.last_queued = self.out_base + self.out.len() as u64;
         }
-    }
-}
-
-/// Grows or shrinks a stream's window before a confirm, within the maximum and the growth budget
-/// (`extension.rs`). The read rate is measured over periods of at least a round trip: a burst
-/// read in microseconds says nothing of the path.
-fn resize_window<W: Default>(
-    s: &mut StreamState<W>,
-    rtt_us: u32,
-    now_us: u32,
-    l: &Limits,
-    growth: &mut Budget,
-) {
-    s.period_read = s.period_read.saturating_add(s.grantable());
-    let sample = Sample {
-        window: s.recv_window,
-        unread: s.recv.len() as u32,
-        read: s.period_read,
-        elapsed_us: now_us.wrapping_sub(s.period_at),
-    };
-    if sample.elapsed_us >= rtt_us {
-        s.period_at = now_us;
-        s.period_read = 0;
-    }
-    let next = extension::next_window(sample, rtt_us, l.window, l.max_window);
-    if next > s.recv_window {
-        if growth.try_add((next - s.recv_window) as usize) {
-            s.recv_window = next;
+        if s.state() != State::Open {
+            self.contenders.leave(&mut s.listed);
         }
-    } else if next < s.recv_window {
-        growth.remove((s.recv_window - next) as usize);
-        s.recv_window = next;
-    }
-}
-
-/// The stream no longer waits for room (it wrote, or it can write no more).
-fn stop_contending<W>(s: &mut StreamState<W>, contenders: &mut usize) {
-    if std::mem::take(&mut s.contending) {
-        *contenders -= 1;
+        if owed.wake {
+            self.events.push(Event::Readable(key));
+            self.events.push(Event::Writable(key));
+        }
+        if owed.release_id {
+            let (id, has_handle) = (s.id, s.has_handle);
+            self.by_id.remove(id);
+            self.ids.remove(id);
+            self.events.push(Event::Released);
+            if !has_handle {
+                self.streams.remove(key);
+            }
+        }
     }
 }

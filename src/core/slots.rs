@@ -3,7 +3,7 @@
 
 /// Names one stream for its whole life; never reused for another stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct StreamKey {
+pub struct StreamKey {
     index: u32,
     generation: u32,
 }

@@ -1,78 +1,102 @@
-//! The state one stream holds in the protocol core.
+//! The state one stream holds in the protocol core, and its lifecycle.
 //!
 //! ```text
-//!                 local close: send FIN              peer's FIN arrives
+//!                 close: owe FIN                     peer's FIN: release id
 //!   Open ──────────────────────────────► FinSent ─────────────────────► Closed
-//!    │                                   (id in use)                    (id released)
-//!    │ peer's FIN: answer FIN, release id
-//!    ▼                      local close
-//!   FinReceived ─────────────────────────────────────────────────────► Closed
-//!   (buffered data still readable, then end-of-stream)
+//!    │  │                                (id in use)                    (id released)
+//!    │  │ session ended                      │ session ended: release id  ▲  ▲
+//!    │  └─────────────► Cut ─────────────────┼──── close ─────────────────┘  │
+//!    │ peer's FIN: owe FIN answer,           ▼                               │
+//!    │ release id                          Closed                            │
+//!    ▼                                                                       │
+//!   FinReceived ──────────────────────── close ──────────────────────────────┘
+//!   (buffered data readable, then end-of-stream; in Cut, then an error)
 //! ```
-//! The id is in use in `Open` and `FinSent`; the state itself lives on until both the id is released
-//! and no handle refers to it, so a handle never reaches a newer stream that reuses its id.
+//! The id is in use in `Open` and `FinSent`; the state itself lives on until both the id is
+//! released and no handle refers to it, so a handle never reaches a newer stream that reuses its
+//! id. The state is private: it changes only through the transitions below, each of which says
+//! what it owes ([`Owed`]), and the core settles every debt in one place.
 
+use super::flow::{RecvWindow, SendCredit};
+use super::queue::Listings;
 use super::recv::{RecvBuf, RecvPool};
 
 /// Where a stream is in its close handshake (PROTOCOL.md 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum State {
+pub enum State {
     /// Both directions open; the id is in use.
     Open,
     /// We sent FIN and wait for the peer's; the id stays in use until then.
     FinSent,
     /// The peer sent FIN and we answered: buffered data is readable, writes fail; id released.
     FinReceived,
+    /// The session ended before the peer closed the stream: buffered data is readable, then
+    /// reads fail (a cut stream is never taken for a whole one); id released.
+    Cut,
     /// Closed on our side after the handshake ended: nothing more to do; id released.
     Closed,
 }
 
 impl State {
     /// Whether the stream's id is still in use in this state.
-    pub(crate) fn holds_id(self) -> bool {
+    pub fn holds_id(self) -> bool {
         matches!(self, State::Open | State::FinSent)
     }
+
+    /// Whether this side closed the stream (reads and writes fail with "closed").
+    pub fn closed_here(self) -> bool {
+        matches!(self, State::FinSent | State::Closed)
+    }
+}
+
+/// What a transition owes: the core pays it in [`Core::settle`](super::Core), the one place
+/// that queues FINs, releases ids and wakes the stream's reader and writer.
+#[must_use = "a transition's debts must be settled"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Owed {
+    /// A FIN to queue (a close, or the answer to the peer's).
+    pub(crate) fin: bool,
+    /// The id goes back to the allocator.
+    pub(crate) release_id: bool,
+    /// The state changed: the reader and the writer must look again.
+    pub(crate) wake: bool,
+}
+
+impl Owed {
+    const NOTHING: Owed = Owed {
+        fin: false,
+        release_id: false,
+        wake: false,
+    };
 }
 
 /// One stream's protocol state. `W` is the I/O shell's per-stream data (its wakers); the core never
 /// looks at it.
 #[derive(Debug)]
-pub(crate) struct StreamState<W> {
+pub struct StreamState<W> {
     pub(crate) id: u16,
-    pub(crate) state: State,
+    state: State,
     /// A handle (or the accept backlog) refers to this stream.
     pub(crate) has_handle: bool,
     /// Waits in the accept backlog: what it holds counts against the session's memory budget.
     pub(crate) unclaimed: bool,
+    /// The queues this stream is listed in (only `queue.rs` reads or sets these).
+    pub(crate) listed: Listings,
+    /// The output batch (the low bits of the core's batch count when this stream last wrote; 16
+    /// bits keep a stream's state small) and what this stream put in it: a stream takes at most
+    /// a frame's worth of a batch while others contend.
+    pub(crate) batch: u16,
+    pub(crate) batch_bytes: u32,
     /// Bytes this side may still send before the peer confirms more.
-    pub(crate) send_credit: u32,
+    pub(crate) send_credit: SendCredit,
+    /// What the peer may send, and what this stream may hold.
+    pub(crate) window: RecvWindow,
     /// Received bytes not yet read by the application.
     pub(crate) recv: RecvBuf,
-    /// Bytes the peer may still send: what this side granted (the window at first, then each
-    /// confirm) less what arrived.
-    pub(crate) recv_credit: u32,
-    /// What this stream may hold, unread plus what the peer may still send: the base window, or
-    /// more where it grew (`extension.rs`).
-    pub(crate) recv_window: u32,
     /// Window growth's measure (`extension.rs`): when the current measuring period started
     /// (microseconds of the core's clock, wrapping), and the bytes read in it.
     pub(crate) period_at: u32,
     pub(crate) period_read: u32,
-    /// The session ended before the peer closed this stream.
-    pub(crate) cut: bool,
-    /// Listed in the core's confirm list.
-    pub(crate) confirm_listed: bool,
-    /// Listed in the core's queue-space waiters.
-    pub(crate) queue_waiting: bool,
-    /// The I/O shell listed it as waiting for a flush: a flag of the shell's, kept here rather
-    /// than in `waiters`, where it would cost a word of padding per stream.
-    pub(crate) flush_listed: bool,
-    /// Waited for queue space and has not written since: other writers yield to it.
-    pub(crate) contending: bool,
-    /// The output batch (the low bits of the core's batch count when this stream last wrote; 16
-    /// bits keep a stream's state small) and what this stream put in it: a stream takes at most a frame's worth of a batch while others contend.
-    pub(crate) batch: u16,
-    pub(crate) batch_bytes: u32,
     /// The core's output counter just after this stream's last frame was queued (for flush).
     pub(crate) last_queued: u64,
     /// The shell's data.
@@ -80,41 +104,134 @@ pub(crate) struct StreamState<W> {
 }
 
 impl<W: Default> StreamState<W> {
-    /// A stream with `window` bytes of credit each way, created at `now` (the core's clock).
+    /// An open stream with `window` bytes of credit each way, created at `now` (the core's clock).
     pub(crate) fn new(id: u16, has_handle: bool, window: u32, now: u32) -> Self {
         StreamState {
             id,
             state: State::Open,
             has_handle,
             unclaimed: false,
-            send_credit: window,
-            recv: RecvBuf::default(),
-            recv_credit: window,
-            recv_window: window,
-            period_at: now,
-            period_read: 0,
-            cut: false,
-            confirm_listed: false,
-            queue_waiting: false,
-            flush_listed: false,
-            contending: false,
+            listed: Listings::default(),
             batch: 0,
             batch_bytes: 0,
+            send_credit: SendCredit::new(window),
+            window: RecvWindow::new(window),
+            recv: RecvBuf::default(),
+            period_at: now,
+            period_read: 0,
             last_queued: 0,
             waiters: W::default(),
         }
     }
+}
 
-    /// What this side may confirm now: its window less what it holds unread and what the peer
-    /// may still send. With the base window, exactly the bytes read and not yet confirmed.
+// The accessors beyond `state` and `recv_window` serve the checks of the tests and fuzz targets.
+#[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
+impl<W> StreamState<W> {
+    /// Where the stream is in its lifecycle.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The stream's wire id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Bytes this side may still send before the peer confirms more.
+    pub fn send_credit(&self) -> u32 {
+        self.send_credit.get()
+    }
+
+    /// Received bytes not yet read.
+    pub fn buffered(&self) -> usize {
+        self.recv.len()
+    }
+
+    /// What this stream may hold now: the base window, or more where it grew.
+    pub fn recv_window(&self) -> u32 {
+        self.window.window()
+    }
+
+    /// What the peer may still send.
+    pub fn recv_credit(&self) -> u32 {
+        self.window.credit()
+    }
+
+    /// What the growth budget counts for this stream.
+    pub fn charged(&self) -> u32 {
+        self.window.charged()
+    }
+
+    /// Whether a handle (or the accept backlog) refers to it.
+    pub fn has_handle(&self) -> bool {
+        self.has_handle
+    }
+
+    /// Waits for room in the output queue and has not written since.
+    pub fn contending(&self) -> bool {
+        self.listed.contending()
+    }
+
+    /// What this stream put in the current output batch.
+    pub fn batch_bytes(&self) -> u32 {
+        self.batch_bytes
+    }
+
+    /// What this side may confirm now.
     pub(crate) fn grantable(&self) -> u32 {
-        self.recv_window
-            .saturating_sub(self.recv_credit)
-            .saturating_sub(self.recv.len() as u32)
+        self.window.grantable(self.recv.len())
     }
 
     /// Copies buffered data into `buf` and returns the count; a drained buffer goes back to `pool`.
     pub(crate) fn take_recv(&mut self, buf: &mut [u8], pool: &mut RecvPool) -> usize {
         self.recv.take(buf, pool)
+    }
+
+    // ----- transitions -----
+
+    /// This side closes the stream (or refuses it): a FIN if it was open.
+    pub(crate) fn close(&mut self) -> Owed {
+        let (next, fin) = match self.state {
+            State::Open => (State::FinSent, true),
+            State::FinReceived | State::Cut => (State::Closed, false),
+            State::FinSent | State::Closed => return Owed::NOTHING,
+        };
+        self.state = next;
+        Owed {
+            fin,
+            release_id: false,
+            wake: true,
+        }
+    }
+
+    /// The peer's FIN for this stream (whose id is in use): answered if the stream was open; the
+    /// close handshake is over either way.
+    pub(crate) fn peer_fin(&mut self) -> Owed {
+        let (next, fin) = match self.state {
+            State::Open => (State::FinReceived, true),
+            State::FinSent => (State::Closed, false),
+            s => unreachable!("a FIN reaches only streams holding an id, not {s:?}"),
+        };
+        self.state = next;
+        Owed {
+            fin,
+            release_id: true,
+            wake: true,
+        }
+    }
+
+    /// The session ended with the stream's id in use: an open stream is cut.
+    pub(crate) fn session_gone(&mut self) -> Owed {
+        self.state = match self.state {
+            State::Open => State::Cut,
+            State::FinSent => State::Closed,
+            s => unreachable!("only streams holding an id end with the session, not {s:?}"),
+        };
+        Owed {
+            fin: false,
+            release_id: true,
+            wake: true,
+        }
     }
 }

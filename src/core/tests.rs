@@ -1,9 +1,12 @@
 //! Frames in, frames out: the protocol rules, without I/O.
 
 use super::*;
-use crate::frame::MAX_PAYLOAD;
+use crate::frame::{HEADER_LEN, MAX_PAYLOAD};
 
 mod growth;
+mod props;
+
+use super::pair::deliver;
 
 fn limits() -> Limits {
     Limits {
@@ -50,14 +53,6 @@ fn frame(core: &mut Core<()>, cmd: Cmd, sid: u16, len: u32) -> Result<(), Protoc
 
 fn psh(core: &mut Core<()>, sid: u16, data: &[u8]) -> Result<(), ProtocolError> {
     core.handle_frame(hdr(Cmd::Psh, sid, data.len() as u32), data)
-}
-
-/// Moves every queued byte from `a` to `b` (a deterministic in-memory pair).
-fn deliver(from: &mut Core<()>, to: &mut Core<()>) {
-    for (h, p) in output(from) {
-        to.handle_frame(h, &p)
-            .expect("valid frames between two cores");
-    }
 }
 
 #[test]
@@ -253,7 +248,7 @@ fn a_confirm_goes_out_once_a_sixteenth_of_the_window_is_read() {
     let mut s = server();
     frame(&mut s, Cmd::Syn, 1, 0).unwrap();
     let t = s.accept().unwrap();
-    let window = s.stream(t).unwrap().recv_window as usize;
+    let window = s.stream(t).unwrap().recv_window() as usize;
     let chunk = vec![0u8; 32_768];
     for _ in 0..4 {
         psh(&mut s, 1, &chunk).unwrap();
@@ -280,7 +275,7 @@ fn a_confirm_for_more_than_sent_is_stale_and_gives_no_credit() {
     // It can only be late (for an earlier stream with this id): ignored, not a session error.
     assert_eq!(frame(&mut c, Cmd::Cfm, 1, 4), Ok(()));
     assert_eq!(frame(&mut c, Cmd::Cfm, 1, u32::MAX), Ok(()));
-    assert_eq!(c.stream(k).unwrap().send_credit, 512 * 1024 - 3);
+    assert_eq!(c.stream(k).unwrap().send_credit(), 512 * 1024 - 3);
     // Whatever a hostile peer confirms, this side never sends beyond the window.
     let big = vec![0u8; MAX_PAYLOAD as usize];
     let mut sent = 3;
@@ -430,7 +425,7 @@ fn late_frames_of_a_closed_stream_never_reach_a_new_one() {
     frame(&mut c, Cmd::Cfm, 1, 65_536).unwrap();
     frame(&mut c, Cmd::Fin, 1, 0).unwrap();
     psh(&mut c, 1, b"late").unwrap();
-    assert_eq!(c.stream(n).unwrap().state, State::Open);
+    assert_eq!(c.stream(n).unwrap().state(), State::Open);
     assert_eq!(c.write(n, b"fresh"), Write::Queued(5));
     let out = output(&mut c);
     assert!(out.iter().all(|(h, _)| h.sid != 1), "{out:?}");

@@ -92,7 +92,7 @@ fn against_the_original_nothing_changes() {
     // A CFM beyond what was sent is late, as always against the original.
     assert_eq!(c.write(k, b"abc"), Write::Queued(3));
     frame(&mut c, Cmd::Cfm, 1, BASE).unwrap();
-    assert_eq!(c.stream(k).unwrap().send_credit, BASE - 3);
+    assert_eq!(c.stream(k).unwrap().send_credit(), BASE - 3);
     // Confirms never pass what was read, whatever the clock says: the base window.
     psh(&mut c, 1, &vec![1u8; 65_536]).unwrap();
     c.set_clock(Duration::from_micros(1));
@@ -100,7 +100,7 @@ fn against_the_original_nothing_changes() {
     assert_eq!(c.read(k, &mut buf), Read::Data(65_536));
     let cfms: Vec<_> = output(&mut c).into_iter().map(|f| f.0).collect();
     assert_eq!(cfms, vec![hdr(Cmd::Psh, 1, 3), hdr(Cmd::Cfm, 1, 65_536)]);
-    assert_eq!(c.stream(k).unwrap().recv_window, BASE);
+    assert_eq!(c.stream(k).unwrap().recv_window(), BASE);
 }
 
 #[test]
@@ -112,14 +112,14 @@ fn a_window_that_limits_the_stream_doubles_up_to_the_maximum() {
         // Each round moves a whole window in one round trip: the window limits the stream.
         at += RTT;
         round(&mut c, &mut s, k, t, at);
-        let w = s.stream(t).unwrap().recv_window;
+        let w = s.stream(t).unwrap().recv_window();
         assert!(w <= MAX, "window {w} beyond the maximum");
         windows.push(w);
     }
     assert_eq!(windows[0], 2 * BASE);
     assert_eq!(*windows.last().unwrap(), MAX);
     // The sender was given credit for the grown window.
-    assert!(c.stream(k).unwrap().send_credit > BASE);
+    assert!(c.stream(k).unwrap().send_credit() > BASE);
     // Closing gives the growth back.
     s.close(t);
     assert_eq!(s.growth.held(), 0);
@@ -134,7 +134,7 @@ fn a_window_stays_at_the_base_when_the_path_is_short() {
         at += RTT * 100;
         round(&mut c, &mut s, k, t, at);
     }
-    assert_eq!(s.stream(t).unwrap().recv_window, BASE);
+    assert_eq!(s.stream(t).unwrap().recv_window(), BASE);
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn growth_stays_within_the_budget_shared_by_all_streams() {
         }
         let extra: u32 = ts
             .iter()
-            .map(|t| s.stream(*t).unwrap().recv_window - BASE)
+            .map(|t| s.stream(*t).unwrap().recv_window() - BASE)
             .sum();
         assert!(extra as usize <= budget, "{extra} beyond the budget");
         assert_eq!(extra as usize, s.growth.held());
@@ -168,7 +168,7 @@ fn a_reader_that_falls_behind_shrinks_the_window_back() {
         at += RTT;
         round(&mut c, &mut s, k, t, at);
     }
-    let grown = s.stream(t).unwrap().recv_window;
+    let grown = s.stream(t).unwrap().recv_window();
     assert!(grown > BASE);
     // The sender fills the window; the reader takes only an eighth of it.
     let data = vec![7u8; MAX_PAYLOAD as usize];
@@ -182,10 +182,10 @@ fn a_reader_that_falls_behind_shrinks_the_window_back() {
         assert!(matches!(s.read(t, &mut buf), Read::Data(_)));
     }
     let _ = output(&mut s);
-    let w = s.stream(t).unwrap().recv_window;
+    let w = s.stream(t).unwrap().recv_window();
     assert_eq!(w, grown / 2);
     let st = s.stream(t).unwrap();
-    assert!(st.recv.len() as u32 + st.recv_credit <= grown);
+    assert!(st.recv.len() as u32 + st.recv_credit() <= grown);
 }
 
 #[test]
@@ -209,7 +209,73 @@ fn a_hostile_peer_claiming_the_extension_cannot_send_beyond_the_grant() {
     let mut s = Core::<()>::new(Direction::Down, growing(usize::MAX));
     s.handle_frame(OFFER, &[]).unwrap();
     let k = s.open().unwrap();
-    frame(&mut s, Cmd::Cfm, 65_535, u32::MAX).unwrap();
-    assert_eq!(s.stream(k).unwrap().send_credit, u32::MAX);
-    assert_eq!(s.stream(k).unwrap().recv_credit, BASE);
+    frame(&mut s, Cmd::Cfm, 65_535, u32::MAX - BASE).unwrap();
+    assert_eq!(s.stream(k).unwrap().send_credit(), u32::MAX);
+    assert_eq!(s.stream(k).unwrap().recv_credit(), BASE);
+    // Credit past 4 GiB is no grant an honest peer makes: the session ends.
+    assert_eq!(
+        frame(&mut s, Cmd::Cfm, 65_535, 1),
+        Err(ProtocolError::CreditOverflow { stream: 65_535 })
+    );
+}
+
+/// Review defect 3 (2026-12-06): a window that shrinks while its stream still holds the bytes of
+/// the grown window keeps that growth counted, until the stream no longer holds it. Otherwise a
+/// second stream grows into the same budget and the session holds more than every base window
+/// plus the budget.
+#[test]
+fn a_shrunk_window_keeps_its_growth_counted_while_the_stream_holds_the_bytes() {
+    let budget = BASE as usize;
+    let (mut c, mut s) = agreed(growing(budget));
+    let (k1, k2) = (c.open().unwrap(), c.open().unwrap());
+    deliver(&mut c, &mut s);
+    let (t1, t2) = (s.accept().unwrap(), s.accept().unwrap());
+    let held = |s: &Core<()>| -> u64 {
+        [t1, t2]
+            .iter()
+            .map(|t| {
+                let st = s.stream(*t).unwrap();
+                st.recv.len() as u64 + u64::from(st.recv_credit())
+            })
+            .sum()
+    };
+    let bound = 2 * u64::from(BASE) + budget as u64;
+    // The first stream grows to twice the base (the whole budget) ...
+    let mut at = RTT * 2;
+    while s.stream(t1).unwrap().recv_window() < 2 * BASE {
+        at += RTT;
+        round(&mut c, &mut s, k1, t1, at);
+    }
+    // ... and is filled; its reader takes an eighth, so the window halves.
+    let data = vec![7u8; MAX_PAYLOAD as usize];
+    while let Write::Queued(_) = c.write(k1, &data) {
+        deliver(&mut c, &mut s);
+    }
+    at += RTT;
+    s.set_clock(at);
+    let mut buf = vec![0u8; (BASE / 4) as usize];
+    while s.stream(t1).unwrap().grantable() < BASE / 4 {
+        assert!(matches!(s.read(t1, &mut buf), Read::Data(_)));
+    }
+    deliver(&mut s, &mut c);
+    assert_eq!(s.stream(t1).unwrap().recv_window(), BASE);
+    assert!(held(&s) <= bound);
+    // The second stream now tries to grow and fill as the first did.
+    for _ in 0..8 {
+        at += RTT;
+        round(&mut c, &mut s, k2, t2, at);
+    }
+    while let Write::Queued(_) = c.write(k2, &data) {
+        deliver(&mut c, &mut s);
+    }
+    assert!(
+        held(&s) <= bound,
+        "the streams hold {} bytes, beyond the bound of {bound}",
+        held(&s)
+    );
+    assert!(s.growth.held() <= budget);
+    // Once the first stream's reader drains it, its growth is free for the second.
+    while let Read::Data(_) = s.read(t1, &mut buf) {}
+    deliver(&mut s, &mut c);
+    assert_eq!(s.window_growth(), s.stream(t2).unwrap().charged() as usize);
 }
