@@ -165,6 +165,35 @@ fn a_peer_that_hangs_up_at_once_is_backed_off_from() {
     });
 }
 
+/// Review defect 2 (2026-12-06): a peer that answers the client's first frame and then closes
+/// every session is backed off from like a failed connect, not reconnected to in a tight loop.
+#[test]
+fn a_peer_that_answers_and_then_closes_every_session_is_backed_off_from() {
+    run(|ex| async move {
+        let peer = Peer::new(&ex);
+        peer.answer_then_hang_up.store(true, Ordering::SeqCst);
+        let clock = FakeClock::default();
+        let wait = Duration::from_millis(100);
+        let config = PoolConfig::new(clock.sleep_fn())
+            .with_sessions(1, 1)
+            .with_backoff(wait, wait);
+        let (pool, driver) = Pool::new(peer.connector(), config);
+        ex.spawn(driver).detach();
+        for n in 1..=3 {
+            until("a backoff sleep", || clock.running(wait) == 1).await;
+            for _ in 0..200 {
+                smol::future::yield_now().await;
+            }
+            assert_eq!(peer.attempts(), n, "reconnected without waiting");
+            clock.release(wait);
+        }
+        assert_eq!(pool.stats().connect_failures, 3);
+        peer.answer_then_hang_up.store(false, Ordering::SeqCst);
+        let (mut s, _) = open_tagged(&pool).await;
+        bounded(round_trip(&mut s, 1, 100)).await.unwrap();
+    });
+}
+
 #[test]
 fn the_pools_futures_are_send() {
     fn assert_send<T: Send + 'static>(_: &T) {}

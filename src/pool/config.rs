@@ -117,7 +117,10 @@ impl PoolConfig {
 
     /// Sets the wait before connecting again after a failure (default 100 ms), doubling with each
     /// failure in a row up to `max` (default 10 s). `initial` must be at least 1 ms and at most
-    /// `max`. A session that ends before the peer sent a single frame counts as a failure.
+    /// `max`. A session that ends before it carried a stream, or within a second of its connect,
+    /// counts as a failure too: a peer that answers and then closes every session (at its
+    /// connection limit, or draining for a restart) is backed off from, not reconnected to in a
+    /// loop.
     pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
         if initial < Duration::from_millis(1) || initial > max {
             self.invalid

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_core::Stream as _;
 use futures_util::stream::FuturesUnordered;
@@ -21,6 +22,9 @@ use crate::session::Session;
 /// Rounds in one poll before the driver yields to its executor (a timer that is always ready
 /// and a connector that always fails at once must not hold the thread).
 const ROUNDS_PER_POLL: usize = 32;
+/// A session that ends sooner than this after its connect counts as a failed connect (backed off
+/// from), as one that ends before it carried a stream does.
+const HEALTHY_AFTER: Duration = Duration::from_secs(1);
 
 type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -41,7 +45,8 @@ pub struct PoolDriver<C: Connect> {
     sessions: FuturesUnordered<Running<C::Io>>,
     backoff: Option<Sleep>,
     idle_timer: Option<Sleep>,
-    /// Failures in a row: connects that failed, sessions that ended before the peer spoke.
+    /// Failures in a row: connects that failed, sessions that ended before they carried a stream
+    /// or within [`HEALTHY_AFTER`].
     failures: u32,
     next_id: u64,
     done: bool,
@@ -89,7 +94,7 @@ impl<C: Connect> PoolDriver<C> {
         }
     }
 
-    /// A connect failed (or a session ended before the peer said anything): wait before the next.
+    /// A connect failed (or a session ended too soon to count as up): wait before the next.
     fn failed(&mut self, st: &mut State, error: Option<ConnectError>) {
         self.failures = self.failures.saturating_add(1);
         st.stats.connect_failures += 1;
@@ -122,8 +127,12 @@ impl<C: Connect> PoolDriver<C> {
         if st.closing {
             return Some(member.session);
         }
-        if member.session.stats().frames_in == 0 {
-            // Connected, but the peer never spoke: as good as a failed connect.
+        let stats = member.session.stats();
+        let carried = stats.streams_opened + stats.streams_accepted > 0;
+        if !carried || member.started.elapsed() < HEALTHY_AFTER {
+            // Connected, but the session ended before it carried a stream, or soon after: a
+            // peer that answers and then turns us away (at its connection limit, or draining
+            // for a restart) is as good as a failed connect, and is backed off from.
             self.failed(st, None);
         } else {
             self.failures = 0;
@@ -143,6 +152,7 @@ impl<C: Connect> PoolDriver<C> {
                     id,
                     session,
                     idle_mark: None,
+                    started: Instant::now(),
                 });
                 st.last_error = None;
                 self.sessions.push(Running { id, driver });

@@ -16,6 +16,8 @@ pub(crate) struct Member {
     pub(crate) session: Session,
     /// Streams opened and accepted when the idle check last found it without streams.
     pub(crate) idle_mark: Option<u64>,
+    /// When its connect completed.
+    pub(crate) started: std::time::Instant,
 }
 
 /// The state behind the lock.

@@ -91,6 +91,9 @@ pub struct Peer {
     pub refuse: Arc<AtomicBool>,
     /// Close every new session at once, before saying anything (a peer that turns us away).
     pub hang_up: Arc<AtomicBool>,
+    /// Answer every new session's first frame, then close it (a server at its connection limit,
+    /// or draining for a restart).
+    pub answer_then_hang_up: Arc<AtomicBool>,
     /// The far ends, by connection.
     pub servers: Arc<Mutex<Vec<Session>>>,
     /// Connects from this attempt on wait until the gate's sender is dropped.
@@ -105,6 +108,7 @@ impl Peer {
             attempts: Arc::default(),
             refuse: Arc::default(),
             hang_up: Arc::default(),
+            answer_then_hang_up: Arc::default(),
             servers: Arc::default(),
             gate: None,
         }
@@ -139,6 +143,19 @@ impl Peer {
         self.ex.spawn(driver).detach();
         if self.hang_up.load(Ordering::SeqCst) {
             let _ = server.close().await;
+        }
+        if self.answer_then_hang_up.load(Ordering::SeqCst) {
+            let server = server.clone();
+            self.ex
+                .spawn(async move {
+                    // Once the client's first frame is answered, the session is closed.
+                    until("the client's first frame to be answered", || {
+                        server.stats().frames_out > 0
+                    })
+                    .await;
+                    let _ = server.close().await;
+                })
+                .detach();
         }
         self.servers.lock().unwrap().push(server.clone());
         let ex = self.ex.clone();
