@@ -33,9 +33,9 @@ fn poll_open_and_poll_accept() {
             assert_eq!(t.id(), s.id());
             // At the limit: poll_open waits, and is woken when the stream closes.
             let mut client = p.client.clone();
-            let opener = ex.spawn(async move { poll_fn(|cx| client.poll_open(cx)).await });
-            smol::Timer::after(std::time::Duration::from_millis(20)).await;
-            assert!(!opener.is_finished(), "poll_open did not wait at the limit");
+            let mut opener = Box::pin(async move { poll_fn(|cx| client.poll_open(cx)).await });
+            let woken = assert_pending(opener.as_mut(), "poll_open at the limit");
+            assert_eq!(woken.get(), 0, "woken with no stream closed");
             let mut buf = [0u8; 2];
             t.read_exact(&mut buf).await.expect("read");
             drop(s);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::wait;
+use common::{assert_pending, wait};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use ysmux::{Config, Error, Session, SleepFn};
 
@@ -151,12 +151,12 @@ fn shutdown_lets_open_streams_finish_and_refuses_new_ones() {
         s.write_all(b"request").await.unwrap();
         let mut t = server.accept().await.unwrap();
 
-        let shutdown = smol::spawn({
+        let mut shutdown = Box::pin({
             let server = server.clone();
             async move { server.shutdown(std::future::pending()).await }
         });
-        smol::Timer::after(Duration::from_millis(20)).await;
-        assert!(!shutdown.is_finished(), "waits for the open stream");
+        // It waits for the open stream (polled once: draining has begun).
+        let woken = assert_pending(shutdown.as_mut(), "shutdown with a stream open");
         // No new streams, from either side.
         assert!(matches!(server.open().await, Err(Error::SessionClosed)));
         assert!(matches!(server.accept().await, Err(Error::SessionClosed)));
@@ -173,6 +173,7 @@ fn shutdown_lets_open_streams_finish_and_refuses_new_ones() {
         assert_eq!(&resp, b"response");
         s.close().await.unwrap();
         assert_eq!(t.read(&mut buf).await.unwrap(), 0);
+        assert_eq!(woken.get(), 0, "shutdown woken while the stream was open");
         drop(t);
         wait("shutdown", shutdown).await.unwrap();
         sd.await.unwrap();

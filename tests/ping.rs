@@ -31,15 +31,17 @@ fn ping_waits_for_the_answer_and_measures_the_round_trip() {
             .answer_offer_like_the_original()
             .await;
         // Two pings at once share one probe: the peer sees exactly one.
-        let pings = {
+        let mut pings = Box::pin({
             let c = client.clone();
-            ex.spawn(async move { futures::join!(c.ping(), c.ping()) })
-        };
+            async move { futures::join!(c.ping(), c.ping()) }
+        });
+        let woken = assert_pending(pings.as_mut(), "two pings");
         let answer = read_probe(&mut peer).await;
-        // No answer yet: the pings wait (however long the peer takes).
+        // No answer yet: the pings wait, unwoken, however long the peer takes (the wait is what
+        // the round trip measures).
         let held = Duration::from_millis(30);
         smol::Timer::after(held).await;
-        assert!(!pings.is_finished(), "a ping completed without its answer");
+        assert_eq!(woken.get(), 0, "a ping woken without its answer");
         peer.write_all(&answer).await.expect("answer");
         let (x, y) = wait("the pings", pings).await;
         let (x, y) = (x.expect("ping"), y.expect("ping"));
@@ -48,14 +50,17 @@ fn ping_waits_for_the_answer_and_measures_the_round_trip() {
             "round trips {x:?} {y:?} under {held:?}"
         );
         // A wrong answer is not taken for the right one.
-        let c = client.clone();
-        let ping = ex.spawn(async move { c.ping().await });
+        let mut ping = Box::pin({
+            let c = client.clone();
+            async move { c.ping().await }
+        });
+        let woken = assert_pending(ping.as_mut(), "a ping");
         let answer = read_probe(&mut peer).await;
         let mut wrong = answer;
         wrong[6] ^= 0xFF;
         peer.write_all(&wrong).await.expect("wrong answer");
         let _answer_to_wrong = read_probe(&mut peer).await; // it was answered as a probe
-        assert!(!ping.is_finished());
+        assert_eq!(woken.get(), 0, "a wrong answer woke the ping");
         peer.write_all(&answer).await.expect("answer");
         wait("the ping", ping).await.expect("ping");
     });

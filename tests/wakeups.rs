@@ -129,7 +129,11 @@ fn a_released_id_wakes_one_waiting_open_not_all() {
             counters.iter().any(|c| c.0.load(Ordering::SeqCst) > 0)
         })
         .await;
-        smol::Timer::after(Duration::from_millis(50)).await; // any further wakeups land
+        // Every frame before the pong is handled, and its wakeups run, before the ping returns:
+        // any further wakeup of that release has landed.
+        wait("a ping after the release", p.client.ping())
+            .await
+            .expect("ping");
         let woken = counters
             .iter()
             .filter(|c| c.0.load(Ordering::SeqCst) > 0)

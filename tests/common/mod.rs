@@ -995,3 +995,34 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RawPeer<T> {
         parse_frames(&b)
     }
 }
+
+/// A waker that counts its wakes: for polling a future by hand.
+#[derive(Default)]
+pub struct WakeCount(std::sync::atomic::AtomicUsize);
+
+impl WakeCount {
+    /// How often it was woken.
+    pub fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl std::task::Wake for WakeCount {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Polls `fut` once with a [`WakeCount`] waker and asserts that it is pending (tower-test's
+/// `assert_pending!`): a test that something waits needs no sleep. Returns the count, so that
+/// the test can assert later that nothing woke it, or that something did.
+pub fn assert_pending<F: Future + ?Sized>(
+    fut: std::pin::Pin<&mut F>,
+    what: &str,
+) -> Arc<WakeCount> {
+    let count = Arc::new(WakeCount::default());
+    let waker = std::task::Waker::from(count.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(fut.poll(&mut cx).is_pending(), "{what}: ready at once");
+    count
+}
