@@ -721,3 +721,54 @@ fn a_pool_against_the_go_original() {
         drop(go);
     });
 }
+
+/// The pool wakes nobody under its lock: a driver waker that enters the pool (takes its lock)
+/// when woken must not deadlock. Asking for a session wakes the driver; before the pool's lock
+/// guard deferred that wake, it ran under the lock, and this test hung (the std mutex is not
+/// reentrant).
+#[test]
+fn a_driver_waker_that_enters_the_pool_does_not_deadlock() {
+    use std::future::Future;
+    use std::sync::mpsc;
+    use std::task::{Context, Wake, Waker};
+
+    struct Reentrant {
+        pool: std::sync::Mutex<Option<Pool>>,
+        woken: AtomicUsize,
+    }
+    impl Wake for Reentrant {
+        fn wake(self: Arc<Self>) {
+            if let Some(pool) = self.pool.lock().unwrap().as_ref() {
+                let _ = pool.stats(); // takes the pool's lock
+            }
+            self.woken.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Connects that never complete: the pool has no session, and each poll_ready asks for one.
+        let connect = || std::future::pending::<io::Result<Pipe>>();
+        let config = PoolConfig::new(smol_sleep()).with_sessions(0, 2);
+        let (mut pool, driver) = Pool::new(connect, config);
+        let waker = Arc::new(Reentrant {
+            pool: std::sync::Mutex::new(Some(pool.clone())),
+            woken: AtomicUsize::new(0),
+        });
+        let w = Waker::from(waker.clone());
+        let mut driver = Box::pin(driver);
+        assert!(driver
+            .as_mut()
+            .poll(&mut Context::from_waker(&w))
+            .is_pending());
+        let noop = futures::task::noop_waker();
+        let _ = Service::<()>::poll_ready(&mut pool, &mut Context::from_waker(&noop));
+        let woken = waker.woken.load(Ordering::SeqCst);
+        waker.pool.lock().unwrap().take();
+        let _ = tx.send(woken);
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(woken) => assert_eq!(woken, 1, "asking for a session wakes the driver once"),
+        Err(_) => panic!("deadlock: the pool's driver was woken under the pool's lock"),
+    }
+}

@@ -44,6 +44,8 @@ pub struct PoolDriver<C: Connect> {
     connects: FuturesUnordered<C::Future>,
     sessions: FuturesUnordered<Running<C::Io>>,
     backoff: Option<Sleep>,
+    /// A backoff decided under the pool's lock, its sleep to be asked of the timer after it.
+    backoff_due: Option<Duration>,
     idle_timer: Option<Sleep>,
     /// Failures in a row: connects that failed, sessions that ended before they carried a stream
     /// or within [`HEALTHY_AFTER`].
@@ -87,6 +89,7 @@ impl<C: Connect> PoolDriver<C> {
             connects: FuturesUnordered::new(),
             sessions: FuturesUnordered::new(),
             backoff: None,
+            backoff_due: None,
             idle_timer: None,
             failures: 0,
             next_id: 0,
@@ -94,7 +97,8 @@ impl<C: Connect> PoolDriver<C> {
         }
     }
 
-    /// A connect failed (or a session ended too soon to count as up): wait before the next.
+    /// A connect failed (or a session ended too soon to count as up): wait before the next (the
+    /// sleep is asked of the timer once the lock is released: [`PoolDriver::start_backoff`]).
     fn failed(&mut self, st: &mut State, error: Option<ConnectError>) {
         self.failures = self.failures.saturating_add(1);
         st.stats.connect_failures += 1;
@@ -109,7 +113,23 @@ impl<C: Connect> PoolDriver<C> {
         if let Some(e) = error {
             st.last_error = Some(e);
         }
-        self.backoff = Some((self.config.sleep)(wait));
+        self.backoff_due = Some(wait);
+    }
+
+    /// Whether a backoff runs or is due.
+    fn backing_off(&self) -> bool {
+        self.backoff.is_some() || self.backoff_due.is_some()
+    }
+
+    /// Starts the sleep of a backoff that is due (no lock held: the timer is the caller's code).
+    fn start_backoff(&mut self) -> bool {
+        match self.backoff_due.take() {
+            Some(wait) => {
+                self.backoff = Some((self.config.sleep)(wait));
+                true
+            }
+            None => false,
+        }
     }
 
     /// A session's driver returned with `result` (the `tracing` feature reports it).
@@ -141,11 +161,17 @@ impl<C: Connect> PoolDriver<C> {
     }
 
     /// A connect completed.
-    fn connect_done(&mut self, st: &mut State, result: Result<C::Io, C::Error>) {
+    /// A connect completed; its session (made with no lock held) joins the pool, or, if the pool
+    /// is closing, is handed back to be dropped once the lock is released.
+    fn connect_done(
+        &mut self,
+        st: &mut State,
+        result: Result<(Session, Driver<C::Io>), C::Error>,
+    ) -> Option<(Session, Driver<C::Io>)> {
         st.connecting = st.connecting.saturating_sub(1);
         match result {
-            Ok(io) if !st.closing => {
-                let (session, driver) = Session::client(io, self.config.session.clone());
+            Ok(made) if st.closing => Some(made),
+            Ok((session, driver)) => {
                 let id = self.next_id;
                 self.next_id += 1;
                 st.members.push(Member {
@@ -156,38 +182,53 @@ impl<C: Connect> PoolDriver<C> {
                 });
                 st.last_error = None;
                 self.sessions.push(Running { id, driver });
+                None
             }
-            Ok(_) => {} // closing: the transport is dropped
             Err(e) => {
                 let e: ConnectError = Arc::from(e.into());
                 self.failed(st, Some(e));
+                None
             }
         }
     }
 
-    /// Starts the connects the pool needs: up to the minimum, and one more (up to the maximum)
+    /// How many connects the pool needs now: up to the minimum, and one more (up to the maximum)
     /// when a handle found every session busy. Growth is one connect at a time.
-    fn start_connects(&mut self, st: &mut State, cx: &mut Context<'_>) -> bool {
+    fn connects_wanted(&self, st: &mut State) -> usize {
         let live = st.members.len();
         let mut want = self.config.min;
-        if st.demand {
+        if std::mem::take(&mut st.demand) {
             want = want.max(live + 1);
         }
-        st.demand = false;
-        let want = want.min(self.config.max);
+        want.min(self.config.max)
+            .saturating_sub(live + st.connecting)
+    }
+
+    /// Starts up to `n` connects, with no lock held (the connector is the caller's code); each is
+    /// counted under the lock once started.
+    fn start_connects(&mut self, n: usize, cx: &mut Context<'_>) -> bool {
         let mut started = false;
-        while self.backoff.is_none() && live + st.connecting < want {
+        for _ in 0..n {
+            if self.backing_off() {
+                break;
+            }
             match self.connector.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {
                     self.connects.push(self.connector.connect());
+                    let shared = self.shared.clone();
+                    let mut st = shared.lock();
                     st.connecting += 1;
                     st.stats.connects += 1;
                     started = true;
                 }
                 Poll::Ready(Err(e)) => {
-                    st.stats.connects += 1;
                     let e: ConnectError = Arc::from(e.into());
-                    self.failed(st, Some(e));
+                    let shared = self.shared.clone();
+                    let mut st = shared.lock();
+                    st.stats.connects += 1;
+                    self.failed(&mut st, Some(e));
+                    drop(st);
+                    shared.notify_changed();
                     started = true;
                 }
                 Poll::Pending => break,
@@ -241,8 +282,10 @@ impl<C: Connect> Future for PoolDriver<C> {
             }
             let mut connected = Vec::new();
             while let Poll::Ready(Some(result)) = Pin::new(&mut this.connects).poll_next(cx) {
-                connected.push(result);
+                let config = &this.config.session;
+                connected.push(result.map(|io| Session::client(io, config.clone())));
             }
+            let mut unwanted = Vec::new();
             if let Some(b) = &mut this.backoff {
                 if b.as_mut().poll(cx).is_ready() {
                     this.backoff = None;
@@ -272,7 +315,7 @@ impl<C: Connect> Future for PoolDriver<C> {
                 dropped.extend(this.session_ended(&mut st, id, result));
             }
             for result in connected {
-                this.connect_done(&mut st, result);
+                unwanted.extend(this.connect_done(&mut st, result));
             }
             if idle_check {
                 let gone = this.let_idle_go(&mut st);
@@ -285,34 +328,42 @@ impl<C: Connect> Future for PoolDriver<C> {
                 dropped.extend(st.members.drain(..).map(|m| m.session));
                 changed = true;
             }
+            let mut connects = 0;
+            let mut idle_timer = None;
             if st.closing {
                 this.connects = FuturesUnordered::new();
                 st.connecting = 0;
                 this.backoff = None;
+                this.backoff_due = None;
                 this.idle_timer = None;
                 if this.sessions.is_empty() {
                     this.done = true;
-                    st.members.clear();
+                    let members = std::mem::take(&mut st.members);
                     drop(st);
+                    drop(members);
+                    drop(unwanted);
                     drop(dropped);
                     shared.notify_changed();
                     return Poll::Ready(Ok(()));
                 }
             } else {
-                progress |= this.start_connects(&mut st, cx);
-                match this.config.idle {
-                    Some(idle)
-                        if this.idle_timer.is_none() && st.members.len() > this.config.min =>
-                    {
-                        this.idle_timer = Some((this.config.sleep)(idle));
-                        progress = true;
-                    }
-                    _ => {}
-                }
+                connects = this.connects_wanted(&mut st);
+                idle_timer = this
+                    .config
+                    .idle
+                    .filter(|_| this.idle_timer.is_none() && st.members.len() > this.config.min);
             }
             drop(st);
+            drop(unwanted); // sessions of connects that completed while closing
             if changed {
                 shared.notify_changed();
+            }
+            // The caller's code (timer, connector) runs with no lock held.
+            progress |= this.start_backoff();
+            progress |= this.start_connects(connects, cx);
+            if let Some(idle) = idle_timer {
+                this.idle_timer = Some((this.config.sleep)(idle));
+                progress = true;
             }
             dropped.clear();
             if !progress {

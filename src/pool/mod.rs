@@ -293,73 +293,84 @@ impl Pool {
     }
 
     /// Reserves room for a stream on a session picked by load, or waits for room (see
-    /// [`Pool`]'s readiness).
+    /// [`Pool`]'s readiness). The pool's lock is held only to read which sessions are up: the
+    /// sessions are polled, and reservations and listeners dropped, without it (`state.rs`).
     fn poll_reserve(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), PoolError>> {
-        let shared = self.shared.clone();
-        let mut st = shared.lock();
-        if let Some(e) = st.error() {
-            self.reservation = None;
-            return Poll::Ready(Err(e));
+        // Listen before looking, so that no change between the look and the wait is missed.
+        if self.changed.is_none() {
+            self.changed = Some(self.shared.changed.listen());
         }
-        if let Some((id, _)) = &self.reservation {
-            // Still good while its session is in the pool and up; else pick again.
-            if st
+        let (members, threshold) = {
+            let st = self.shared.lock();
+            if let Some(e) = st.error() {
+                drop(st);
+                self.reservation = None;
+                return Poll::Ready(Err(e));
+            }
+            if let Some((id, _)) = &self.reservation {
+                // Still good while its session is in the pool and up; else pick again.
+                if st
+                    .members
+                    .iter()
+                    .any(|m| m.id == *id && !m.session.is_closed())
+                {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            let up: Vec<(u64, Session)> = st
                 .members
                 .iter()
-                .any(|m| m.id == *id && !m.session.is_closed())
-            {
-                return Poll::Ready(Ok(()));
-            }
-            self.reservation = None;
-        }
-        let live: Vec<usize> = (0..st.members.len())
-            .filter(|&i| !st.members[i].session.is_closed())
-            .collect();
-        let loads: Vec<usize> = live.iter().map(|&i| st.members[i].session.load()).collect();
-        if loads.iter().all(|&l| l >= st.threshold) {
+                .filter(|m| !m.session.is_closed())
+                .map(|m| (m.id, m.session.clone()))
+                .collect();
+            (up, st.threshold)
+        };
+        self.reservation = None;
+        let loads: Vec<usize> = members.iter().map(|(_, s)| s.load()).collect();
+        if loads.iter().all(|&l| l >= threshold) {
             // Every session busy (or none up): ask for another; the driver decides.
-            st.ask_for_session();
+            self.shared.lock().ask_for_session();
         }
         // Two random choices first, then the rest from the lightest; no waiting yet.
         let mut noop = Context::from_waker(noop_waker_ref());
         for k in balance::order(&mut self.rng, &loads) {
-            let m = &st.members[live[k]];
-            if let Poll::Ready(Ok(r)) = m.session.poll_reserve(&mut None, &mut noop) {
-                self.reservation = Some((m.id, r));
-                self.waits.clear();
-                self.changed = None;
-                return Poll::Ready(Ok(()));
+            let (id, session) = &members[k];
+            if let Poll::Ready(Ok(r)) = session.poll_reserve(&mut None, &mut noop) {
+                return self.reserved(*id, r);
             }
         }
         // No room anywhere: more sessions are wanted, and this handle waits for a stream to
         // close on any session, or for the pool to change.
-        st.ask_for_session();
+        self.shared.lock().ask_for_session();
         self.waits
-            .retain(|(id, _)| st.members.iter().any(|m| m.id == *id));
-        for &i in &live {
-            let m = &st.members[i];
-            let slot = match self.waits.iter().position(|(id, _)| *id == m.id) {
+            .retain(|(id, _)| members.iter().any(|(m, _)| m == id));
+        for (id, session) in &members {
+            let slot = match self.waits.iter().position(|(w, _)| w == id) {
                 Some(p) => &mut self.waits[p].1,
                 None => {
-                    self.waits.push((m.id, None));
+                    self.waits.push((*id, None));
                     &mut self.waits.last_mut().expect("just pushed").1
                 }
             };
-            if let Poll::Ready(Ok(r)) = m.session.poll_reserve(slot, cx) {
-                self.reservation = Some((m.id, r));
-                self.waits.clear();
-                self.changed = None;
-                return Poll::Ready(Ok(()));
+            if let Poll::Ready(Ok(r)) = session.poll_reserve(slot, cx) {
+                return self.reserved(*id, r);
             }
         }
-        let changed = self.changed.get_or_insert_with(|| shared.changed.listen());
-        drop(st);
+        let changed = self.changed.as_mut().expect("listening since the start");
         if Pin::new(changed).poll(cx).is_ready() {
             // The pool changed since we looked: look again.
             self.changed = None;
             cx.waker().wake_by_ref();
         }
         Poll::Pending
+    }
+
+    /// Keeps the reservation made on session `id`; the waits are over.
+    fn reserved(&mut self, id: u64, r: Reservation) -> Poll<Result<(), PoolError>> {
+        self.reservation = Some((id, r));
+        self.waits.clear();
+        self.changed = None;
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -1,5 +1,13 @@
 //! What a pool's handles and its driver share: the sessions up, the connects in flight, demand.
+//!
+//! **Lock order.** The pool's lock comes first: a session's lock (`shared.rs`) may be taken while
+//! it is held (to read a member's load or stats), never the other way round. **Nobody is woken
+//! under it, and no user code runs under it**: [`PoolShared::lock`] returns a guard that wakes the
+//! driver, if asked to, after the lock is released; the connector and the timer are called by the
+//! driver with no lock held; reservations and listeners, whose drop may wake a task, are dropped
+//! outside it.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
@@ -42,6 +50,8 @@ pub(crate) struct State {
     pub(crate) last_error: Option<ConnectError>,
     pub(crate) stats: Counters,
     driver: Option<Waker>,
+    /// The driver is to be woken once the lock is released.
+    wake: Option<Waker>,
 }
 
 /// The counters of [`PoolStats`](super::PoolStats).
@@ -64,11 +74,10 @@ impl State {
         }
     }
 
-    /// Asks the driver to look at the state again (it is woken after the lock is released by the
-    /// caller's drop order: waking under the lock is fine, the driver takes it only when polled).
+    /// Asks the driver to look at the state again: it is woken once the lock is released.
     pub(crate) fn wake_driver(&mut self) {
         if let Some(w) = self.driver.take() {
-            w.wake();
+            self.wake = Some(w);
         }
     }
 
@@ -98,11 +107,43 @@ pub(crate) struct PoolShared {
 }
 
 impl PoolShared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Locks the state; the driver, if asked for meanwhile, is woken when the guard is dropped,
+    /// after the lock is released.
+    pub(crate) fn lock(&self) -> PoolLocked<'_> {
+        PoolLocked(Some(
+            self.state.lock().unwrap_or_else(PoisonError::into_inner),
+        ))
     }
 
     pub(crate) fn notify_changed(&self) {
         self.changed.notify(usize::MAX);
+    }
+}
+
+/// The pool's locked state; see [`PoolShared::lock`].
+#[derive(Debug)]
+pub(crate) struct PoolLocked<'a>(Option<MutexGuard<'a, State>>);
+
+impl Deref for PoolLocked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl DerefMut for PoolLocked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.0.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for PoolLocked<'_> {
+    fn drop(&mut self) {
+        let mut guard = self.0.take().expect("dropped once");
+        let wake = guard.wake.take();
+        drop(guard);
+        if let Some(w) = wake {
+            w.wake();
+        }
     }
 }
