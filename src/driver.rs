@@ -43,6 +43,9 @@ enum Phase {
     Running,
     /// Writing out what is queued, then closing the transport.
     Closing,
+    /// `shutdown`'s deadline passed: writing what the transport takes at once, then closing,
+    /// waiting for nothing.
+    Aborting,
     /// Returned.
     Done,
 }
@@ -105,8 +108,6 @@ pub struct Driver<T> {
     /// Output position at the end of `wbuf`.
     wbuf_end: u64,
     need_flush: bool,
-    /// `shutdown`'s deadline passed: nothing is waited for any more (see `write_side`).
-    aborted: bool,
     /// Bytes written since the last count went into the shared state.
     unreported_out: u64,
     /// Writing failed as if the peer had closed: reading decides whether it did.
@@ -144,7 +145,6 @@ impl<T> Driver<T> {
             wpos: 0,
             wbuf_end: 0,
             need_flush: false,
-            aborted: false,
             unreported_out: 0,
             write_error: None,
             read_retries: 0,
@@ -245,8 +245,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if inner.aborting() {
             // `shutdown`'s deadline passed: write what the transport takes without waiting, then
             // close; whatever it does not take at once is dropped (`write_side`).
-            self.aborted = true;
-            self.phase = Phase::Closing;
+            self.phase = Phase::Aborting;
         }
         if self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters) {
             self.wbuf.clear();
@@ -281,7 +280,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Poll::Ready(Err(e)) => return Err(e),
                 // Past `shutdown`'s deadline nothing is waited for: what the transport does not
                 // take now is dropped with it.
-                Poll::Pending if self.aborted => return Ok(Wrote::Closed),
+                Poll::Pending if self.aborting() => return Ok(Wrote::Closed),
                 Poll::Pending => return Ok(moved),
             }
         }
@@ -300,19 +299,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     moved = Wrote::Moved;
                 }
                 Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending if self.aborted => return Ok(Wrote::Closed),
+                Poll::Pending if self.aborting() => return Ok(Wrote::Closed),
                 Poll::Pending => return Ok(moved),
             }
         }
         if more {
             return Ok(Wrote::Moved);
         }
-        if self.phase == Phase::Closing {
+        if matches!(self.phase, Phase::Closing | Phase::Aborting) {
             return match Pin::new(&mut self.io).poll_close(cx) {
                 Poll::Ready(Ok(())) => Ok(Wrote::Closed),
                 // Past `shutdown`'s deadline nothing is waited for: a transport that cannot close
                 // now (a peer that does not read what closing writes) is dropped as it is.
-                Poll::Ready(Err(_)) | Poll::Pending if self.aborted => Ok(Wrote::Closed),
+                Poll::Ready(Err(_)) | Poll::Pending if self.aborting() => Ok(Wrote::Closed),
                 // Everything was written and flushed; the peer closed its end first. Failing to
                 // close ours loses nothing.
                 Poll::Ready(Err(e)) if self.read_closed || peer_gone(&e) => Ok(Wrote::Closed),
@@ -379,6 +378,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Ok(ReadOutcome::Nothing)
             }
         }
+    }
+
+    /// Whether `shutdown`'s deadline passed: nothing is waited for any more.
+    fn aborting(&self) -> bool {
+        self.phase == Phase::Aborting
     }
 
     /// No partial frame is buffered and the peer closed every stream it had with this side.
