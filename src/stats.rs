@@ -38,6 +38,8 @@ pub struct Stats {
     /// the memory budget).
     pub window_growth: usize,
     /// The round trip measured by the last answered ping ([`Session::ping`](crate::Session::ping)
-    /// or the keepalive), if any.
+    /// or the keepalive); before any, the smallest round trip the session measured itself (a
+    /// client's first frame is answered at once by every peer, so a client has one as soon as
+    /// the peer answered; a server once a client of this crate answered its acceptance).
     pub last_rtt: Option<Duration>,
 }
