@@ -138,40 +138,24 @@ fn a_session_the_peer_closes_is_replaced() {
 
 #[test]
 fn a_peer_that_hangs_up_at_once_is_backed_off_from() {
-    run(|ex| async move {
-        let peer = Peer::new(&ex);
-        peer.hang_up.store(true, Ordering::SeqCst);
-        let clock = FakeClock::default();
-        let wait = Duration::from_millis(100);
-        let config = PoolConfig::new(clock.sleep_fn())
-            .with_sessions(1, 1)
-            .with_backoff(wait, wait);
-        let (pool, driver) = Pool::new(peer.connector(), config);
-        ex.spawn(driver).detach();
-        for n in 1..=3 {
-            // Each connect succeeds, but the session ends before the peer said a word: the pool
-            // waits on the timer before it tries again, instead of reconnecting in a loop.
-            until("a backoff sleep", || clock.running(wait) == 1).await;
-            for _ in 0..200 {
-                smol::future::yield_now().await;
-            }
-            assert_eq!(peer.attempts(), n, "reconnected without waiting");
-            clock.release(wait);
-        }
-        peer.hang_up.store(false, Ordering::SeqCst);
-        let (mut s, _) = open_tagged(&pool).await;
-        bounded(round_trip(&mut s, 1, 100)).await.unwrap();
-        assert_eq!(pool.stats().connect_failures, 3);
-    });
+    // Each connect succeeds, but the session ends before the peer said a word.
+    backs_off_from(|peer| &peer.hang_up);
 }
 
 /// Review defect 2 (2026-12-06): a peer that answers the client's first frame and then closes
 /// every session is backed off from like a failed connect, not reconnected to in a tight loop.
 #[test]
 fn a_peer_that_answers_and_then_closes_every_session_is_backed_off_from() {
+    backs_off_from(|peer| &peer.answer_then_hang_up);
+}
+
+/// With the peer behaving as `flag` says, the pool waits on the timer after each of three
+/// sessions ends, instead of reconnecting in a loop, and counts each as a failed connect; once
+/// the peer behaves, a stream goes through.
+fn backs_off_from(flag: fn(&Peer) -> &std::sync::atomic::AtomicBool) {
     run(|ex| async move {
         let peer = Peer::new(&ex);
-        peer.answer_then_hang_up.store(true, Ordering::SeqCst);
+        flag(&peer).store(true, Ordering::SeqCst);
         let clock = FakeClock::default();
         let wait = Duration::from_millis(100);
         let config = PoolConfig::new(clock.sleep_fn())
@@ -188,7 +172,7 @@ fn a_peer_that_answers_and_then_closes_every_session_is_backed_off_from() {
             clock.release(wait);
         }
         assert_eq!(pool.stats().connect_failures, 3);
-        peer.answer_then_hang_up.store(false, Ordering::SeqCst);
+        flag(&peer).store(false, Ordering::SeqCst);
         let (mut s, _) = open_tagged(&pool).await;
         bounded(round_trip(&mut s, 1, 100)).await.unwrap();
     });
