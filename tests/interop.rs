@@ -22,9 +22,10 @@
 //! cargo test --test interop -- --nocapture
 //! ```
 //!
-//! Without the programs every test fails saying where it looked, unless `SMUX_SKIP_INTEROP=1`
-//! is set (then each prints that it did not run). Every process a test starts is killed when the
-//! test ends, however it ends; every wait is bounded. The heavy tests run one at a time
+//! Where the run must not skip (`SMUX_PEERS` set, `CI` set, as in `.ci/run`) a missing program
+//! fails the test, saying where it looked. On a clone without `../shared/peers` and with neither
+//! variable set, each test writes one `SKIPPED interop test ...` line and passes. Every process
+//! a test starts is killed when the test ends, however it ends; every wait is bounded. The heavy tests run one at a time
 //! ([`SERIAL`]); each test prints its figures (the Go clients' result lines, our MiB/s and
 //! cycles/s), which `--nocapture` shows.
 
