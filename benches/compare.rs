@@ -193,7 +193,7 @@ impl Cfg {
                 if quick { 15 } else { 120 },
             )),
             out: env("SMUX_BENCH_OUT").map(PathBuf::from).unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/smux-bench")
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/smux-bench")
             }),
         }
     }
@@ -594,7 +594,7 @@ fn source_state() -> Option<String> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let rev = git(&["rev-parse", "--short", "HEAD"]).filter(|r| !r.is_empty())?;
-    let dirty = git(&["status", "--porcelain", "--", "src"]).is_some_and(|s| !s.is_empty());
+    let dirty = git(&["status", "--porcelain", "--", "../src"]).is_some_and(|s| !s.is_empty());
     Some(format!(
         "smux at commit {rev}{}.",
         if dirty {
