@@ -174,7 +174,7 @@ pub use crate::config::{
     Config, SleepFn, DEFAULT_MAX_WINDOW, DEFAULT_MEMORY_BUDGET, DEFAULT_WINDOW,
 };
 pub use crate::driver::Driver;
-pub use crate::error::{Error, ProtocolError};
+pub use crate::error::{ConfigError, Error, ProtocolError};
 pub use crate::pipe::{pipe, Pipe};
 pub use crate::probe::is_smux;
 pub use crate::session::{Incoming, Session};

@@ -259,7 +259,24 @@ impl Session {
         }
     }
 
-    /// Waits for a stream opened by the peer. Fails once the session has ended.
+    /// Waits for a stream opened by the peer. Fails once the session has ended, however it ended:
+    /// after a clean close (the peer closed the session, or this side did) it returns
+    /// [`Error::SessionClosed`], so a server's accept loop meets that error at every normal
+    /// shutdown. To tell a clean end from a failure, match `Error::SessionClosed`, or use
+    /// [`Session::incoming`], which ends with `None` after a clean close and yields an error only
+    /// when the session failed.
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// # let (a, b) = ysmux::pipe();
+    /// # let (client, d) = ysmux::Session::client(a, ysmux::Config::default());
+    /// # smol::spawn(d).detach();
+    /// # let (server, d) = ysmux::Session::server(b, ysmux::Config::default());
+    /// # smol::spawn(d).detach();
+    /// client.close().await?; // the peer closes cleanly
+    /// assert!(matches!(server.accept().await, Err(ysmux::Error::SessionClosed)));
+    /// # Ok::<(), ysmux::Error>(()) }).unwrap();
+    /// ```
     pub async fn accept(&self) -> Result<Stream, Error> {
         loop {
             if let Some(s) = self.try_accept()? {
