@@ -109,8 +109,10 @@ impl Config {
     /// implementation hard-codes 512 KiB, so change it only when both ends run this crate.
     pub fn with_window(mut self, bytes: u32) -> Self {
         if !(1024..=1 << 30).contains(&bytes) {
-            self.invalid
-                .get_or_insert(ConfigError::number("window must be from 1 KiB to 1 GiB", bytes));
+            self.invalid.get_or_insert(ConfigError::number(
+                "window must be from 1 KiB to 1 GiB",
+                bytes,
+            ));
         } else {
             self.window = bytes;
         }
@@ -129,8 +131,10 @@ impl Config {
     /// readers keep up. See the crate documentation, "Window growth".
     pub fn with_max_window(mut self, bytes: u32) -> Self {
         if !(1024..=1 << 30).contains(&bytes) {
-            self.invalid
-                .get_or_insert(ConfigError::number("max window must be from 1 KiB to 1 GiB", bytes));
+            self.invalid.get_or_insert(ConfigError::number(
+                "max window must be from 1 KiB to 1 GiB",
+                bytes,
+            ));
         } else {
             self.max_window = bytes;
         }
@@ -146,8 +150,10 @@ impl Config {
     /// Sets the largest PSH payload this side sends (default and maximum 64 KiB, at least 1).
     pub fn with_max_frame(mut self, bytes: u32) -> Self {
         if !(1..=MAX_PAYLOAD).contains(&bytes) {
-            self.invalid
-                .get_or_insert(ConfigError::number("max frame must be from 1 to 65536 bytes", bytes));
+            self.invalid.get_or_insert(ConfigError::number(
+                "max frame must be from 1 to 65536 bytes",
+                bytes,
+            ));
         } else {
             self.max_frame = bytes;
         }
@@ -159,8 +165,10 @@ impl Config {
     /// beyond it is refused with FIN.
     pub fn with_accept_backlog(mut self, streams: usize) -> Self {
         if streams > 65_535 {
-            self.invalid
-                .get_or_insert(ConfigError::number("accept backlog must be at most 65535", streams));
+            self.invalid.get_or_insert(ConfigError::number(
+                "accept backlog must be at most 65535",
+                streams,
+            ));
         } else {
             self.accept_backlog = streams;
         }
@@ -171,8 +179,10 @@ impl Config {
     /// 256 KiB, from 1 KiB to 64 MiB). Larger values batch more; smaller ones hold less memory.
     pub fn with_write_buffer(mut self, bytes: usize) -> Self {
         if !(1024..=64 << 20).contains(&bytes) {
-            self.invalid
-                .get_or_insert(ConfigError::number("write buffer must be from 1 KiB to 64 MiB", bytes));
+            self.invalid.get_or_insert(ConfigError::number(
+                "write buffer must be from 1 KiB to 64 MiB",
+                bytes,
+            ));
         } else {
             self.write_buffer = bytes;
         }
@@ -184,8 +194,10 @@ impl Config {
     /// whole id space; from 1). Streams the peer opens are bounded by the accept backlog instead.
     pub fn with_max_streams(mut self, streams: usize) -> Self {
         if !(1..=65_535).contains(&streams) {
-            self.invalid
-                .get_or_insert(ConfigError::number("max streams must be from 1 to 65535", streams));
+            self.invalid.get_or_insert(ConfigError::number(
+                "max streams must be from 1 to 65535",
+                streams,
+            ));
         } else {
             self.max_streams = streams;
         }
@@ -207,8 +219,10 @@ impl Config {
     /// by at the time (given back as they shrink).
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         if bytes < 64 * 1024 {
-            self.invalid
-                .get_or_insert(ConfigError::number("memory budget must be at least 64 KiB", bytes));
+            self.invalid.get_or_insert(ConfigError::number(
+                "memory budget must be at least 64 KiB",
+                bytes,
+            ));
         } else {
             self.memory_budget = bytes;
         }
@@ -221,7 +235,8 @@ impl Config {
     }
 
     /// Turns on the keepalive (off by default): when nothing has come from the peer for
-    /// `interval`, the driver sends a VRM probe (PROTOCOL.md 8, which the original answers too);
+    /// `interval`, the driver sends a VRM probe ([docs/PROTOCOL.md](crate#the-protocol) 8, which
+    /// the original answers too);
     /// when a further `interval` passes with no answer and nothing else from the peer, the session
     /// ends with [`Error::KeepaliveTimeout`]. Any frame from the peer counts as a sign of life, so
     /// traffic under load never trips it. `interval` is from 1 ms to 1 day.
@@ -238,8 +253,10 @@ impl Config {
     /// or with tokio: `Arc::new(|d| Box::pin(tokio::time::sleep(d)))`.
     pub fn with_keepalive(mut self, interval: Duration, sleep: SleepFn) -> Self {
         if interval < Duration::from_millis(1) || interval > Duration::from_secs(86_400) {
-            self.invalid
-                .get_or_insert(ConfigError::time("keepalive interval must be from 1 ms to 1 day", interval));
+            self.invalid.get_or_insert(ConfigError::time(
+                "keepalive interval must be from 1 ms to 1 day",
+                interval,
+            ));
         } else {
             self.keepalive = Some(Keepalive { interval, sleep });
         }
@@ -332,12 +349,18 @@ mod tests {
         let c = Config::default();
         let sleep: SleepFn = Arc::new(|_| Box::pin(std::future::ready(())));
         for (bad, named) in [
-            (c.clone().with_window(100), "window must be from 1 KiB to 1 GiB, not 100"),
+            (
+                c.clone().with_window(100),
+                "window must be from 1 KiB to 1 GiB, not 100",
+            ),
             (c.clone().with_max_window(3 << 30), "not 3221225472"),
             (c.clone().with_max_frame(65_537), "not 65537"),
             (c.clone().with_accept_backlog(70_000), "not 70000"),
             (c.clone().with_write_buffer(10), "not 10"),
-            (c.clone().with_max_streams(0), "max streams must be from 1 to 65535, not 0"),
+            (
+                c.clone().with_max_streams(0),
+                "max streams must be from 1 to 65535, not 0",
+            ),
             (c.clone().with_memory_budget(1000), "not 1000"),
             (
                 c.clone().with_keepalive(Duration::from_micros(5), sleep),
@@ -345,7 +368,10 @@ mod tests {
             ),
         ] {
             let err = bad.validate().unwrap_err();
-            assert!(err.to_string().ends_with(named), "{err} does not end with {named:?}");
+            assert!(
+                err.to_string().ends_with(named),
+                "{err} does not end with {named:?}"
+            );
             let io: std::io::Error = err.into();
             assert!(io.to_string().ends_with(named), "{io}");
         }

@@ -63,7 +63,8 @@ impl Session {
     /// Starts the client side of a session over `io`. Streams this side opens take the lowest
     /// free id (from 1; never 0, which the peer may use). A released id rests: it is handed out
     /// again only after 8,192 later releases (or when no other id is free), so that frames the
-    /// original sends late for a closed stream never reach a newer one (PROTOCOL.md 9).
+    /// original sends late for a closed stream never reach a newer one
+    /// ([docs/PROTOCOL.md](crate#the-protocol) 9).
     ///
     /// Returns the handle and the driver: a future that owns the transport and must be spawned (or
     /// otherwise polled) for anything to happen. A session made with an invalid `config` (see
@@ -307,8 +308,9 @@ impl Session {
         }
     }
 
-    /// Measures the round trip to the peer with a VRM probe (PROTOCOL.md 8), which the original
-    /// answers too. The answer is recognised, not answered back. Concurrent pings share one probe.
+    /// Measures the round trip to the peer with a VRM probe
+    /// ([docs/PROTOCOL.md](crate#the-protocol) 8), which the original answers too. The answer is
+    /// recognised, not answered back. Concurrent pings share one probe.
     ///
     /// Holds no timer: bound it with your runtime's timeout. Fails once the session has ended.
     pub async fn ping(&self) -> Result<Duration, Error> {
@@ -370,7 +372,7 @@ impl Session {
 
     /// Closes the session: sends FIN for every open stream, writes out everything queued, then
     /// closes the transport. Streams of this session fail with [`Error::SessionClosed`] afterwards;
-    /// data the peer has not read yet may be lost (PROTOCOL.md 6).
+    /// data the peer has not read yet may be lost ([docs/PROTOCOL.md](crate#the-protocol) 6).
     ///
     /// Resolves once the driver has closed the transport (or at once if it is not running any
     /// more): `Ok(())` if the session ended cleanly, or the error that ended it.

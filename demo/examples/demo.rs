@@ -71,11 +71,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut sent = 0usize;
             // Write until a write has waited 300 ms: the window is full and nobody confirms.
             // A write cancelled while pending committed nothing, so `sent` is exact.
-            while let Some(Ok(n)) = smol::future::or(async { Some(stalled.write(&chunk).await) }, async {
-                smol::Timer::after(std::time::Duration::from_millis(300)).await;
-                None
-            })
-            .await
+            while let Some(Ok(n)) =
+                smol::future::or(async { Some(stalled.write(&chunk).await) }, async {
+                    smol::Timer::after(std::time::Duration::from_millis(300)).await;
+                    None
+                })
+                .await
             {
                 sent += n;
             }
