@@ -1,9 +1,9 @@
 //! smux against raw TCP and the other Rust multiplexers (issue 5).
 //!
 //! ```text
-//! cargo bench --bench compare                          # everything, full sizes (takes a while)
-//! SMUX_BENCH_QUICK=1 cargo bench --bench compare       # everything, small sizes (about 6 minutes)
-//! cargo bench --bench compare -- rtt churn             # only some scenarios
+//! cargo bench -p ysmux-bench --bench compare                     # everything, full sizes
+//! SMUX_BENCH_QUICK=1 cargo bench -p ysmux-bench --bench compare  # small sizes (about 6 minutes)
+//! cargo bench -p ysmux-bench --bench compare -- rtt churn         # only some scenarios
 //! ```
 //!
 //! Scenarios (each over loopback TCP and over an in-memory pipe, under tokio with 2 workers and
@@ -150,7 +150,7 @@ impl Cfg {
             SCENARIOS.iter().map(|s| s.0).collect(),
             parse_scenario,
         );
-        // `cargo bench --bench compare -- rtt churn`: scenario names as arguments (cargo adds
+        // `cargo bench -p ysmux-bench --bench compare -- rtt churn`: scenario names as arguments (cargo adds
         // `--bench`, which is ignored with every other flag).
         let named: Vec<Scenario> = args.iter().filter_map(|a| parse_scenario(a)).collect();
         if !named.is_empty() {
@@ -193,7 +193,7 @@ impl Cfg {
                 if quick { 15 } else { 120 },
             )),
             out: env("SMUX_BENCH_OUT").map(PathBuf::from).unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/smux-bench")
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/smux-bench")
             }),
         }
     }
@@ -304,7 +304,7 @@ fn main() {
 fn write_files(cfg: &Cfg, res: &Results, took: Duration) -> io::Result<()> {
     std::fs::create_dir_all(&cfg.out)?;
     let mut md = format!(
-        "Command: `{}cargo bench --bench compare` ({} mode, {} runs, medians; {:.0} s). Bulk {} MiB, {} rtt/churn rounds, stalled {} MiB, idle {} streams. 2 workers per runtime, client and server in one process.\n",
+        "Command: `{}cargo bench -p ysmux-bench --bench compare` ({} mode, {} runs, medians; {:.0} s). Bulk {} MiB, {} rtt/churn rounds, stalled {} MiB, idle {} streams. 2 workers per runtime, client and server in one process.\n",
         if cfg.quick { "SMUX_BENCH_QUICK=1 " } else { "" },
         if cfg.quick { "quick" } else { "full" },
         cfg.runs,
@@ -594,7 +594,7 @@ fn source_state() -> Option<String> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let rev = git(&["rev-parse", "--short", "HEAD"]).filter(|r| !r.is_empty())?;
-    let dirty = git(&["status", "--porcelain", "--", "src"]).is_some_and(|s| !s.is_empty());
+    let dirty = git(&["status", "--porcelain", "--", "../src"]).is_some_and(|s| !s.is_empty());
     Some(format!(
         "smux at commit {rev}{}.",
         if dirty {

@@ -58,6 +58,12 @@ async fn main() -> Result<(), BoxError> {
 
     let in_flight = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
+    // What bounds what. The concurrency limit's permit covers a whole request (a call of
+    // `HttpOverSmux` opens a stream, sends, reads the answer, and the stream goes with it), so at
+    // most IN_FLIGHT requests, and their streams, are in flight. The timeout times each call once
+    // it has a permit and a stream: tower's `Timeout` does not time the wait for readiness (put a
+    // `Buffer` under it for that; see the crate's tower module). `with_max_streams(16)` above
+    // bounds the streams open at once, whoever holds them.
     let client = ServiceBuilder::new()
         .timeout(Duration::from_secs(10))
         .concurrency_limit(IN_FLIGHT)

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::frame::MAX_PAYLOAD;
 
 /// The stream window both ends must use to interoperate with the original (512 KiB).
@@ -16,10 +16,12 @@ pub const DEFAULT_WINDOW: u32 = 512 * 1024;
 /// enough for one stream to fill 1 Gbit/s over a round trip of about 60 ms.
 pub const DEFAULT_MAX_WINDOW: u32 = 16 << 20;
 
-/// Settings of a session. The setters chain; a value out of range is not taken, and the first
-/// such value is reported by [`Config::validate`], and by any session made with the config: it
-/// ends at once with that [`Error::InvalidConfig`] (its driver returns it, and so do `open` and
-/// `accept`), so nonsense is never silently used.
+/// Settings of a session. The setters chain, and never fail on the spot: a setter given a value
+/// out of range does not store it (the setting keeps the value it had, the default or an earlier
+/// setter's), and the config remembers the first such refusal. [`Config::validate`] reports it,
+/// naming the setting, its range and the value refused, and so does any session made with the
+/// config: it ends at once with that [`Error::InvalidConfig`] (its driver returns it, and so do
+/// `open` and `accept`), so a refused value is never silently replaced by another.
 ///
 /// ```
 /// let config = ysmux::Config::default()
@@ -29,7 +31,12 @@ pub const DEFAULT_MAX_WINDOW: u32 = 16 << 20;
 /// assert_eq!(config.window(), 512 * 1024);
 ///
 /// let bad = ysmux::Config::default().with_max_frame(0).with_accept_backlog(64);
-/// assert!(matches!(bad.validate(), Err(ysmux::Error::InvalidConfig(_))));
+/// let err = bad.validate().unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid configuration: max frame must be from 1 to 65536 bytes, not 0"
+/// );
+/// assert_eq!(bad.max_frame(), 64 * 1024); // the refused value was not stored
 /// # Ok::<(), ysmux::Error>(())
 /// ```
 #[derive(Clone)]
@@ -43,7 +50,7 @@ pub struct Config {
     memory_budget: usize,
     keepalive: Option<Keepalive>,
     /// The first value a setter refused.
-    invalid: Option<&'static str>,
+    invalid: Option<ConfigError>,
 }
 
 /// The default memory budget: what a peer can make a session hold beyond the application's own
@@ -102,8 +109,10 @@ impl Config {
     /// implementation hard-codes 512 KiB, so change it only when both ends run this crate.
     pub fn with_window(mut self, bytes: u32) -> Self {
         if !(1024..=1 << 30).contains(&bytes) {
-            self.invalid
-                .get_or_insert("window must be from 1 KiB to 1 GiB");
+            self.invalid.get_or_insert(ConfigError::number(
+                "window must be from 1 KiB to 1 GiB",
+                bytes,
+            ));
         } else {
             self.window = bytes;
         }
@@ -122,8 +131,10 @@ impl Config {
     /// readers keep up. See the crate documentation, "Window growth".
     pub fn with_max_window(mut self, bytes: u32) -> Self {
         if !(1024..=1 << 30).contains(&bytes) {
-            self.invalid
-                .get_or_insert("max window must be from 1 KiB to 1 GiB");
+            self.invalid.get_or_insert(ConfigError::number(
+                "max window must be from 1 KiB to 1 GiB",
+                bytes,
+            ));
         } else {
             self.max_window = bytes;
         }
@@ -139,8 +150,10 @@ impl Config {
     /// Sets the largest PSH payload this side sends (default and maximum 64 KiB, at least 1).
     pub fn with_max_frame(mut self, bytes: u32) -> Self {
         if !(1..=MAX_PAYLOAD).contains(&bytes) {
-            self.invalid
-                .get_or_insert("max frame must be from 1 to 65536 bytes");
+            self.invalid.get_or_insert(ConfigError::number(
+                "max frame must be from 1 to 65536 bytes",
+                bytes,
+            ));
         } else {
             self.max_frame = bytes;
         }
@@ -152,8 +165,10 @@ impl Config {
     /// beyond it is refused with FIN.
     pub fn with_accept_backlog(mut self, streams: usize) -> Self {
         if streams > 65_535 {
-            self.invalid
-                .get_or_insert("accept backlog must be at most 65535");
+            self.invalid.get_or_insert(ConfigError::number(
+                "accept backlog must be at most 65535",
+                streams,
+            ));
         } else {
             self.accept_backlog = streams;
         }
@@ -164,8 +179,10 @@ impl Config {
     /// 256 KiB, from 1 KiB to 64 MiB). Larger values batch more; smaller ones hold less memory.
     pub fn with_write_buffer(mut self, bytes: usize) -> Self {
         if !(1024..=64 << 20).contains(&bytes) {
-            self.invalid
-                .get_or_insert("write buffer must be from 1 KiB to 64 MiB");
+            self.invalid.get_or_insert(ConfigError::number(
+                "write buffer must be from 1 KiB to 64 MiB",
+                bytes,
+            ));
         } else {
             self.write_buffer = bytes;
         }
@@ -177,8 +194,10 @@ impl Config {
     /// whole id space; from 1). Streams the peer opens are bounded by the accept backlog instead.
     pub fn with_max_streams(mut self, streams: usize) -> Self {
         if !(1..=65_535).contains(&streams) {
-            self.invalid
-                .get_or_insert("max streams must be from 1 to 65535");
+            self.invalid.get_or_insert(ConfigError::number(
+                "max streams must be from 1 to 65535",
+                streams,
+            ));
         } else {
             self.max_streams = streams;
         }
@@ -200,8 +219,10 @@ impl Config {
     /// by at the time (given back as they shrink).
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         if bytes < 64 * 1024 {
-            self.invalid
-                .get_or_insert("memory budget must be at least 64 KiB");
+            self.invalid.get_or_insert(ConfigError::number(
+                "memory budget must be at least 64 KiB",
+                bytes,
+            ));
         } else {
             self.memory_budget = bytes;
         }
@@ -214,7 +235,8 @@ impl Config {
     }
 
     /// Turns on the keepalive (off by default): when nothing has come from the peer for
-    /// `interval`, the driver sends a VRM probe (PROTOCOL.md 8, which the original answers too);
+    /// `interval`, the driver sends a VRM probe ([docs/PROTOCOL.md](crate#the-protocol) 8, which
+    /// the original answers too);
     /// when a further `interval` passes with no answer and nothing else from the peer, the session
     /// ends with [`Error::KeepaliveTimeout`]. Any frame from the peer counts as a sign of life, so
     /// traffic under load never trips it. `interval` is from 1 ms to 1 day.
@@ -231,18 +253,21 @@ impl Config {
     /// or with tokio: `Arc::new(|d| Box::pin(tokio::time::sleep(d)))`.
     pub fn with_keepalive(mut self, interval: Duration, sleep: SleepFn) -> Self {
         if interval < Duration::from_millis(1) || interval > Duration::from_secs(86_400) {
-            self.invalid
-                .get_or_insert("keepalive interval must be from 1 ms to 1 day");
+            self.invalid.get_or_insert(ConfigError::time(
+                "keepalive interval must be from 1 ms to 1 day",
+                interval,
+            ));
         } else {
             self.keepalive = Some(Keepalive { interval, sleep });
         }
         self
     }
 
-    /// Checks the settings: the first value a setter refused, as [`Error::InvalidConfig`].
+    /// Checks the settings: the first value a setter refused, as [`Error::InvalidConfig`] (which
+    /// names the setting, its range and the value).
     pub fn validate(&self) -> Result<(), Error> {
         match self.invalid {
-            Some(what) => Err(Error::InvalidConfig(what)),
+            Some(refused) => Err(Error::InvalidConfig(refused)),
             None => Ok(()),
         }
     }
@@ -310,11 +335,45 @@ mod tests {
         let two = c.clone().with_max_frame(0).with_window(1);
         assert_eq!(
             two.validate().unwrap_err().to_string(),
-            "invalid configuration: max frame must be from 1 to 65536 bytes"
+            "invalid configuration: max frame must be from 1 to 65536 bytes, not 0"
         );
         assert_eq!(two.max_frame(), MAX_PAYLOAD);
-        let ok = c.with_window(1 << 20).with_max_frame(1);
+        let ok = c.clone().with_window(1 << 20).with_max_frame(1);
         assert!(ok.validate().is_ok());
         assert_eq!((ok.window(), ok.max_frame()), (1 << 20, 1));
+    }
+
+    /// Every refusal names the value it refused (and the setting's rule).
+    #[test]
+    fn a_refused_value_is_named() {
+        let c = Config::default();
+        let sleep: SleepFn = Arc::new(|_| Box::pin(std::future::ready(())));
+        for (bad, named) in [
+            (
+                c.clone().with_window(100),
+                "window must be from 1 KiB to 1 GiB, not 100",
+            ),
+            (c.clone().with_max_window(3 << 30), "not 3221225472"),
+            (c.clone().with_max_frame(65_537), "not 65537"),
+            (c.clone().with_accept_backlog(70_000), "not 70000"),
+            (c.clone().with_write_buffer(10), "not 10"),
+            (
+                c.clone().with_max_streams(0),
+                "max streams must be from 1 to 65535, not 0",
+            ),
+            (c.clone().with_memory_budget(1000), "not 1000"),
+            (
+                c.clone().with_keepalive(Duration::from_micros(5), sleep),
+                "keepalive interval must be from 1 ms to 1 day, not 5µs",
+            ),
+        ] {
+            let err = bad.validate().unwrap_err();
+            assert!(
+                err.to_string().ends_with(named),
+                "{err} does not end with {named:?}"
+            );
+            let io: std::io::Error = err.into();
+            assert!(io.to_string().ends_with(named), "{io}");
+        }
     }
 }

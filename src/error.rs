@@ -27,14 +27,65 @@ pub enum Error {
     StreamCut,
     /// All 65,535 stream ids are in use; one must close before another stream can open.
     IdsExhausted,
-    /// A [`Config`](crate::Config) value is out of range.
-    InvalidConfig(&'static str),
+    /// A [`Config`](crate::Config) value is out of range: the first one a setter refused, named
+    /// with its rule and the value given.
+    InvalidConfig(ConfigError),
     /// The keepalive heard nothing from the peer, not even the answer to a probe, for two
     /// intervals (see [`Config::with_keepalive`](crate::Config::with_keepalive)).
     KeepaliveTimeout,
 }
 
-/// How the peer broke the protocol (PROTOCOL.md).
+/// A value a [`Config`](crate::Config) setter refused: which setting, its rule, and the value
+/// given. Its `Display` reads, for example, `window must be from 1 KiB to 1 GiB, not 100`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigError {
+    rule: &'static str,
+    value: Refused,
+}
+
+/// The value refused, kept as it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    Number(u64),
+    Time(std::time::Duration),
+}
+
+impl ConfigError {
+    /// A refusal of the number `value` by `rule` (the setting and what it takes).
+    pub(crate) fn number(rule: &'static str, value: impl TryInto<u64>) -> ConfigError {
+        let value = value.try_into().unwrap_or(u64::MAX);
+        ConfigError {
+            rule,
+            value: Refused::Number(value),
+        }
+    }
+
+    /// A refusal of the duration `value` by `rule`.
+    pub(crate) fn time(rule: &'static str, value: std::time::Duration) -> ConfigError {
+        ConfigError {
+            rule,
+            value: Refused::Time(value),
+        }
+    }
+
+    /// The setting and what it takes, without the value: `"window must be from 1 KiB to 1 GiB"`.
+    pub fn rule(&self) -> &'static str {
+        self.rule
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.value {
+            Refused::Number(n) => write!(f, "{}, not {n}", self.rule),
+            Refused::Time(d) => write!(f, "{}, not {d:?}", self.rule),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// How the peer broke the protocol ([the protocol document](crate#the-protocol)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProtocolError {
@@ -148,6 +199,7 @@ impl std::error::Error for Error {
         match self {
             Error::Io(e) => Some(&**e),
             Error::Protocol(e) => Some(e),
+            Error::InvalidConfig(e) => Some(e),
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 //! The frame codec: the 7-byte header, the commands, and the VRM answer functions.
 //!
-//! Pure bytes in, bytes out (PROTOCOL.md sections 2, 3, 8 and 10); no I/O.
+//! Pure bytes in, bytes out ([docs/PROTOCOL.md](crate#the-protocol) sections 2, 3, 8 and 10); no
+//! I/O.
 
 use std::fmt;
 
@@ -24,8 +25,8 @@ pub enum Cmd {
     Cfm = 3,
     /// "Are you a multiplexer?" probe and its answer; `sid` and `len` carry the random values.
     Vrm = 4,
-    /// The newest original's keepalive (PROTOCOL.md 10): `sid` 0, `len` 0, never answered by the
-    /// original; it closes a session that has received none for 100 s.
+    /// The newest original's keepalive ([docs/PROTOCOL.md](crate#the-protocol) 10): `sid` 0, `len`
+    /// 0, never answered by the original; it closes a session that has received none for 100 s.
     Pin = 5,
 }
 

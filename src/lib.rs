@@ -42,9 +42,10 @@
 //!
 //! - **What is sent, and when.** A client's first frame is a VRM with fixed values,
 //!   `VRM(0x7973, 0x6D757831)`. Every version of the original answers a VRM as the probe of
-//!   PROTOCOL.md 8; the client recognises that answer and stays with the base protocol (14 bytes
-//!   in all, once). A server of this crate answers with `VRM(0x7973, 0x6D757832)` instead, which
-//!   the client answers as any VRM; each side takes its exchange's time as a round-trip sample,
+//!   [docs/PROTOCOL.md](#the-protocol) 8; the client recognises that answer and stays with the
+//!   base protocol (14 bytes in all, once). A server of this crate answers with
+//!   `VRM(0x7973, 0x6D757832)` instead, which the client answers as any VRM; each side takes its
+//!   exchange's time as a round-trip sample,
 //!   and the client tells the server its own (`VRM(0x7974, microseconds)`, taken ahead of any
 //!   data). The estimate is the smallest sample, later pings included.
 //!   A server never sends first, so a Go `IsSmux` probe of it reads its answer as before (a probe
@@ -74,6 +75,14 @@
 //!
 //! With the base window, a receiver confirms after a sixteenth of it, so that a sender with the
 //! original's fixed window rarely waits for a confirm.
+//!
+//! ## The protocol
+//! The wire this crate speaks, yddeng's smux with the window-growth extension, and where this
+//! crate differs from each Go version, is written out in `docs/PROTOCOL.md`, in the repository
+//! and in the package: [read it on docs.rs][protocol]. These docs cite it by section:
+//! "docs/PROTOCOL.md 8" is its section 8, the VRM probe.
+//!
+//! [protocol]: https://docs.rs/crate/ysmux/latest/source/docs/PROTOCOL.md
 //!
 //! ## Close is a full close
 //! The protocol has no half-close: closing a stream (or dropping it) ends it in both directions.
@@ -174,7 +183,7 @@ pub use crate::config::{
     Config, SleepFn, DEFAULT_MAX_WINDOW, DEFAULT_MEMORY_BUDGET, DEFAULT_WINDOW,
 };
 pub use crate::driver::Driver;
-pub use crate::error::{Error, ProtocolError};
+pub use crate::error::{ConfigError, Error, ProtocolError};
 pub use crate::pipe::{pipe, Pipe};
 pub use crate::probe::is_smux;
 pub use crate::session::{Incoming, Session};

@@ -1,4 +1,4 @@
-//! The VRM probe: is the peer on a raw transport a multiplexer at all? (PROTOCOL.md 8)
+//! The VRM probe: is the peer on a raw transport a multiplexer at all? (docs/PROTOCOL.md 8)
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};

@@ -64,7 +64,8 @@ impl Session {
     /// Starts the client side of a session over `io`. Streams this side opens take the lowest
     /// free id (from 1; never 0, which the peer may use). A released id rests: it is handed out
     /// again only after 8,192 later releases (or when no other id is free), so that frames the
-    /// original sends late for a closed stream never reach a newer one (PROTOCOL.md 9).
+    /// original sends late for a closed stream never reach a newer one
+    /// ([docs/PROTOCOL.md](crate#the-protocol) 9).
     ///
     /// Returns the handle and the driver: a future that owns the transport and must be spawned (or
     /// otherwise polled) for anything to happen. A session made with an invalid `config` (see
@@ -262,7 +263,24 @@ impl Session {
         }
     }
 
-    /// Waits for a stream opened by the peer. Fails once the session has ended.
+    /// Waits for a stream opened by the peer. Fails once the session has ended, however it ended:
+    /// after a clean close (the peer closed the session, or this side did) it returns
+    /// [`Error::SessionClosed`], so a server's accept loop meets that error at every normal
+    /// shutdown. To tell a clean end from a failure, match `Error::SessionClosed`, or use
+    /// [`Session::incoming`], which ends with `None` after a clean close and yields an error only
+    /// when the session failed.
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// # let (a, b) = ysmux::pipe();
+    /// # let (client, d) = ysmux::Session::client(a, ysmux::Config::default());
+    /// # smol::spawn(d).detach();
+    /// # let (server, d) = ysmux::Session::server(b, ysmux::Config::default());
+    /// # smol::spawn(d).detach();
+    /// client.close().await?; // the peer closes cleanly
+    /// assert!(matches!(server.accept().await, Err(ysmux::Error::SessionClosed)));
+    /// # Ok::<(), ysmux::Error>(()) }).unwrap();
+    /// ```
     pub async fn accept(&self) -> Result<Stream, Error> {
         loop {
             if let Some(s) = self.try_accept()? {
@@ -293,8 +311,9 @@ impl Session {
         }
     }
 
-    /// Measures the round trip to the peer with a VRM probe (PROTOCOL.md 8), which the original
-    /// answers too. The answer is recognised, not answered back. Concurrent pings share one probe.
+    /// Measures the round trip to the peer with a VRM probe
+    /// ([docs/PROTOCOL.md](crate#the-protocol) 8), which the original answers too. The answer is
+    /// recognised, not answered back. Concurrent pings share one probe.
     ///
     /// Holds no timer: bound it with your runtime's timeout. Fails once the session has ended.
     pub async fn ping(&self) -> Result<Duration, Error> {
@@ -356,7 +375,7 @@ impl Session {
 
     /// Closes the session: sends FIN for every open stream, writes out everything queued, then
     /// closes the transport. Streams of this session fail with [`Error::SessionClosed`] afterwards;
-    /// data the peer has not read yet may be lost (PROTOCOL.md 6).
+    /// data the peer has not read yet may be lost ([docs/PROTOCOL.md](crate#the-protocol) 6).
     ///
     /// Resolves once the driver has closed the transport (or at once if it is not running any
     /// more): `Ok(())` if the session ended cleanly, or the error that ended it.

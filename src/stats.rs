@@ -22,7 +22,11 @@ pub struct Stats {
     /// Streams the peer opened that were refused (accept backlog full, shutting down, or past the
     /// memory budget).
     pub streams_refused: u64,
-    /// Streams whose id is in use now (not yet closed on both sides).
+    /// Streams whose id is in use now (not yet closed on both sides). A stream closed (or dropped)
+    /// on this side still counts here until the peer's FIN answers this side's: the close is a
+    /// handshake (the protocol document, section 6), and the id stays in use until it ends. A
+    /// peer that is slow to answer, or never answers, keeps such streams counted; they hold no
+    /// data (what was unread is dropped at the close).
     pub streams_active: usize,
     /// Protocol violations by the peer (0 or 1: the first one ends the session).
     pub protocol_errors: u64,

@@ -1,8 +1,8 @@
 //! Interoperation with the original Go implementation, both versions users have
 //! (shared/peers/README.md): commit 0519644, the one the founding document describes, and commit
-//! 77536ae, the newest (PROTOCOL.md 10: PIN keepalives, stream id 0), over loopback TCP, in both
-//! directions: their client programs against our server sessions, and our client sessions against
-//! their server programs.
+//! 77536ae, the newest (docs/PROTOCOL.md 10: PIN keepalives, stream id 0), over loopback TCP, in
+//! both directions: their client programs against our server sessions, and our client sessions
+//! against their server programs.
 //!
 //! - probe: `is_smux` on their server, their `issmux` on ours;
 //! - bulk data with 1, 16 and 256 streams: echoed and every byte checked against 0519644; the sink
@@ -22,11 +22,12 @@
 //! cargo test --test interop -- --nocapture
 //! ```
 //!
-//! Without the programs every test fails saying where it looked, unless `SMUX_SKIP_INTEROP=1`
-//! is set (then each prints that it did not run). Every process a test starts is killed when the
-//! test ends, however it ends; every wait is bounded. The heavy tests run one at a time
-//! ([`SERIAL`]); each test prints its figures (the Go clients' result lines, our MiB/s and
-//! cycles/s), which `--nocapture` shows.
+//! Where the run must not skip (`SMUX_PEERS` set, `CI` set, as in `.ci/run`) a missing program
+//! fails the test, saying where it looked. On a clone without `../shared/peers` and with neither
+//! variable set, each test writes one `SKIPPED interop test ...` line and passes. Every process
+//! a test starts is killed when the test ends, however it ends; every wait is bounded. The heavy
+//! tests run one at a time ([`SERIAL`]); each test prints its figures (the Go clients' result
+//! lines, our MiB/s and cycles/s), which `--nocapture` shows.
 
 mod common;
 
@@ -409,7 +410,7 @@ async fn our_echo(ex: Ex, peers: Peers, version: Original, streams: u64, per_str
     server.assert_running();
 }
 
-/// Against the original, window growth stays off: the wire is PROTOCOL.md 2-10 only.
+/// Against the original, window growth stays off: the wire is docs/PROTOCOL.md 2-10 only.
 fn assert_base_protocol(session: &Session, version: Original) {
     let stats = session.stats();
     assert!(
@@ -694,7 +695,7 @@ async fn our_idle(ex: Ex, peers: Peers, version: Original, idle: Duration, confi
 
 // ----- the tests, by version -----
 
-/// Commit 0519644, the version the founding document describes (PROTOCOL.md 1-8).
+/// Commit 0519644, the version the founding document describes (docs/PROTOCOL.md 1-8).
 mod v0519644 {
     use super::*;
 
@@ -751,8 +752,8 @@ mod v0519644 {
         interop(true, LIMIT, |ex, p| their_churn(ex, p, V));
     }
 
-    /// It sends frames for a stream after its FIN answer (PROTOCOL.md 9): they must never reach
-    /// a newer stream that reuses the id.
+    /// It sends frames for a stream after its FIN answer (docs/PROTOCOL.md 9): they must never
+    /// reach a newer stream that reuses the id.
     #[test]
     fn our_churn_client_echo_300k() {
         interop(true, LIMIT, |ex, p| our_churn(ex, p, V, Service::Echo));
@@ -781,7 +782,7 @@ mod v0519644 {
     }
 }
 
-/// Commit 77536ae, the newest (PROTOCOL.md 10): its first stream is id 0, it sends PIN. It
+/// Commit 77536ae, the newest (docs/PROTOCOL.md 10): its first stream is id 0, it sends PIN. It
 /// corrupts echoed data on its own, so bulk data goes through the sink protocol.
 mod v77536ae {
     use super::*;

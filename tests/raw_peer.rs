@@ -498,7 +498,7 @@ async fn hostile(ex: &Ex, input: Vec<u8>, want: ProtocolError) {
 #[test]
 fn unknown_command_is_a_protocol_error() {
     run(|ex| async move {
-        // 5 is PIN (PROTOCOL.md 10); 6 and above are unknown.
+        // 5 is PIN (docs/PROTOCOL.md 10); 6 and above are unknown.
         hostile(
             &ex,
             vec![6, 1, 0, 0, 0, 0, 0],
@@ -590,8 +590,8 @@ fn a_window_is_reusable_once_confirmed() {
 #[test]
 fn cfm_for_more_than_was_sent_is_stale_and_gives_no_credit() {
     run(|ex| async move {
-        // Such a CFM can only be late (the original sends CFMs after its FIN answer, PROTOCOL.md
-        // 9): ignored, never a session error, never credit beyond the window.
+        // Such a CFM can only be late (the original sends CFMs after its FIN answer,
+        // docs/PROTOCOL.md 9): ignored, never a session error, never credit beyond the window.
         let (client, driver, mut raw) = raw_server::<PipeTransport>(&ex, Config::default()).await;
         let mut s = client.open().await.expect("open");
         s.write_all(b"0123456789").await.expect("write");

@@ -682,7 +682,8 @@ fn streams_1000_for_5min() {
 /// after about 65,000 cycles): the client allocated ids upward and the server downward, each
 /// next-fit from its last allocation, so with ids recycled the two cursors crossed every 65,535 or
 /// so opens, wherever the streams in use were, and both sides could open the same id at the same
-/// moment, making two streams one (PROTOCOL.md 5). Ids are now first-fit from each side's own end.
+/// moment, making two streams one (docs/PROTOCOL.md 5). Ids are now first-fit from each side's
+/// own end.
 /// Here deterministically: recycle 33,000 ids from the client and 32,500 from the server (which
 /// put the old cursors at 33,001 and 33,035), then open 64 streams on each side at once.
 #[test]

@@ -23,7 +23,7 @@ pub const VERSION: &str = "original-0519644";
 fn program() -> Result<PathBuf, String> {
     let dir = std::env::var_os("SMUX_PEERS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers"));
     let p = dir.join(VERSION);
     if p.is_file() {
         Ok(p)

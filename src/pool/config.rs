@@ -137,7 +137,9 @@ impl PoolConfig {
             return Err(super::PoolError::InvalidConfig(what));
         }
         self.session.validate().map_err(|e| match e {
-            crate::Error::InvalidConfig(what) => super::PoolError::InvalidConfig(what),
+            // The pool's error keeps the rule, not the value: `Config::validate` on the session
+            // config names the value too.
+            crate::Error::InvalidConfig(refused) => super::PoolError::InvalidConfig(refused.rule()),
             other => super::PoolError::Session(other),
         })
     }

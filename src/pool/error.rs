@@ -28,7 +28,8 @@ pub enum PoolError {
     /// `call` without a `Ready(Ok)` from `poll_ready` first: nothing was opened.
     NotReady,
     /// A [`PoolConfig`](super::PoolConfig) value (or its session [`Config`](crate::Config)) is
-    /// out of range: the pool never opens anything.
+    /// out of range: the pool never opens anything. It names the setting and its range; for a
+    /// session setting, [`Config::validate`](crate::Config::validate) names the value as well.
     InvalidConfig(&'static str),
 }
 

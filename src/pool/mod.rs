@@ -108,13 +108,38 @@ use crate::stream::Stream;
 /// `call` then opens it without waiting. It is `Pending`, not an error, while no session has room
 /// (every one at its [`Config::with_max_streams`](crate::Config::with_max_streams), or none up
 /// yet, or every connect failing and backing off); it is woken when a stream closes, a session
-/// joins, or the pool closes. Bound the wait with a timeout layer if you need one. It fails with
-/// [`PoolError::Closed`] once the pool is shut down or its driver is gone.
+/// joins, or the pool closes. So a pool whose peer is down waits, without limit: bound the wait
+/// with your runtime's timeout around [`Pool::open`] (or `oneshot`), or with a `Buffer` under
+/// tower's `Timeout`, which times only the call (see
+/// [the tower module](crate::tower#what-bounds-what)).
+/// It fails with [`PoolError::Closed`] once the pool is shut down or its driver is gone.
+///
+/// ```
+/// # smol::block_on(async {
+/// use std::{sync::Arc, time::Duration};
+/// use ysmux::pool::{Pool, PoolConfig};
+///
+/// // A peer that is down: every connect fails.
+/// let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// let connect = move || async move { Err::<ysmux::Pipe, _>(refused()) };
+/// let sleep: ysmux::SleepFn = Arc::new(|d| Box::pin(async move { smol::Timer::after(d).await; }));
+/// let (pool, driver) = Pool::new(connect, PoolConfig::new(sleep));
+/// smol::spawn(driver).detach();
+///
+/// let open = smol::future::or(async { Some(pool.open().await) }, async {
+///     smol::Timer::after(Duration::from_millis(50)).await;
+///     None // your runtime's timeout ended the wait
+/// });
+/// assert!(open.await.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
 ///
 /// As with [`Opener`](crate::tower::Opener), the reservation belongs to this handle: a clone holds
 /// none, dropping a ready handle gives it back, and a `call` without one fails with
 /// [`PoolError::NotReady`]. So the pool is a well-behaved inner service for `Buffer`,
-/// `ConcurrencyLimit` and `Timeout`.
+/// `ConcurrencyLimit` and `Timeout` (with the bounds the tower module describes: a `Timeout`
+/// needs a `Buffer` under it to bound the wait, and a `ConcurrencyLimit` directly over the pool
+/// bounds opens, not streams held).
 ///
 /// When every handle is dropped, the pool connects no more and lets its sessions go: each closes
 /// once its streams are done, and then the driver returns.

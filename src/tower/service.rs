@@ -26,7 +26,10 @@ use crate::session::{Reservation, Session};
 /// The reservation belongs to this handle until `call` uses it. A clone holds none (it must
 /// `poll_ready` on its own), and dropping a ready `Opener` gives its reservation back. So
 /// `Opener` is a well-behaved inner service for `tower`'s `Buffer`, `ConcurrencyLimit`,
-/// `Timeout` and friends: a ready opener never waits in `call`.
+/// `Timeout` and friends: a ready opener never waits in `call`. That is also why a `Timeout`
+/// directly over it never fires at the stream limit (the wait is in `poll_ready`, which `Timeout`
+/// does not time), and why a `ConcurrencyLimit` directly over it bounds opens, not streams held:
+/// see [the module docs](super#what-bounds-what) for what bounds each.
 ///
 /// # Calling without `poll_ready`
 /// As the `Service` contract requires, call `poll_ready` first and `call` once per `Ready(Ok)`.

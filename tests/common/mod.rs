@@ -868,7 +868,7 @@ pub fn accept_offer() -> Frame {
     Frame::new(VRM, 0x7973, 0x6D75_7832)
 }
 
-/// What the original answers to [`offer`], as to any probe (PROTOCOL.md 8).
+/// What the original answers to [`offer`], as to any probe (docs/PROTOCOL.md 8).
 pub fn offer_answer() -> Frame {
     Frame::new(VRM, 0x7390, 0x6D31_7578)
 }

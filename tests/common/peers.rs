@@ -17,10 +17,23 @@ use smol::Timer;
 use super::within;
 
 /// The environment variable naming the folder of the programs (default: `../shared/peers`).
+/// When it is set, the interop tests must run: a missing program is a failure.
 pub const ENV: &str = "SMUX_PEERS";
-/// The environment variable that skips the tests against the original where its programs are
-/// missing.
-pub const SKIP: &str = "SMUX_SKIP_INTEROP";
+/// Set by CI services (and by `.ci/run` through [`ENV`]): where it is set, the interop tests must
+/// run too.
+pub const CI: &str = "CI";
+
+/// Says, in one line on the standard error (not captured by the test harness), that `test` did
+/// not run and how to run it.
+fn skipped(test: &str, dir: &Path) {
+    use std::io::Write;
+    let line = format!(
+        "SKIPPED interop test {test}: the Go peer programs are not in {} (run it with \
+         {ENV}=<folder of the programs of shared/peers>; {ENV} or {CI} set makes them mandatory)\n",
+        dir.display()
+    );
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
 
 /// A version of the original, as a program of shared/peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,12 +72,18 @@ pub struct Peers {
 
 impl Peers {
     /// The programs' folder: `SMUX_PEERS`, or else the project's sibling `shared/peers` (where
-    /// the project keeps them, and where CI has them). Without the programs the test fails, so
-    /// that `cargo test` never passes without having talked to the original; `SMUX_SKIP_INTEROP=1`
-    /// opts out on a machine without them: then the test prints that it did not run (`test`
-    /// names it) and this returns `None`.
+    /// the project keeps them).
+    ///
+    /// Where the run must not skip (`SMUX_PEERS` is set, or `CI` is, or the default folder exists
+    /// but lacks a program) a missing program fails the test, saying where it looked. On a clone
+    /// without the default folder and with neither variable set (a user's machine, a crates.io
+    /// download) the test writes one line saying that it was skipped and how to run it, and this
+    /// returns `None`. That line goes straight to the standard error, past the test harness's
+    /// capture, so that `cargo test` shows it.
     pub fn find(test: &str) -> Option<Peers> {
-        let dir = std::env::var_os(ENV)
+        let named = std::env::var_os(ENV);
+        let must_run = named.is_some() || std::env::var_os(CI).is_some();
+        let dir = named
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers"));
         let missing: Vec<&str> = Original::ALL
@@ -75,18 +94,17 @@ impl Peers {
         if missing.is_empty() {
             return Some(Peers { dir });
         }
-        let why = format!(
-            "{} lacks {}: {ENV} must point at a folder with original-0519644, original-77536ae \
-             and original-77536ae-fastping, the programs built from the Go original that the \
-             project ships in shared/peers (see its README.md)",
+        if !must_run && !dir.exists() {
+            skipped(test, &dir);
+            return None;
+        }
+        panic!(
+            "interop test {test}: {} lacks {}: {ENV} must point at a folder with \
+             original-0519644, original-77536ae and original-77536ae-fastping, the programs built \
+             from the Go original that the project ships in shared/peers (see its README.md)",
             dir.display(),
             missing.join(", ")
         );
-        if std::env::var_os(SKIP).is_some() {
-            eprintln!("interop test {test} DID NOT RUN ({SKIP} is set): {why}");
-            return None;
-        }
-        panic!("interop test {test}: {why}; or set {SKIP}=1 to skip the interop tests");
     }
 
     /// The path of `version`'s program.

@@ -1,11 +1,12 @@
 //! The main job, end to end: a server and a client over one loopback TCP connection, many streams
 //! moving data both ways at once, while one stream is never read (and blocks nobody).
 //!
-//! Run: `cargo run --release --example demo`
+//! Run: `cargo run --release --example demo` (from the repository's root; the demo is a package
+//! of its own, `demo/`, so that it builds only the crate and smol)
 
 use std::time::Instant;
 
-use futures::{AsyncReadExt, AsyncWriteExt};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
 use ysmux::{Config, Session};
 
@@ -35,8 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for _ in 0..STREAMS {
                 let stream = session.accept().await?;
                 tasks.push(smol::spawn(async move {
-                    let (mut r, mut w) = stream.split();
-                    futures::io::copy(&mut r, &mut w).await
+                    let (mut r, mut w) = stream.into_split();
+                    smol::io::copy(&mut r, &mut w).await
                 }));
             }
             let echoed = tasks.len();
@@ -53,11 +54,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tcp.set_nodelay(true)?;
         // Ask first whether the peer is a multiplexer at all (the VRM probe), bounded by a timer.
         let is_mux = {
-            let probe = futures::future::select(
-                Box::pin(ysmux::is_smux(&mut tcp)),
-                Box::pin(smol::Timer::after(std::time::Duration::from_secs(2))),
-            );
-            matches!(probe.await, futures::future::Either::Left((Ok(true), _)))
+            let probe = smol::future::or(async { ysmux::is_smux(&mut tcp).await.ok() }, async {
+                smol::Timer::after(std::time::Duration::from_secs(2)).await;
+                None
+            });
+            probe.await == Some(true)
         };
         println!("client connected; the VRM probe says the server is a multiplexer: {is_mux}");
         let (session, driver) = Session::client(tcp, Config::default());
@@ -70,11 +71,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut sent = 0usize;
             // Write until a write has waited 300 ms: the window is full and nobody confirms.
             // A write cancelled while pending committed nothing, so `sent` is exact.
-            while let futures::future::Either::Left((Ok(n), _)) = futures::future::select(
-                Box::pin(stalled.write(&chunk)),
-                Box::pin(smol::Timer::after(std::time::Duration::from_millis(300))),
-            )
-            .await
+            while let Some(Ok(n)) =
+                smol::future::or(async { Some(stalled.write(&chunk).await) }, async {
+                    smol::Timer::after(std::time::Duration::from_millis(300)).await;
+                    None
+                })
+                .await
             {
                 sent += n;
             }
@@ -87,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let stream = session.open().await?;
             tasks.push(smol::spawn(async move {
                 let id = stream.id();
-                let (mut r, mut w) = stream.split();
+                let (mut r, mut w) = stream.into_split();
                 let writer = async {
                     let mut buf = vec![0u8; 64 * 1024];
                     let mut off = 0;
@@ -121,7 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     Ok(())
                 };
-                let (w, ()) = futures::future::try_join(writer, reader).await?;
+                let (w, ()) = smol::future::try_zip(writer, reader).await?;
                 let mut stream = r.reunite(w).expect("halves of one stream");
                 stream.close().await?;
                 Ok::<_, std::io::Error>(id)
