@@ -3,11 +3,11 @@
 //!
 //! The original's window is fixed (512 KiB) and not negotiated, so one stream moves at most one
 //! window per round trip. Two sessions of this crate agree on more, in a way the original only
-//! ever sees as something it already understands (PROTOCOL.md 8):
+//! ever sees as something it already understands (docs/PROTOCOL.md 8):
 //!
 //! 1. At its start a client sends [`OFFER`], a VRM with fixed values. Every version of the original
 //!    answers a VRM as a probe; the client recognises that answer (and does not answer it): the
-//!    peer is the original, and the session stays exactly PROTOCOL.md 2-10.
+//!    peer is the original, and the session stays exactly docs/PROTOCOL.md 1-10.
 //! 2. A server of this crate answers [`OFFER`] with [`ACCEPT`] instead. The client answers
 //!    [`ACCEPT`] as any VRM, and the server recognises that answer. Each side times its exchange:
 //!    that is its round-trip estimate.

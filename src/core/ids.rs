@@ -1,14 +1,14 @@
 //! The stream id allocator: a bitmap of the 65,536 ids, first-fit from one end, with released ids
 //! resting for a while before they are handed out again.
 //!
-//! The client side takes the lowest free id, the server side the highest (PROTOCOL.md 9), so the
-//! ids of two sessions of this crate meet only when the id space is nearly full: a simultaneous
+//! The client side takes the lowest free id, the server side the highest (docs/PROTOCOL.md 9),
+//! so the ids of two sessions of this crate meet only when the id space is nearly full: a simultaneous
 //! open of the same id needs nearly every id in use or resting. (A next-fit cursor would not do:
 //! once ids are recycled, the two sides' cursors cross every 65,535 opens, whatever is open.)
 //!
 //! **Resting ids.** The original sends frames for a stream after its FIN answer (a CFM from its
-//! reading goroutine, a second FIN when its application closes by id late: PROTOCOL.md 9). If the
-//! id just released were handed to the next open, those late frames would land on the new stream
+//! reading goroutine, a second FIN when its application closes by id late: docs/PROTOCOL.md 9).
+//! If the id just released were handed to the next open, those late frames would land on the new stream
 //! (a late FIN ends it before it got a byte). So a released id rests: it is not handed out again
 //! until [`REST`] later releases have happened, or until no other id is free (the oldest resting id
 //! goes first). A late frame then finds no stream and is ignored. Both sides rest the same ids (each
@@ -17,7 +17,7 @@
 //! 65,535 - 2 x [`REST`] ids are in use at once.
 //!
 //! Id 0 is never allocated by this side (the founding document's version never uses it), but the
-//! peer may open it: the newest original's first stream is id 0 (PROTOCOL.md 10).
+//! peer may open it: the newest original's first stream is id 0 (docs/PROTOCOL.md 10).
 
 use std::collections::VecDeque;
 

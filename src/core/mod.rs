@@ -1,4 +1,4 @@
-//! The protocol core: everything PROTOCOL.md says, as plain state changes.
+//! The protocol core: everything docs/PROTOCOL.md says, as plain state changes.
 //!
 //! Frames in ([`Core::handle_frame`], this file), user actions in ([`Core::open`],
 //! [`Core::write`], [`Core::read`], [`Core::close`]: `actions.rs`), bytes for the transport out
@@ -274,7 +274,7 @@ impl<W: Default> Core<W> {
     }
 
     /// A SYN opens a stream, id 0 included: the newest original's first stream is id 0
-    /// (PROTOCOL.md 10; this side never allocates it).
+    /// (docs/PROTOCOL.md 10; this side never allocates it).
     fn on_syn(&mut self, sid: u16) {
         if self.by_id.get(sid).is_some() {
             // Both sides opened this id at once: both ends now share the one stream.
@@ -355,8 +355,8 @@ impl<W: Default> Core<W> {
     }
 
     /// A CFM for more than this side has outstanding can only be late: the original sends CFMs
-    /// after its FIN answer, for a stream whose id may have been reused since (PROTOCOL.md 9). It
-    /// is stale, and ignored: it never gives credit beyond the window. With a peer of this crate
+    /// after its FIN answer, for a stream whose id may have been reused since (docs/PROTOCOL.md
+    /// 9). It is stale, and ignored: it never gives credit beyond the window. With a peer of this crate
     /// that agreed to window growth, a CFM is credit, and more than outstanding is a grant.
     fn on_cfm(&mut self, sid: u16, n: u32) -> Result<(), ProtocolError> {
         let Some(key) = self.key_of(sid) else {
@@ -420,7 +420,7 @@ impl<W: Default> Core<W> {
         Ok(())
     }
 
-    /// The newest original's keepalive (PROTOCOL.md 10): it closes a session in which it has
+    /// The newest original's keepalive (docs/PROTOCOL.md 10): it closes a session in which it has
     /// received no PIN for 100 s, and never answers one. So this side answers a PIN with one,
     /// unless it has sent one since the last it received: a PIN that may be the answer to ours
     /// goes unanswered, and two sessions of this crate never bounce PINs. It sends a PIN only in

@@ -21,7 +21,7 @@ use super::flow::{RecvWindow, SendCredit};
 use super::queue::Listings;
 use super::recv::{RecvBuf, RecvPool};
 
-/// Where a stream is in its close handshake (PROTOCOL.md 6).
+/// Where a stream is in its close handshake (docs/PROTOCOL.md 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Both directions open; the id is in use.

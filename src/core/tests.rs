@@ -304,7 +304,7 @@ fn a_confirm_for_more_than_sent_is_stale_and_gives_no_credit() {
 
 #[test]
 fn syn_for_id_zero_opens_a_stream() {
-    // The newest original's first stream is id 0 (PROTOCOL.md 10).
+    // The newest original's first stream is id 0 (docs/PROTOCOL.md 10).
     let mut s = server();
     frame(&mut s, Cmd::Syn, 0, 0).unwrap();
     psh(&mut s, 0, b"hi").unwrap();

@@ -1,9 +1,12 @@
-//! The frame codec: the 7-byte header, the commands, and the VRM answer functions.
+//! The frame codec: the 7-byte header, the commands, and the VRM answer functions of yddeng's
+//! smux; xtaci/smux's 8-byte header in [`xtaci`].
 //!
 //! Pure bytes in, bytes out ([docs/PROTOCOL.md](crate#the-protocol) sections 2, 3, 8 and 10); no
 //! I/O.
 
 use std::fmt;
+
+pub mod xtaci;
 
 /// Size of a frame header on the wire: `cmd (1) | sid (u16 LE) | len (u32 LE)`.
 pub const HEADER_LEN: usize = 7;
