@@ -40,7 +40,8 @@
 //! made to run each scenario fairly: see `compare/peers.rs`.
 //!
 //! Environment: `SMUX_BENCH_QUICK=1`, `SMUX_BENCH_RUNS`, `SMUX_BENCH_SCENARIOS` (bulk,rtt,churn,
-//! stalled,idle), `SMUX_BENCH_IMPLS` (raw,smux,yamux,tokio-yamux,async_smux), `SMUX_BENCH_NETS`
+//! stalled,idle), `SMUX_BENCH_IMPLS` (raw,smux,smux-x1,smux-x2,yamux,tokio-yamux,async_smux; smux-x1
+//! and smux-x2 are this crate speaking xtaci/smux v1 and v2, async_smux's wire), `SMUX_BENCH_NETS`
 //! (tcp,pipe), `SMUX_BENCH_RUNTIMES` (tokio,smol), `SMUX_BENCH_STREAMS` (1,64,1024),
 //! `SMUX_BENCH_BULK_MIB`, `SMUX_BENCH_STALLED_MIB`, `SMUX_BENCH_ROUNDS`, `SMUX_BENCH_IDLE_STREAMS`,
 //! `SMUX_BENCH_WAN_MS` (40,10), `SMUX_BENCH_WAN_STREAMS` (1,8), `SMUX_BENCH_WAN_S`,

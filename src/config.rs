@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::core::wire::Protocol;
 use crate::error::{ConfigError, Error};
 use crate::frame::MAX_PAYLOAD;
 
@@ -49,6 +50,7 @@ pub struct Config {
     max_streams: usize,
     memory_budget: usize,
     keepalive: Option<Keepalive>,
+    protocol: Protocol,
     /// The first value a setter refused.
     invalid: Option<ConfigError>,
 }
@@ -79,6 +81,7 @@ impl fmt::Debug for Config {
             .field("max_streams", &self.max_streams)
             .field("memory_budget", &self.memory_budget)
             .field("keepalive", &self.keepalive.as_ref().map(|k| k.interval))
+            .field("protocol", &self.protocol)
             .field("invalid", &self.invalid)
             .finish()
     }
@@ -97,6 +100,7 @@ impl Default for Config {
             max_streams: 65_535,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             keepalive: None,
+            protocol: Protocol::Yddeng,
             invalid: None,
         }
     }
@@ -261,6 +265,29 @@ impl Config {
             self.keepalive = Some(Keepalive { interval, sleep });
         }
         self
+    }
+
+    /// Sets the protocol the session speaks (default [`Protocol::Yddeng`], the founding
+    /// document's). [`Protocol::Xtaci1`] and [`Protocol::Xtaci2`] speak xtaci/smux, the wire of
+    /// most Go programs (gost, sing-box, kcptun, the AWS Session Manager plugin); both ends must
+    /// use the same version. [`Protocol::Detect`], for servers only, tells the three apart by the
+    /// client's first byte and serves each: one listener for every smux (a client made with it
+    /// ends at once with [`Error::Unsupported`]).
+    ///
+    /// On xtaci's wire: a stream's window is at least 256 KiB with v2 (what a Go sender assumes
+    /// before it hears one), frames carry at most 65,535 bytes, `Session::ping` and window growth
+    /// do not exist (the keepalive sends NOPs instead of probes), and v1 has no flow control at
+    /// all: a stream nobody reads makes the session stop reading the transport once it holds a
+    /// window, which stalls every stream of the session (as Go's own v1 session does at 4 MiB),
+    /// so prefer v2 where the peer allows it. docs/PROTOCOL.md 13 has the details.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// The protocol the session speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// Checks the settings: the first value a setter refused, as [`Error::InvalidConfig`] (which

@@ -17,8 +17,8 @@ use std::time::Instant;
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::config::Config;
+use crate::core::wire::Wire;
 use crate::error::{Error, ProtocolError};
-use crate::frame::{Header, HEADER_LEN, MAX_PAYLOAD};
 use crate::keepalive::KeepaliveTask;
 use crate::shared::{Inner, Shared};
 use crate::transport_wake::TransportWake;
@@ -26,7 +26,7 @@ use crate::transport_wake::TransportWake;
 /// The read buffer: several maximal frames, so one read usually brings many frames.
 const READ_BUFFER: usize = 256 * 1024;
 /// The largest frame on the wire.
-const MAX_FRAME_LEN: usize = HEADER_LEN + MAX_PAYLOAD as usize;
+const MAX_FRAME_LEN: usize = Wire::MAX_FRAME;
 /// Answers (FIN, CFM, VRM) queued beyond the write buffer before reading pauses.
 const CONTROL_SLACK: usize = 1 << 20;
 /// Write buffer capacity kept while the driver sleeps.
@@ -253,7 +253,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             inner.core.take_output(&mut self.wbuf);
             self.wbuf_end = inner.core.out_pos();
         }
-        inner.core.queued_len() > self.write_limit
+        // Also when a stream holds more than its window unread on a wire without flow control
+        // (xtaci v1): not reading the transport is the only backpressure left.
+        inner.core.queued_len() > self.write_limit || inner.core.input_paused()
     }
 
     /// Writes what is in the write buffer; flushes once nothing more is queued, or at once when a
@@ -435,22 +437,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         inner: &mut Inner,
         handle: bool,
     ) -> Result<(), ProtocolError> {
-        while self.rend - self.rstart >= HEADER_LEN {
-            let head: &[u8; HEADER_LEN] = self.rbuf[self.rstart..self.rstart + HEADER_LEN]
-                .try_into()
-                .expect("7 bytes");
-            let h = Header::decode(head)?;
-            let total = HEADER_LEN + h.payload_len();
-            if self.rend - self.rstart < total {
-                break;
-            }
-            let payload = &self.rbuf[self.rstart + HEADER_LEN..self.rstart + total];
-            trace_event!(debug, cmd = %h.cmd, sid = h.sid, len = h.len, "frame in");
-            if handle {
-                inner.core.handle_frame(h, payload)?;
-            }
-            self.rstart += total;
-        }
+        let used = inner
+            .core
+            .handle_input(&self.rbuf[self.rstart..self.rend], handle)?;
+        self.rstart += used;
         Ok(())
     }
 

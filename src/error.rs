@@ -27,6 +27,12 @@ pub enum Error {
     StreamCut,
     /// All 65,535 stream ids are in use; one must close before another stream can open.
     IdsExhausted,
+    /// xtaci/smux: this side opened as many streams as the wire's 32-bit ids allow (about two
+    /// billion): the session can open no more ("go away"); open a new session.
+    GoAway,
+    /// The operation does not exist on the protocol the session speaks (for example
+    /// [`Session::ping`](crate::Session::ping) on xtaci/smux, which has no probe).
+    Unsupported(&'static str),
     /// A [`Config`](crate::Config) value is out of range: the first one a setter refused, named
     /// with its rule and the value given.
     InvalidConfig(ConfigError),
@@ -98,8 +104,8 @@ pub enum ProtocolError {
     },
     /// More data for a stream than its window allows.
     WindowExceeded {
-        /// The stream.
-        stream: u16,
+        /// The stream (its id on the wire).
+        stream: u32,
         /// The window.
         window: u32,
     },
@@ -108,13 +114,57 @@ pub enum ProtocolError {
     /// A confirm would take a stream's send credit past 4 GiB (only a peer that claimed window
     /// growth can grant beyond the window, and no honest one grants that much).
     CreditOverflow {
-        /// The stream.
-        stream: u16,
+        /// The stream (its id on the wire).
+        stream: u32,
     },
     /// A client received its own first frame (the window-growth offer) back unchanged: the peer
     /// is not a multiplexer server but something that reflects bytes (an echo server), or
     /// another client on the same transport.
     OfferReflected,
+    /// A server for every smux ([`Protocol::Detect`](crate::Protocol::Detect)) got a first byte
+    /// that starts no smux session (yddeng's first command, SYN 0, VRM 4 or PIN 5; xtaci's
+    /// version, 1 or 2).
+    NotSmux {
+        /// The peer's first byte.
+        first: u8,
+    },
+    /// xtaci/smux: a frame of another protocol version than the session's (versions 1 and 2
+    /// cannot talk).
+    WrongVersion {
+        /// The frame's version byte.
+        version: u8,
+    },
+    /// xtaci/smux: an UPD frame in a version 1 session.
+    UpdInVersion1,
+    /// xtaci/smux: a SYN, FIN or NOP with a length, or an UPD whose length is not 8.
+    BadLength {
+        /// The command byte.
+        command: u8,
+        /// The length it carried.
+        len: u16,
+    },
+    /// xtaci/smux: the peer opened a stream with an id of this side's parity (a client's ids are
+    /// odd, a server's even): it would collide with a stream this side opens.
+    WrongParity {
+        /// The id.
+        stream: u32,
+    },
+    /// xtaci/smux v2: an UPD says the peer read more of a stream than this side sent.
+    ReadBeyondSent {
+        /// The stream.
+        stream: u32,
+    },
+}
+
+/// Writes what a byte that starts no smux frame says about the peer, if anything: " ('H': an
+/// HTTP peer?)".
+fn what_byte_says(f: &mut fmt::Formatter<'_>, c: u8) -> fmt::Result {
+    match (c.is_ascii_graphic(), likely_peer(c)) {
+        (true, Some(guess)) => write!(f, " ('{}': {guess})", c as char),
+        (true, None) => write!(f, " ('{}': a text protocol?)", c as char),
+        (false, Some(guess)) => write!(f, " ({guess})"),
+        (false, None) => Ok(()),
+    }
 }
 
 /// What a byte that is no smux command says about the peer, if anything: the first byte of a
@@ -133,12 +183,7 @@ impl fmt::Display for ProtocolError {
         match *self {
             ProtocolError::UnknownCommand(c) => {
                 write!(f, "unknown command byte {c}: the peer does not speak smux")?;
-                match (c.is_ascii_graphic(), likely_peer(c)) {
-                    (true, Some(guess)) => write!(f, " ('{}': {guess})", c as char),
-                    (true, None) => write!(f, " ('{}': a text protocol?)", c as char),
-                    (false, Some(guess)) => write!(f, " ({guess})"),
-                    (false, None) => Ok(()),
-                }
+                what_byte_says(f, c)
             }
             ProtocolError::PayloadTooLong { len } => {
                 write!(
@@ -159,6 +204,35 @@ impl fmt::Display for ProtocolError {
                     "stream {stream} was granted more than 4 GiB of send credit"
                 )
             }
+            ProtocolError::NotSmux { first } => {
+                write!(f, "not a smux peer: its first byte is {first}")?;
+                what_byte_says(f, first)
+            }
+            ProtocolError::WrongVersion { version } => write!(
+                f,
+                "a frame of xtaci/smux protocol version {version}, not this session's (v1 and v2 \
+                 cannot talk: set both ends alike)"
+            ),
+            ProtocolError::UpdInVersion1 => {
+                f.write_str("an UPD frame in an xtaci/smux version 1 session (UPD is version 2's)")
+            }
+            ProtocolError::BadLength { command, len } => {
+                write!(
+                    f,
+                    "command {command} with a length of {len} it may not carry"
+                )
+            }
+            ProtocolError::WrongParity { stream } => write!(
+                f,
+                "the peer opened stream {stream}, an id of this side's (clients' ids are odd, \
+                 servers' even)"
+            ),
+            ProtocolError::ReadBeyondSent { stream } => {
+                write!(
+                    f,
+                    "an UPD for stream {stream} says more was read than was sent"
+                )
+            }
             ProtocolError::OfferReflected => f.write_str(
                 "this client's first frame came back unchanged: the peer is not a multiplexer \
                  server (an echo server?) or is another client on the same transport",
@@ -168,6 +242,21 @@ impl fmt::Display for ProtocolError {
 }
 
 impl std::error::Error for ProtocolError {}
+
+impl From<crate::frame::xtaci::DecodeError> for ProtocolError {
+    fn from(e: crate::frame::xtaci::DecodeError) -> Self {
+        use crate::frame::xtaci::DecodeError as D;
+        match e {
+            D::Version(version) => ProtocolError::WrongVersion { version },
+            D::UnknownCommand(c) => ProtocolError::UnknownCommand(c),
+            D::UpdInVersion1 => ProtocolError::UpdInVersion1,
+            D::BadLength(cmd, len) => ProtocolError::BadLength {
+                command: cmd as u8,
+                len,
+            },
+        }
+    }
+}
 
 impl From<crate::frame::DecodeError> for ProtocolError {
     fn from(e: crate::frame::DecodeError) -> Self {
@@ -188,6 +277,10 @@ impl fmt::Display for Error {
             Error::ClosedByPeer => f.write_str("the peer closed the stream"),
             Error::StreamCut => f.write_str("the session ended before the peer closed the stream"),
             Error::IdsExhausted => f.write_str("all 65535 stream ids are in use"),
+            Error::GoAway => f.write_str(
+                "this session used up the wire's stream ids (go away): open a new session",
+            ),
+            Error::Unsupported(what) => write!(f, "not on this protocol: {what}"),
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             Error::KeepaliveTimeout => f.write_str("the peer stopped answering keepalive probes"),
         }
@@ -232,6 +325,8 @@ impl From<Error> for io::Error {
             Error::ClosedByPeer => io::ErrorKind::BrokenPipe,
             Error::StreamCut => io::ErrorKind::ConnectionReset,
             Error::IdsExhausted => io::ErrorKind::Other,
+            Error::GoAway => io::ErrorKind::Other,
+            Error::Unsupported(_) => io::ErrorKind::Unsupported,
             Error::InvalidConfig(_) => io::ErrorKind::InvalidInput,
             Error::KeepaliveTimeout => io::ErrorKind::TimedOut,
         };

@@ -1,4 +1,4 @@
-//! # ysmux: a stream multiplexer speaking the smux protocol of the Go `yddeng/smux`
+//! # ysmux: a stream multiplexer speaking the smux of the Go `yddeng/smux` and `xtaci/smux`
 //!
 //! Many independent, ordered, flow-controlled byte streams over one reliable connection (TCP, TLS,
 //! a Unix socket, an in-memory pipe: anything that is [`AsyncRead`](futures_io::AsyncRead) +
@@ -117,6 +117,12 @@
 //! this side never sends a PIN first. Keep the default window. [`Session::client`] against a Go
 //! `SmuxSession(conn)` server, or [`Session::server`] for Go clients.
 //!
+//! For a Go program of `xtaci/smux` (gost, sing-box, kcptun, ...), set the same protocol version
+//! as the Go side: [`Config::with_protocol`] with [`Protocol::Xtaci1`] (Go's default) or
+//! [`Protocol::Xtaci2`]. A server with [`Protocol::Detect`] serves yddeng's and both of xtaci's
+//! from one listener. On xtaci's wire there is no probe ([`Session::ping`], [`is_smux`] and window
+//! growth are yddeng's), and v1 has no per-stream windows (see [`Config::with_protocol`]).
+//!
 //! ## tokio or smol
 //! Spawn the [`Driver`] on your executor (`smol::spawn(driver).detach()`,
 //! `tokio::spawn(driver)`). Under tokio, wrap tokio transports with `tokio_util::compat`, or enable
@@ -182,6 +188,7 @@ mod transport_wake;
 pub use crate::config::{
     Config, SleepFn, DEFAULT_MAX_WINDOW, DEFAULT_MEMORY_BUDGET, DEFAULT_WINDOW,
 };
+pub use crate::core::wire::Protocol;
 pub use crate::driver::Driver;
 pub use crate::error::{ConfigError, Error, ProtocolError};
 pub use crate::pipe::{pipe, Pipe};

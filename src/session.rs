@@ -11,6 +11,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::Either;
 
 use crate::config::Config;
+use crate::core::wire::Protocol;
 use crate::core::{Core, Direction, Limits, OpenError};
 use crate::driver::Driver;
 use crate::error::Error;
@@ -101,7 +102,14 @@ impl Session {
             budget: config.memory_budget(),
             max_window: config.max_window(),
         };
-        let mut core = Core::new(dir, limits);
+        let protocol = config.protocol();
+        let client_detects = dir == Direction::Up && protocol == Protocol::Detect;
+        let protocol = if client_detects {
+            Protocol::Yddeng // never used: the session ends at once below
+        } else {
+            protocol
+        };
+        let mut core = Core::with_protocol(dir, limits, protocol);
         core.offer_extension();
         let shared = Arc::new(Shared::new(core, config.memory_budget()));
         let side = match dir {
@@ -112,6 +120,10 @@ impl Session {
         if let Err(e) = config.validate() {
             // Nonsense settings: the session ends at once with their error, for every party.
             driver.fail_at_start(e);
+        } else if client_detects {
+            driver.fail_at_start(Error::Unsupported(
+                "a client cannot detect its protocol: Protocol::Detect is for servers",
+            ));
         }
         (Session::handle(shared), driver)
     }
@@ -212,6 +224,7 @@ impl Session {
         let key = match opened {
             Ok(key) => key,
             Err(OpenError::Exhausted) => return Err(Error::IdsExhausted),
+            Err(OpenError::GoAway) => return Err(Error::GoAway),
             Err(OpenError::AtLimit) => return Ok(None),
         };
         let id = inner.core.id(key).expect("just opened");
@@ -243,6 +256,7 @@ impl Session {
                         // Running out of ids is as transient as the stream limit: wait for a
                         // release (an error here would poison a `tower::buffer::Buffer` for good).
                         Err(OpenError::Exhausted | OpenError::AtLimit) => None,
+                        Err(OpenError::GoAway) => Some(Err(Error::GoAway)),
                     },
                 }
             };
@@ -315,13 +329,19 @@ impl Session {
     /// ([docs/PROTOCOL.md](crate#the-protocol) 8), which the original answers too. The answer is
     /// recognised, not answered back. Concurrent pings share one probe.
     ///
-    /// Holds no timer: bound it with your runtime's timeout. Fails once the session has ended.
+    /// Holds no timer: bound it with your runtime's timeout. Fails once the session has ended,
+    /// and with [`Error::Unsupported`] on xtaci/smux, which has no probe.
     pub async fn ping(&self) -> Result<Duration, Error> {
         let start = Instant::now();
         let seen = {
             let mut inner = self.shared.lock();
             if let Some(e) = inner.open_error() {
                 return Err(e);
+            }
+            if !inner.core.probes() {
+                return Err(Error::Unsupported(
+                    "ping: xtaci/smux has no probe (a Go peer answers no frame)",
+                ));
             }
             inner.send_ping();
             inner.pongs()
@@ -361,6 +381,12 @@ impl Session {
     /// ```
     pub fn stats(&self) -> crate::Stats {
         self.shared.lock().stats()
+    }
+
+    /// The protocol the session speaks: its [`Config::with_protocol`], or for a server made with
+    /// [`Protocol::Detect`] the one its peer's first byte told ([`Protocol::Detect`] until then).
+    pub fn protocol(&self) -> Protocol {
+        self.shared.lock().core.protocol()
     }
 
     /// The number of streams not yet fully closed (ids in use).

@@ -413,6 +413,8 @@ impl Inner {
                         self.last_rtt = Some(at.elapsed());
                     }
                 }
+                // Reading the transport paused (xtaci v1) and may go on.
+                Event::Resume => self.notify_driver(),
                 Event::Released => {
                     self.deferred.room += 1;
                     if self.core.live_streams() == 0 {

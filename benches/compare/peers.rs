@@ -51,14 +51,20 @@ pub enum Impl {
     /// This crate with the original's fixed window: window growth off (`with_max_window` at the
     /// window). Measured in the wan scenario only, where the two differ.
     SmuxBase,
+    /// This crate speaking xtaci/smux protocol version 1 (async_smux's wire), to itself.
+    SmuxX1,
+    /// This crate speaking xtaci/smux protocol version 2, to itself.
+    SmuxX2,
     Yamux,
     TokioYamux,
     AsyncSmux,
 }
 
-pub const ALL: [Impl; 5] = [
+pub const ALL: [Impl; 7] = [
     Impl::Raw,
     Impl::Smux,
+    Impl::SmuxX1,
+    Impl::SmuxX2,
     Impl::Yamux,
     Impl::TokioYamux,
     Impl::AsyncSmux,
@@ -70,6 +76,8 @@ impl Impl {
             Impl::Raw => "raw",
             Impl::Smux => "smux",
             Impl::SmuxBase => "smux-base",
+            Impl::SmuxX1 => "smux-x1",
+            Impl::SmuxX2 => "smux-x2",
             Impl::Yamux => "yamux",
             Impl::TokioYamux => "tokio-yamux",
             Impl::AsyncSmux => "async_smux",
@@ -164,15 +172,17 @@ pub async fn pair(imp: Impl, sp: &Spawner, net: Arc<Net>) -> io::Result<(Side, S
     let (a, b) = net.pair().await?;
     Ok(match imp {
         Impl::Raw => unreachable!(),
-        Impl::Smux | Impl::SmuxBase => {
+        Impl::Smux | Impl::SmuxBase | Impl::SmuxX1 | Impl::SmuxX2 => {
             let cfg = ysmux::Config::default();
-            let cfg = if imp == Impl::SmuxBase {
+            let cfg = match imp {
                 // The original's defaults: its fixed window, and frames of at most 32 KiB.
-                cfg.clone()
+                Impl::SmuxBase => cfg
+                    .clone()
                     .with_max_window(cfg.window())
-                    .with_max_frame(32 * 1024)
-            } else {
-                cfg
+                    .with_max_frame(32 * 1024),
+                Impl::SmuxX1 => cfg.with_protocol(ysmux::Protocol::Xtaci1),
+                Impl::SmuxX2 => cfg.with_protocol(ysmux::Protocol::Xtaci2),
+                _ => cfg,
             };
             let (c, d1) = ysmux::Session::client(a.fio(), cfg.clone());
             let (s, d2) = ysmux::Session::server(b.fio(), cfg);

@@ -548,6 +548,8 @@ fn color(i: Impl) -> &'static str {
         Impl::Raw => "#555555",
         Impl::Smux => "#d62728",
         Impl::SmuxBase => "#e377c2",
+        Impl::SmuxX1 => "#9467bd",
+        Impl::SmuxX2 => "#8c564b",
         Impl::Yamux => "#1f77b4",
         Impl::TokioYamux => "#2ca02c",
         Impl::AsyncSmux => "#ff7f0e",

@@ -8,7 +8,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arbitrary::{Arbitrary, Unstructured};
-use ysmux::frame::{Cmd, DecodeError, Header, HEADER_LEN, MAX_PAYLOAD};
+use ysmux::frame::{xtaci, Cmd, DecodeError, Header, HEADER_LEN, MAX_PAYLOAD};
+use ysmux::Protocol;
 use ysmux::fuzzing::{
     frames, handle_wire, Core, Direction, Event, Limits, Pair, PairOp, Read as ReadOutcome,
     StreamKey as Handle, Write as WriteOutcome,
@@ -130,6 +131,22 @@ pub fn frame_decode(data: &[u8]) {
                 assert_eq!(b[0], 2);
                 assert!(n > MAX_PAYLOAD);
                 assert_eq!(n, u32::from_le_bytes([b[3], b[4], b[5], b[6]]));
+            }
+        }
+    }
+    // xtaci's 8-byte headers: decoded only with the session's version, lengths as the commands
+    // allow, and every decoded header encodes back to the same bytes.
+    for w in data.windows(xtaci::HEADER_LEN) {
+        let b: &[u8; xtaci::HEADER_LEN] = w.try_into().unwrap();
+        for version in [1, 2] {
+            if let Ok(h) = xtaci::Header::decode(b, version) {
+                assert_eq!(h.version, version);
+                assert_eq!(h.encode(), *b, "xtaci decode/encode round trip");
+                match h.cmd {
+                    xtaci::Cmd::Syn | xtaci::Cmd::Fin | xtaci::Cmd::Nop => assert_eq!(h.len, 0),
+                    xtaci::Cmd::Upd => assert!(version == 2 && h.len == 8),
+                    _ => {}
+                }
             }
         }
     }
@@ -448,7 +465,19 @@ pub fn core_pair(data: &[u8]) {
     if trace() {
         eprintln!("{lim:?}");
     }
-    let mut pair = Pair::new(lim);
+    // Which wires: yddeng's, xtaci's v1 or v2, or a detecting server of either.
+    let Ok(choice) = u.choose_index(6) else {
+        return;
+    };
+    let (client, server) = match choice {
+        0 => (Protocol::Yddeng, Protocol::Yddeng),
+        1 => (Protocol::Xtaci1, Protocol::Xtaci1),
+        2 => (Protocol::Xtaci2, Protocol::Xtaci2),
+        3 => (Protocol::Yddeng, Protocol::Detect),
+        4 => (Protocol::Xtaci1, Protocol::Detect),
+        _ => (Protocol::Xtaci2, Protocol::Detect),
+    };
+    let mut pair = Pair::with_protocols(lim, client, server);
     let mut steps = 0;
     while !u.is_empty() {
         let Ok(op) = pair_op(&mut u) else { break };

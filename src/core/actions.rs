@@ -2,8 +2,9 @@
 //! end reaches every stream.
 
 use super::stream_state::StreamState;
+use super::wire::{Put, Wire};
 use super::{Core, Event, OpenError, Read, State, StreamKey, Write, SMALL_OUTPUT};
-use crate::frame::{put_header, Cmd, HEADER_LEN};
+use crate::frame::HEADER_LEN;
 
 impl<W: Default> Core<W> {
     /// Opens a stream: allocates an id and queues its SYN.
@@ -35,7 +36,10 @@ impl<W: Default> Core<W> {
 
     fn check_room(&self) -> Result<(), OpenError> {
         let used = self.ids.in_use() + self.reserved;
-        if self.reserved >= self.ids.allocatable() {
+        if matches!(self.wire, Wire::Detect) {
+            // A detecting server opens once its peer's first byte told it the wire.
+            Err(OpenError::AtLimit)
+        } else if self.reserved >= self.ids.allocatable() {
             Err(OpenError::Exhausted)
         } else if used >= self.limits.max_streams {
             Err(OpenError::AtLimit)
@@ -46,11 +50,12 @@ impl<W: Default> Core<W> {
 
     fn open_unchecked(&mut self) -> Result<StreamKey, OpenError> {
         let id = self.ids.allocate().ok_or(OpenError::Exhausted)?;
-        let key = self
-            .streams
-            .insert(StreamState::new(id, true, self.limits.window, self.now_us));
-        self.by_id.insert(id, key.index());
-        put_header(&mut self.out, Cmd::Syn, id, 0);
+        if self.wire.open(id).is_none() {
+            self.ids.remove(id);
+            return Err(OpenError::GoAway);
+        }
+        let key = self.insert_stream(id, true);
+        self.wire.put(&mut self.out, Put::Syn, id);
         self.counters.frames_out += 1;
         self.counters.opened += 1;
         let pos = self.out_pos();
@@ -103,7 +108,7 @@ impl<W: Default> Core<W> {
             return Write::ClosedLocally;
         };
         match s.state() {
-            State::Open => {}
+            State::Open | State::PeerFinished => {}
             State::FinReceived | State::Cut => return Write::ClosedByPeer,
             State::FinSent | State::Closed => return Write::ClosedLocally,
         }
@@ -148,7 +153,7 @@ impl<W: Default> Core<W> {
             };
             self.out.reserve(target - self.out.len());
         }
-        put_header(&mut self.out, Cmd::Psh, s.id, n as u32);
+        self.wire.put(&mut self.out, Put::Psh(n as u32), s.id);
         self.counters.frames_out += 1;
         self.out.extend_from_slice(&data[..n]);
         s.last_queued = self.out_base + self.out.len() as u64;
@@ -168,19 +173,25 @@ impl<W: Default> Core<W> {
         }
         if s.recv.is_empty() {
             return match s.state() {
-                State::FinReceived => Read::Eof,
+                State::FinReceived | State::PeerFinished => Read::Eof,
                 State::Cut => Read::Cut,
                 _ => Read::Empty,
             };
         }
         let n = s.take_recv(buf, &mut self.recv_pool);
+        self.wire.note_read(s.id, n);
+        let under = s.recv.len() <= self.limits.window as usize;
+        let resumes = under && self.over_window.leave(&mut s.listed);
         // Confirm after a sixteenth of the window: a sender with one window per round trip gets
         // its credit back a round trip plus the time a sixteenth takes on the wire after it sent
         // it (through 10 ms at 1 Gbit/s: 0.96 of a window per round trip, 0.92 after an eighth;
         // confirms twice as often cost nothing measurable in bulk on loopback).
         let threshold = (s.recv_window() / 16).max(1);
-        if s.state() == State::Open && s.grantable() >= threshold {
+        if s.state() == State::Open && self.wire.flow_controlled() && s.grantable() >= threshold {
             self.confirm_list.push(key, s);
+        }
+        if resumes {
+            self.resume_if_none_over();
         }
         Read::Data(n)
     }
@@ -198,8 +209,12 @@ impl<W: Default> Core<W> {
             s.window.release(base, &mut self.growth);
             self.recv_pool.set_growth(self.growth.held());
         }
-        let owed = s.close();
+        let resumes = self.over_window.leave(&mut s.listed);
+        let owed = s.close(self.wire.fin_handshake());
         self.settle(key, owed);
+        if resumes {
+            self.resume_if_none_over();
+        }
     }
 
     /// The handle to the stream is gone: close it, and forget it once its id is released.
@@ -241,6 +256,20 @@ impl<W: Default> Core<W> {
             self.counters.refused += 1;
             self.drop_handle(key);
         }
+    }
+
+    /// xtaci v1: once no stream holds more than its window unread, reading the transport goes on.
+    fn resume_if_none_over(&mut self) {
+        if self.over_window.count() == 0 {
+            self.events.push(Event::Resume);
+        }
+    }
+
+    /// Whether reading the transport must pause: on a wire without flow control (xtaci v1), a
+    /// stream holds more than its window unread, and the only backpressure left is to stop
+    /// reading (as Go's session does at 4 MiB for all its streams).
+    pub(crate) fn input_paused(&self) -> bool {
+        self.over_window.count() > 0
     }
 
     /// Empties the accept backlog (the session failed: nobody will take them). Streams that no

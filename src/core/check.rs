@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 
+use super::wire::{Frame, Wire};
 use super::{Core, State};
-use crate::frame::{Cmd, Header, HEADER_LEN};
 
 impl<W: Default> Core<W> {
     /// Says which rule, if any, no longer holds:
@@ -25,6 +25,8 @@ impl<W: Default> Core<W> {
         let window = self.limits.window;
         let max_window = self.limits.max_window.max(window);
         let grows = self.extension.active();
+        // A wire without flow control (xtaci v1) has no windows to keep.
+        let windows = self.wire.flow_controlled();
         let mut ids = HashSet::new();
         let (mut unclaimed, mut charged, mut contending) = (0, 0usize, 0);
         let out_pos = self.out_pos();
@@ -37,7 +39,7 @@ impl<W: Default> Core<W> {
                     return Err(format!("stream {id} is unclaimed but not in the backlog"));
                 }
             }
-            if !grows && s.send_credit.get() > window {
+            if windows && !grows && s.send_credit.get() > window {
                 return Err(format!(
                     "stream {id}: send credit {} > window {window} without window growth",
                     s.send_credit.get()
@@ -46,7 +48,8 @@ impl<W: Default> Core<W> {
             let held = s.recv.len() as u64 + u64::from(s.window.credit());
             let limit = if grows { max_window } else { window };
             let w = s.window.window();
-            if s.state() == State::Open
+            if windows
+                && s.state() == State::Open
                 && (held > u64::from(window) + u64::from(s.window.charged())
                     || w > limit
                     || w < window)
@@ -59,7 +62,7 @@ impl<W: Default> Core<W> {
                 ));
             }
             charged += s.window.charged() as usize;
-            if s.recv.capacity() > 2 * (window + s.window.charged()) as usize + 64 {
+            if windows && s.recv.capacity() > 2 * (window + s.window.charged()) as usize + 64 {
                 return Err(format!(
                     "stream {id}: buffer capacity {} for window {w}",
                     s.recv.capacity()
@@ -77,7 +80,7 @@ impl<W: Default> Core<W> {
             }
             if s.listed.contending() {
                 contending += 1;
-                if s.state() != State::Open {
+                if !s.state().writable() {
                     return Err(format!(
                         "stream {id} ({:?}) still contends for the queue",
                         s.state()
@@ -128,8 +131,9 @@ impl<W: Default> Core<W> {
                 ids.len()
             ));
         }
-        let data = data_bytes(&self.out)?;
-        let bound = self.limits.write_buffer + HEADER_LEN + self.limits.max_frame as usize;
+        let data = data_bytes(&self.wire, &self.out)?;
+        let header = crate::frame::xtaci::HEADER_LEN; // the longer of the two wires'
+        let bound = self.limits.write_buffer + header + self.limits.max_frame as usize;
         if data > bound {
             return Err(format!("{data} bytes of data queued > bound {bound}"));
         }
@@ -138,23 +142,17 @@ impl<W: Default> Core<W> {
 }
 
 /// The bytes of PSH frames (headers included) in `out`, which must hold whole frames only.
-fn data_bytes(mut out: &[u8]) -> Result<usize, String> {
-    let mut data = 0;
-    while !out.is_empty() {
-        let head: &[u8; HEADER_LEN] = out
-            .get(..HEADER_LEN)
-            .ok_or("a cut header in the output")?
-            .try_into()
-            .expect("a header's length");
-        let h = Header::decode(head).map_err(|e| format!("output frame does not decode: {e}"))?;
-        let len = HEADER_LEN + h.payload_len();
-        if out.len() < len {
-            return Err("a cut payload in the output".into());
-        }
-        if h.cmd == Cmd::Psh {
+fn data_bytes(wire: &Wire, out: &[u8]) -> Result<usize, String> {
+    let (mut data, mut at) = (0, 0);
+    while at < out.len() {
+        let (frame, len) = wire
+            .decode(&out[at..])
+            .map_err(|e| format!("output frame does not decode: {e}"))?
+            .ok_or("a cut frame in the output")?;
+        if let Frame::Psh(..) = frame {
             data += len;
         }
-        out = &out[len..];
+        at += len;
     }
     Ok(data)
 }

@@ -15,23 +15,43 @@ pub(crate) struct CreditOverflow;
 
 /// Bytes this side may still send on a stream before the peer confirms more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SendCredit(u32);
+pub(crate) struct SendCredit {
+    credit: u32,
+}
+
+/// A credit that never runs out: xtaci's v1 has no flow control.
+const UNLIMITED: u32 = u32::MAX;
 
 impl SendCredit {
     /// A new stream's credit: the peer's window.
     pub(crate) fn new(window: u32) -> Self {
-        SendCredit(window)
+        SendCredit { credit: window }
+    }
+
+    /// Credit without end, for a wire without flow control.
+    pub(crate) fn unlimited() -> Self {
+        SendCredit::new(UNLIMITED)
     }
 
     /// The credit now.
     pub(crate) fn get(self) -> u32 {
-        self.0
+        self.credit
     }
 
     /// Spends `n` bytes of credit on data queued for the peer.
     pub(crate) fn spend(&mut self, n: u32) {
-        debug_assert!(n <= self.0, "spent {n} of {} credit", self.0);
-        self.0 -= n;
+        debug_assert!(n <= self.credit, "spent {n} of {} credit", self.credit);
+        if self.credit != UNLIMITED {
+            self.credit -= n;
+        }
+    }
+
+    /// xtaci's v2 UPD: of the `window` the peer takes in flight, `in_flight` bytes are (sent and
+    /// not yet read): the credit is the rest. Returns whether the credit grew.
+    pub(crate) fn update(&mut self, in_flight: u32, window: u32) -> bool {
+        let before = self.credit;
+        self.credit = window.saturating_sub(in_flight);
+        self.credit > before
     }
 
     /// The peer confirmed `n` bytes. With the base protocol (`window` is `Some`), a confirm for
@@ -41,13 +61,17 @@ impl SendCredit {
     pub(crate) fn confirm(&mut self, n: u32, window: Option<u32>) -> Result<bool, CreditOverflow> {
         match window {
             Some(w) => {
-                debug_assert!(self.0 <= w, "credit {} beyond the window {w}", self.0);
-                if n > w - self.0 {
+                debug_assert!(
+                    self.credit <= w,
+                    "credit {} beyond the window {w}",
+                    self.credit
+                );
+                if n > w - self.credit {
                     return Ok(false);
                 }
-                self.0 += n;
+                self.credit += n;
             }
-            None => self.0 = self.0.checked_add(n).ok_or(CreditOverflow)?,
+            None => self.credit = self.credit.checked_add(n).ok_or(CreditOverflow)?,
         }
         Ok(n > 0)
     }
@@ -75,9 +99,15 @@ pub(crate) struct RecvWindow {
 impl RecvWindow {
     /// A new stream's window: the base, all of it granted.
     pub(crate) fn new(base: u32) -> Self {
+        RecvWindow::granted(base, base)
+    }
+
+    /// A new stream's window `base`, of which the peer takes `credit` as granted before it hears
+    /// from this side (xtaci's v2 sender assumes 256 KiB): at most the window.
+    pub(crate) fn granted(base: u32, credit: u32) -> Self {
         RecvWindow {
             window: base,
-            credit: base,
+            credit: credit.min(base),
             charged: 0,
         }
     }

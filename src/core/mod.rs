@@ -31,23 +31,26 @@ mod slots;
 mod stream_state;
 #[cfg(test)]
 mod tests;
+pub(crate) mod wire;
 
 use std::collections::VecDeque;
 
 use self::budget::Budget;
 pub(crate) use self::extension::OFFER;
 use self::extension::{ExtVrm, Extension, ACCEPT};
+use self::flow::{RecvWindow, SendCredit};
 use self::id_table::IdTable;
 pub use self::ids::Direction;
 use self::ids::Ids;
-use self::queue::{Confirm, Contenders, Flush, Listed, Room};
+use self::queue::{Confirm, Contend, Counted, Flush, Listed, Over, Room};
 use self::recv::RecvPool;
 use self::slots::Slots;
 pub use self::slots::StreamKey;
 use self::stream_state::Owed;
 pub use self::stream_state::{State, StreamState};
+use self::wire::{Frame, Protocol, Put, Wire, XTACI_INITIAL_WINDOW};
 use crate::error::ProtocolError;
-use crate::frame::{put_header, vrm_answer, Cmd, Header};
+use crate::frame::{vrm_answer, Header};
 
 /// Output up to this size grows as needed; past it, to the working size at once.
 const SMALL_OUTPUT: usize = 16 * 1024;
@@ -66,8 +69,12 @@ pub enum Event {
     Incoming,
     /// The answer to our own VRM probe arrived.
     Pong,
-    /// An id was released or a reservation dropped: an open waiting for room may retry.
+    /// An id was released or a reservation dropped (or a detecting server learned its wire):
+    /// an open waiting for room may retry.
     Released,
+    /// xtaci v1: no stream holds more than its window unread any more; reading the transport,
+    /// paused, may go on.
+    Resume,
 }
 
 /// The result of `Core::write`. (`pub` only so that the `fuzzing` feature can re-export it; the
@@ -106,6 +113,8 @@ pub enum Read {
 pub enum OpenError {
     /// All 65,535 ids are in use.
     Exhausted,
+    /// xtaci: this side used up the wire's 32-bit ids ("go away"); nothing was sent.
+    GoAway,
     /// The configured limit on open streams is reached: wait for [`Event::Released`].
     AtLimit,
 }
@@ -144,6 +153,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Core<W> {
     limits: Limits,
+    /// What the bytes look like: yddeng's smux or xtaci's.
+    wire: Wire,
     /// This side is the server (it accepts the extension; the client offers it).
     server: bool,
     extension: Extension,
@@ -173,7 +184,13 @@ pub struct Core<W> {
     /// Streams waiting for what they queued to be flushed (by the I/O shell).
     flush_waiters: Listed<Flush>,
     /// Writers that wait for room and have not written since.
-    contenders: Contenders,
+    contenders: Counted<Contend>,
+    /// xtaci v1: streams holding more than their window unread (reading pauses while any does).
+    over_window: Counted<Over>,
+    /// Frames queued when the last NOP arrived (xtaci), and whether this side answered it: see
+    /// `on_nop`.
+    frames_out_at_nop: u64,
+    nop_answered: bool,
     /// Drained receive buffers for reuse.
     recv_pool: RecvPool,
     /// Output batches taken so far (wrapping): a stream's share is counted per batch.
@@ -195,9 +212,17 @@ pub struct Core<W> {
 }
 
 impl<W: Default> Core<W> {
-    /// A core for one side of a session.
+    /// A core for one side of a session speaking yddeng's smux.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub fn new(dir: Direction, limits: Limits) -> Self {
-        Core {
+        Self::with_protocol(dir, limits, Protocol::Yddeng)
+    }
+
+    /// A core for one side of a session speaking `protocol` (a server only may
+    /// [`Protocol::Detect`]).
+    pub fn with_protocol(dir: Direction, limits: Limits, protocol: Protocol) -> Self {
+        let mut core = Core {
+            wire: Wire::new(protocol, dir == Direction::Down),
             limits,
             server: dir == Direction::Down,
             extension: Extension::new(limits.max_window > limits.window),
@@ -215,7 +240,10 @@ impl<W: Default> Core<W> {
             confirm_list: Listed::default(),
             queue_waiters: Listed::default(),
             flush_waiters: Listed::default(),
-            contenders: Contenders::default(),
+            contenders: Counted::default(),
+            over_window: Counted::default(),
+            frames_out_at_nop: 0,
+            nop_answered: false,
             woken_contenders: Vec::new(),
             batches: 1,
             recv_pool: RecvPool::new(limits.window),
@@ -227,7 +255,56 @@ impl<W: Default> Core<W> {
             ping_at: 0,
             counters: CoreCounters::default(),
             events: Vec::new(),
+        };
+        core.fit_limits();
+        core
+    }
+
+    /// Fits the limits to the wire: xtaci frames carry at most 65,535 bytes, and a v2 receiver
+    /// must take the 256 KiB a sender assumes before it hears a window.
+    fn fit_limits(&mut self) {
+        self.limits.max_frame = self.limits.max_frame.min(self.wire.max_payload());
+        if self.wire.protocol() == Protocol::Xtaci2 {
+            self.limits.window = self.limits.window.max(XTACI_INITIAL_WINDOW);
+            self.limits.max_window = self.limits.max_window.max(self.limits.window);
         }
+    }
+
+    /// The protocol this session speaks (a detecting server's, once the peer's first byte told).
+    pub fn protocol(&self) -> Protocol {
+        self.wire.protocol()
+    }
+
+    /// Whether the wire has the VRM probe (`Session::ping`): yddeng's only.
+    pub(crate) fn probes(&self) -> bool {
+        self.wire.probes()
+    }
+
+    /// A new stream's state, with the credits the wire gives it.
+    fn new_stream(&self, id: u16, has_handle: bool) -> StreamState<W> {
+        let window = self.limits.window;
+        let send = match self.wire.initial_send_credit(window) {
+            Some(credit) => SendCredit::new(credit),
+            None => SendCredit::unlimited(),
+        };
+        let recv = match self.wire.protocol() {
+            Protocol::Xtaci2 => RecvWindow::granted(window, XTACI_INITIAL_WINDOW),
+            _ => RecvWindow::new(window),
+        };
+        StreamState::new(id, has_handle, send, recv, self.now_us)
+    }
+
+    /// Inserts a new stream under `id` (its wire id bound already); xtaci v2 tells the peer its
+    /// whole window at once, beyond the 256 KiB it assumes.
+    fn insert_stream(&mut self, id: u16, has_handle: bool) -> StreamKey {
+        let stream = self.new_stream(id, has_handle);
+        let key = self.streams.insert(stream);
+        self.by_id.insert(id, key.index());
+        let s = self.streams.get_mut(key).expect("just inserted");
+        if self.wire.flow_controlled() && s.grantable() > 0 {
+            self.confirm_list.push(key, s);
+        }
+        key
     }
 
     /// Sets the core's clock: the time since the session started. The I/O shell calls this
@@ -237,9 +314,10 @@ impl<W: Default> Core<W> {
     }
 
     /// The client's first frame: the offer of window growth (`extension.rs`), which every
-    /// version of the original answers as a probe. Called once, before anything else is queued.
+    /// version of the original answers as a probe. Called once, before anything else is queued;
+    /// only yddeng's wire has it.
     pub fn offer_extension(&mut self) {
-        if !self.server {
+        if !self.server && self.wire.probes() {
             let offer = self.extension.offer();
             self.out.extend_from_slice(&offer.encode());
             self.counters.frames_out += 1;
@@ -248,41 +326,117 @@ impl<W: Default> Core<W> {
 
     // ----- frames from the peer -----
 
-    /// Handles one frame from the peer. `payload` is the PSH payload (empty for other commands).
-    /// An error is a protocol violation: the session must end.
+    /// Handles every whole frame at the start of `input` (with `handle` false, after the session
+    /// ended, only skips them) and returns the bytes they took; a partial frame at the end is
+    /// left. A detecting server first learns its wire from the first byte. An error is a
+    /// protocol violation: the session must end.
     #[must_use = "a protocol error must end the session"]
-    pub fn handle_frame(&mut self, h: Header, payload: &[u8]) -> Result<(), ProtocolError> {
-        debug_assert_eq!(payload.len(), h.payload_len());
-        self.counters.frames_in += 1;
-        match h.cmd {
-            Cmd::Syn => {
-                self.on_syn(h.sid);
-                Ok(())
-            }
-            Cmd::Fin => {
-                self.on_fin(h.sid);
-                Ok(())
-            }
-            Cmd::Psh => self.on_psh(h.sid, payload),
-            Cmd::Cfm => self.on_cfm(h.sid, h.len),
-            Cmd::Vrm => self.on_vrm(h),
-            Cmd::Pin => {
-                self.on_pin();
-                Ok(())
-            }
+    pub fn handle_input(&mut self, input: &[u8], handle: bool) -> Result<usize, ProtocolError> {
+        if matches!(self.wire, Wire::Detect) {
+            let Some(&first) = input.first() else {
+                return Ok(0);
+            };
+            self.wire = Wire::detect(first)?;
+            self.fit_limits();
+            self.events.push(Event::Released); // opens waiting for the wire may go on
         }
+        let mut at = 0;
+        while let Some((frame, len)) = self.wire.decode(&input[at..])? {
+            if handle {
+                self.handle(frame)?;
+            }
+            at += len;
+        }
+        Ok(at)
     }
 
-    /// A SYN opens a stream, id 0 included: the newest original's first stream is id 0
-    /// (docs/PROTOCOL.md 10; this side never allocates it).
-    fn on_syn(&mut self, sid: u16) {
-        if self.by_id.get(sid).is_some() {
-            // Both sides opened this id at once: both ends now share the one stream.
-            return;
+    /// Handles one frame of yddeng's wire. `payload` is the PSH payload (empty for other
+    /// commands).
+    #[must_use = "a protocol error must end the session"]
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
+    pub fn handle_frame(&mut self, h: Header, payload: &[u8]) -> Result<(), ProtocolError> {
+        let mut bytes = h.encode().to_vec();
+        bytes.extend_from_slice(payload);
+        let used = self.handle_input(&bytes, true)?;
+        debug_assert_eq!(used, bytes.len(), "a whole frame");
+        Ok(())
+    }
+
+    fn handle(&mut self, frame: Frame<'_>) -> Result<(), ProtocolError> {
+        self.counters.frames_in += 1;
+        trace_event!(debug, frame = ?frame.summary(), "frame in");
+        match frame {
+            Frame::Syn(sid) => self.on_syn(sid)?,
+            Frame::Fin(sid) => {
+                // A FIN for an id with no stream is ignored.
+                if let Some(key) = self.key_of_wire(sid) {
+                    let handshake = self.wire.fin_handshake();
+                    let owed = self.live(key).peer_fin(handshake);
+                    self.settle(key, owed);
+                }
+            }
+            Frame::Psh(sid, payload) => {
+                // Data for an id with no stream is read and discarded.
+                if let Some(key) = self.key_of_wire(sid) {
+                    self.on_psh(key, sid, payload)?;
+                }
+            }
+            Frame::Cfm(sid, n) => {
+                if let Some(key) = self.key_of_wire(sid) {
+                    self.on_cfm(key, sid, n)?;
+                }
+            }
+            Frame::Upd { sid, read, window } => {
+                if let Some(key) = self.key_of_wire(sid) {
+                    let id = self.live(key).id;
+                    let in_flight = self
+                        .wire
+                        .in_flight(id, read)
+                        .ok_or(ProtocolError::ReadBeyondSent { stream: sid })?;
+                    if self.live(key).send_credit.update(in_flight, window) {
+                        self.events.push(Event::Writable(key));
+                    }
+                }
+            }
+            Frame::Vrm(h) => self.on_vrm(h)?,
+            Frame::Pin => self.on_pin(),
+            Frame::Nop => self.on_nop(),
         }
-        self.ids.insert(sid);
+        Ok(())
+    }
+
+    /// A SYN opens a stream. On yddeng's wire the id is the peer's (id 0 included: the newest
+    /// original's first stream is id 0, docs/PROTOCOL.md 10; this side never allocates it), and
+    /// a SYN for an id in use means both sides opened it at once: both ends share the one stream.
+    /// On xtaci's the stream gets an id of the core's; a SYN again for a live id is ignored, and
+    /// one with this side's parity is an error.
+    fn on_syn(&mut self, sid: u32) -> Result<(), ProtocolError> {
+        if self.key_of_wire(sid).is_some() {
+            return Ok(());
+        }
+        if !self.wire.peer_may_open(sid) {
+            return Err(ProtocolError::WrongParity { stream: sid });
+        }
+        let id = match self.wire.core_id(sid) {
+            Some(id) if self.wire.fin_handshake() => {
+                self.ids.insert(id);
+                id
+            }
+            _ => match self.ids.allocate() {
+                Some(id) => id,
+                None => {
+                    // Every id of the core's is in use (xtaci): refused without a stream.
+                    self.counters.refused += 1;
+                    self.wire.put_refusal(&mut self.out, sid);
+                    self.counters.frames_out += 1;
+                    return Ok(());
+                }
+            },
+        };
+        self.wire.bind(sid, id);
         if self.refusing || self.backlog.len() >= self.limits.backlog {
-            // Refuse: close it at once; the id stays in use until the peer's FIN comes back.
+            // Refuse: close it at once (on yddeng's wire the id stays in use until the peer's
+            // FIN comes back).
             self.counters.refused += 1;
             trace_event!(
                 debug,
@@ -290,49 +444,30 @@ impl<W: Default> Core<W> {
                 shutting_down = self.refusing,
                 "stream refused: the accept backlog is full or the session is shutting down"
             );
-            let key = self.streams.insert(StreamState::new(
-                sid,
-                false,
-                self.limits.window,
-                self.now_us,
-            ));
-            self.by_id.insert(sid, key.index());
-            let owed = self.streams.get_mut(key).expect("just inserted").close();
+            let key = self.insert_stream(id, false);
+            let handshake = self.wire.fin_handshake();
+            let owed = self.live(key).close(handshake);
             self.settle(key, owed);
-            return;
+            return Ok(());
         }
-        let key = self
-            .streams
-            .insert(StreamState::new(sid, true, self.limits.window, self.now_us));
-        self.by_id.insert(sid, key.index());
-        self.streams.get_mut(key).expect("just inserted").unclaimed = true;
+        let key = self.insert_stream(id, true);
+        self.live(key).unclaimed = true;
         self.budget.add(Self::STREAM_COST);
         self.backlog.push_back(key);
         self.events.push(Event::Incoming);
         self.enforce_budget();
+        Ok(())
     }
 
-    fn on_fin(&mut self, sid: u16) {
-        let Some(key) = self.key_of(sid) else {
-            return; // FIN for an id with no stream: ignored
-        };
-        let owed = self.live(key).peer_fin();
-        self.settle(key, owed);
-    }
-
-    fn on_psh(&mut self, sid: u16, payload: &[u8]) -> Result<(), ProtocolError> {
-        let Some(key) = self.key_of(sid) else {
-            return Ok(()); // PSH for an id with no stream: read and discarded
-        };
-        let s = self
-            .streams
-            .get_mut(key)
-            .expect("by_id points at live streams");
+    fn on_psh(&mut self, key: StreamKey, sid: u32, payload: &[u8]) -> Result<(), ProtocolError> {
+        let flow_controlled = self.wire.flow_controlled();
+        let window = self.limits.window as usize;
+        let s = self.streams.get_mut(key).expect("a live stream");
         if s.state() != State::Open {
-            return Ok(()); // we closed it; the peer had not seen our FIN yet
+            return Ok(()); // we closed it (the peer had not seen our FIN yet), or it finished
         }
         let n = payload.len() as u32;
-        if s.window.receive(n).is_err() {
+        if flow_controlled && s.window.receive(n).is_err() {
             return Err(ProtocolError::WindowExceeded {
                 stream: sid,
                 window: s.window.window(),
@@ -346,6 +481,10 @@ impl<W: Default> Core<W> {
             } else {
                 s.recv.extend(payload, &mut self.recv_pool);
             }
+            if !flow_controlled && s.recv.len() > window {
+                // No window on the wire (xtaci v1): past one, reading the transport pauses.
+                self.over_window.join(&mut s.listed);
+            }
             self.events.push(Event::Readable(key));
             if self.budget.exceeded() {
                 self.enforce_budget();
@@ -356,17 +495,11 @@ impl<W: Default> Core<W> {
 
     /// A CFM for more than this side has outstanding can only be late: the original sends CFMs
     /// after its FIN answer, for a stream whose id may have been reused since (docs/PROTOCOL.md
-    /// 9). It is stale, and ignored: it never gives credit beyond the window. With a peer of this crate
-    /// that agreed to window growth, a CFM is credit, and more than outstanding is a grant.
-    fn on_cfm(&mut self, sid: u16, n: u32) -> Result<(), ProtocolError> {
-        let Some(key) = self.key_of(sid) else {
-            return Ok(());
-        };
+    /// 9). It is stale, and ignored: it never gives credit beyond the window. With a peer of this
+    /// crate that agreed to window growth, a CFM is credit, and more than outstanding is a grant.
+    fn on_cfm(&mut self, key: StreamKey, sid: u32, n: u32) -> Result<(), ProtocolError> {
         let cap = (!self.extension.active()).then_some(self.limits.window);
-        let s = self
-            .streams
-            .get_mut(key)
-            .expect("by_id points at live streams");
+        let s = self.streams.get_mut(key).expect("a live stream");
         let credited = s
             .send_credit
             .confirm(n, cap)
@@ -431,9 +564,24 @@ impl<W: Default> Core<W> {
             self.pin_sent = false;
         } else {
             self.pin_sent = true;
-            put_header(&mut self.out, Cmd::Pin, 0, 0);
+            if self.wire.put_keepalive(&mut self.out) {
+                self.counters.frames_out += 1;
+            }
+        }
+    }
+
+    /// xtaci's keepalive: Go sends a NOP every 10 s and closes a session that heard no frame for
+    /// 30 s, and never answers one. This side answers a NOP with one unless it has sent any frame
+    /// since the last NOP it got, or answered that one: an idle Go peer hears from it at least
+    /// every other NOP (20 s with Go's defaults), and two sessions of this crate never ping-pong
+    /// (the side that sent a NOP has sent a frame since; of two NOPs in a row, one is answered).
+    fn on_nop(&mut self) {
+        let quiet = self.counters.frames_out == self.frames_out_at_nop;
+        self.nop_answered = quiet && !self.nop_answered;
+        if self.nop_answered && self.wire.put_keepalive(&mut self.out) {
             self.counters.frames_out += 1;
         }
+        self.frames_out_at_nop = self.counters.frames_out;
     }
 
     // ----- events and queries -----
@@ -514,6 +662,11 @@ impl<W: Default> Core<W> {
     // ----- helpers -----
 
     /// The stream holding `sid`, if the id is in use.
+    fn key_of_wire(&self, sid: u32) -> Option<StreamKey> {
+        self.key_of(self.wire.core_id(sid)?)
+    }
+
+    /// The stream holding the core's id `sid`, if it is in use.
     fn key_of(&self, sid: u16) -> Option<StreamKey> {
         let index = self.by_id.get(sid)?;
         self.streams.key_at(index)
@@ -538,11 +691,11 @@ impl<W: Default> Core<W> {
     fn settle(&mut self, key: StreamKey, owed: Owed) {
         let s = self.streams.get_mut(key).expect("a live stream");
         if owed.fin {
-            put_header(&mut self.out, Cmd::Fin, s.id, 0);
+            self.wire.put(&mut self.out, Put::Fin, s.id);
             self.counters.frames_out += 1;
             s.last_queued = self.out_base + self.out.len() as u64;
         }
-        if s.state() != State::Open {
+        if !s.state().writable() {
             self.contenders.leave(&mut s.listed);
         }
         if owed.wake {
@@ -553,6 +706,7 @@ impl<W: Default> Core<W> {
             let (id, has_handle) = (s.id, s.has_handle);
             self.by_id.remove(id);
             self.ids.remove(id);
+            self.wire.release(id);
             self.events.push(Event::Released);
             if !has_handle {
                 self.streams.remove(key);

@@ -5,13 +5,21 @@ use super::budget::Budget;
 use super::extension::{self, Sample};
 use super::stream_state::StreamState;
 use super::{Core, Event, Limits, State, StreamKey};
-use crate::frame::{put_header, vrm_answer, Cmd, Header};
+use crate::frame::{vrm_answer, Cmd, Header};
 
 impl<W: Default> Core<W> {
     /// Queues a VRM probe unless one is already out; its answer produces [`Event::Pong`].
     /// Returns the probe sent, or `None` if the outstanding one will answer for this one too
     /// (one probe at a time, so that two sessions never answer each other's answers).
+    /// On xtaci's wire, which has no probe, a NOP goes out instead (answered by a peer of this
+    /// crate only, and never recognised as an answer): the keepalive's sign of life.
     pub fn ping(&mut self, v1: u16, v2: u32) -> Option<Header> {
+        if !self.wire.probes() {
+            if self.wire.put_keepalive(&mut self.out) {
+                self.counters.frames_out += 1;
+            }
+            return None;
+        }
         if self.ping.is_some() {
             return None;
         }
@@ -37,8 +45,11 @@ impl<W: Default> Core<W> {
                 resize_window(s, rtt, self.now_us, &self.limits, &mut self.growth);
             }
             let n = s.window.grant(s.recv.len());
-            if n > 0 {
-                put_header(&mut self.out, Cmd::Cfm, s.id, n);
+            if n > 0
+                && self
+                    .wire
+                    .put_credit(&mut self.out, s.id, n, s.window.window())
+            {
                 self.counters.frames_out += 1;
             }
         }

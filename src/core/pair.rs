@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::wire::{Frame, Protocol, Wire};
 use super::{Core, Direction, Event, Limits, Read, StreamKey, Write};
 use crate::frame::{Cmd, Header, HEADER_LEN};
 
@@ -82,6 +83,42 @@ pub fn frames(wire: &[u8]) -> Result<Vec<(Header, std::ops::Range<usize>)>, Stri
     Ok(out)
 }
 
+/// One frame of a core's output, as [`split`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The wire id of the stream it opens, for a SYN.
+    pub syn: Option<u32>,
+    /// The length of its data, for a PSH.
+    pub psh: Option<u32>,
+    /// Where its bytes lie in the output.
+    pub bytes: std::ops::Range<usize>,
+}
+
+/// Splits what a core of `protocol` sent into whole frames.
+pub fn split(protocol: Protocol, wire: &[u8]) -> Result<Vec<Sent>, String> {
+    let decoder = Wire::new(protocol, false);
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < wire.len() {
+        let (frame, len) = decoder
+            .decode(&wire[at..])
+            .map_err(|e| format!("output frame does not decode: {e}"))?
+            .ok_or("a cut frame in the output")?;
+        let (syn, psh) = match frame {
+            Frame::Syn(sid) => (Some(sid), None),
+            Frame::Psh(_, p) => (None, Some(p.len() as u32)),
+            _ => (None, None),
+        };
+        out.push(Sent {
+            syn,
+            psh,
+            bytes: at..at + len,
+        });
+        at += len;
+    }
+    Ok(out)
+}
+
 /// The byte at `offset` of what `side` writes on stream `seq`: position-dependent, so that a
 /// byte delivered to the wrong stream, twice, or out of order is caught.
 fn pattern(seq: u64, side: usize, offset: u64) -> u8 {
@@ -106,8 +143,11 @@ struct Side {
     backlog: VecDeque<u64>,
     /// (id, number) of the streams opened since the last take, whose SYN is in the queue.
     opened: Vec<(u16, u64)>,
-    /// Frames on the wire towards the other side; a SYN carries its stream's number.
-    wire: VecDeque<(Header, Vec<u8>, Option<u64>)>,
+    /// Whole frames on the wire towards the other side, each with whether it is a SYN, and a
+    /// SYN with its stream's number.
+    wire: VecDeque<(bool, Vec<u8>, Option<u64>)>,
+    /// What the wire is, to split the output into frames.
+    protocol: Protocol,
     reserved: usize,
     closed: bool,
     /// A probe is out and its answer not yet recognised.
@@ -116,8 +156,8 @@ struct Side {
 }
 
 impl Side {
-    fn new(dir: Direction, limits: Limits) -> Self {
-        let mut core = Core::new(dir, limits);
+    fn new(dir: Direction, limits: Limits, protocol: Protocol, wire: Protocol) -> Self {
+        let mut core = Core::with_protocol(dir, limits, protocol);
         core.offer_extension();
         Side {
             core,
@@ -125,6 +165,7 @@ impl Side {
             backlog: VecDeque::new(),
             opened: Vec::new(),
             wire: VecDeque::new(),
+            protocol: wire,
             reserved: 0,
             closed: false,
             ping_out: false,
@@ -135,23 +176,21 @@ impl Side {
     fn take(&mut self) {
         let mut out = Vec::new();
         self.core.take_output(&mut out);
-        let frames = frames(&out).unwrap_or_else(|e| panic!("bad output: {e}"));
+        let frames = split(self.protocol, &out).unwrap_or_else(|e| panic!("bad output: {e}"));
         let mut opened = std::mem::take(&mut self.opened).into_iter();
-        for (h, range) in frames {
-            if h.cmd == Cmd::Psh {
-                assert!(
-                    h.len <= self.core.limits.max_frame,
-                    "a PSH beyond the maximum"
-                );
+        for Sent { syn, psh, bytes } in frames {
+            if let Some(n) = psh {
+                assert!(n <= self.core.limits.max_frame, "a PSH beyond the maximum");
             }
-            let seq = if h.cmd == Cmd::Syn {
+            let seq = syn.map(|sid| {
                 let (id, seq) = opened.next().expect("a SYN for a stream we did not open");
-                assert_eq!(id, h.sid, "SYNs leave in the order of the opens");
-                Some(seq)
-            } else {
-                None
-            };
-            self.wire.push_back((h, out[range].to_vec(), seq));
+                if self.protocol == Protocol::Yddeng {
+                    assert_eq!(u32::from(id), sid, "SYNs leave in the order of the opens");
+                }
+                seq
+            });
+            self.wire
+                .push_back((syn.is_some(), out[bytes].to_vec(), seq));
         }
         assert!(opened.next().is_none(), "an open without its SYN");
     }
@@ -168,7 +207,7 @@ impl Side {
                     // An event may name a stream that is gone since; never a held one lost.
                     let _ = self.core.stream(k);
                 }
-                Event::Released => {}
+                Event::Released | Event::Resume => {}
             }
         }
         incoming
@@ -200,11 +239,18 @@ impl Pair {
     /// A client and a server with the same limits. The model expects every byte of every
     /// accepted stream, so `limits.budget` should not refuse streams waiting in the backlog (the
     /// budget's accounting is checked by the invariants all the same).
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     pub fn new(limits: Limits) -> Pair {
+        Pair::with_protocols(limits, Protocol::Yddeng, Protocol::Yddeng)
+    }
+
+    /// A client speaking `client` and a server speaking `server` (the same, or
+    /// [`Protocol::Detect`]).
+    pub fn with_protocols(limits: Limits, client: Protocol, server: Protocol) -> Pair {
         Pair {
             sides: [
-                Side::new(Direction::Up, limits),
-                Side::new(Direction::Down, limits),
+                Side::new(Direction::Up, limits, client, client),
+                Side::new(Direction::Down, limits, server, client),
             ],
             written: HashMap::new(),
             read: HashMap::new(),
@@ -373,24 +419,25 @@ impl Pair {
     fn deliver(&mut self, from: usize, n: usize) {
         let to = 1 - from;
         for _ in 0..n {
-            let Some((h, payload, seq)) = self.sides[from].wire.pop_front() else {
+            let Some((syn, bytes, seq)) = self.sides[from].wire.pop_front() else {
                 return;
             };
-            let before = self.sides[to].core.live_streams();
-            self.sides[to]
+            let refused = self.sides[to].core.counters().refused;
+            let used = self.sides[to]
                 .core
-                .handle_frame(h, &payload)
-                .unwrap_or_else(|e| panic!("a well-behaved peer's frame {h:?} was refused: {e}"));
+                .handle_input(&bytes, true)
+                .unwrap_or_else(|e| panic!("a well-behaved peer's frame was refused: {e}"));
+            assert_eq!(used, bytes.len(), "a whole frame is handled");
             let incoming = self.sides[to].note_events();
-            if h.cmd == Cmd::Syn {
+            if syn {
                 let seq = seq.expect("a SYN carries its stream's number");
                 if incoming {
                     self.sides[to].backlog.push_back(seq);
                 } else {
-                    // Refused (the backlog is full): it exists only for the FIN round trip.
+                    // Refused (the backlog is full): a FIN is on its way.
                     assert_eq!(
-                        self.sides[to].core.live_streams(),
-                        before + 1,
+                        self.sides[to].core.counters().refused,
+                        refused + 1,
                         "a SYN neither queued nor refused"
                     );
                 }

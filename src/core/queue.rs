@@ -1,7 +1,8 @@
 //! Lists of streams that own their "listed" flags (h2's `store::Queue`): the streams waiting for
-//! a confirm, for room in the output queue, for a flush; and the set of writers contending for
-//! room. A stream is in a list at most once, and its flag says so; only this module reads or
-//! sets the flags, so a list and its flags cannot drift apart.
+//! a confirm, for room in the output queue, for a flush; and counted sets: the writers contending
+//! for room, the streams holding more than their window unread (xtaci's v1, which has no flow
+//! control). A stream is in a list or set at most once, and its flag says so; only this module
+//! reads or sets the flags, so a list and its flags cannot drift apart.
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -16,6 +17,7 @@ pub struct Listings {
     room: bool,
     flush: bool,
     contending: bool,
+    over: bool,
 }
 
 impl Listings {
@@ -44,6 +46,23 @@ pub(crate) enum Room {}
 /// Streams waiting for their data to be flushed.
 #[derive(Debug)]
 pub(crate) enum Flush {}
+/// Writers waiting for room that have not written since.
+#[derive(Debug)]
+pub(crate) enum Contend {}
+/// Streams holding more than their window unread.
+#[derive(Debug)]
+pub(crate) enum Over {}
+
+impl Flag for Contend {
+    fn flag(l: &mut Listings) -> &mut bool {
+        &mut l.contending
+    }
+}
+impl Flag for Over {
+    fn flag(l: &mut Listings) -> &mut bool {
+        &mut l.over
+    }
+}
 
 impl Flag for Confirm {
     fn flag(l: &mut Listings) -> &mut bool {
@@ -154,36 +173,50 @@ impl<F: Flag> Listed<F> {
     }
 }
 
-/// The writers that wait for room and have not written since, counted: while any other
-/// contends, a stream takes at most a frame's worth of each output batch.
-#[derive(Debug, Default)]
-pub(crate) struct Contenders {
+/// A counted set of streams (its members' flags say who): the writers contending for room
+/// (while any other contends, a stream takes at most a frame's worth of each output batch), or
+/// the streams holding more than their window.
+#[derive(Debug)]
+pub(crate) struct Counted<F> {
     count: usize,
+    flag: PhantomData<F>,
 }
 
-impl Contenders {
-    /// The stream waits for room.
+impl<F> Default for Counted<F> {
+    fn default() -> Self {
+        Counted {
+            count: 0,
+            flag: PhantomData,
+        }
+    }
+}
+
+impl<F: Flag> Counted<F> {
+    /// The stream joins the set.
     pub(crate) fn join(&mut self, l: &mut Listings) {
-        if !l.contending {
-            l.contending = true;
+        let flag = F::flag(l);
+        if !*flag {
+            *flag = true;
             self.count += 1;
         }
     }
 
-    /// The stream no longer waits for room (it wrote, or it can write no more).
-    pub(crate) fn leave(&mut self, l: &mut Listings) {
-        if std::mem::take(&mut l.contending) {
+    /// The stream leaves the set; returns whether it was in it.
+    pub(crate) fn leave(&mut self, l: &mut Listings) -> bool {
+        let was = std::mem::take(F::flag(l));
+        if was {
             self.count -= 1;
         }
+        was
     }
 
-    /// Whether writers other than the one with listings `l` contend.
+    /// Whether members other than the stream with listings `l` are in the set.
     pub(crate) fn others_than(&self, l: &Listings) -> bool {
-        self.count > usize::from(l.contending)
+        let mut l = *l;
+        self.count > usize::from(*F::flag(&mut l))
     }
 
-    /// How many contend.
-    #[cfg(any(test, feature = "fuzzing"))]
+    /// How many are in the set.
     pub(crate) fn count(&self) -> usize {
         self.count
     }

@@ -30,6 +30,10 @@ pub enum State {
     FinSent,
     /// The peer sent FIN and we answered: buffered data is readable, writes fail; id released.
     FinReceived,
+    /// xtaci/smux: the peer sent FIN (it sends no more; since v1.5.57 it may be a half-close):
+    /// buffered data is readable, then end-of-stream; writes go on; the id stays in use until
+    /// this side closes too.
+    PeerFinished,
     /// The session ended before the peer closed the stream: buffered data is readable, then
     /// reads fail (a cut stream is never taken for a whole one); id released.
     Cut,
@@ -40,7 +44,12 @@ pub enum State {
 impl State {
     /// Whether the stream's id is still in use in this state.
     pub fn holds_id(self) -> bool {
-        matches!(self, State::Open | State::FinSent)
+        matches!(self, State::Open | State::FinSent | State::PeerFinished)
+    }
+
+    /// Whether this side may still write.
+    pub fn writable(self) -> bool {
+        matches!(self, State::Open | State::PeerFinished)
     }
 
     /// Whether this side closed the stream (reads and writes fail with "closed").
@@ -104,8 +113,14 @@ pub struct StreamState<W> {
 }
 
 impl<W: Default> StreamState<W> {
-    /// An open stream with `window` bytes of credit each way, created at `now` (the core's clock).
-    pub(crate) fn new(id: u16, has_handle: bool, window: u32, now: u32) -> Self {
+    /// An open stream with the credits given, created at `now` (the core's clock).
+    pub(crate) fn new(
+        id: u16,
+        has_handle: bool,
+        send_credit: SendCredit,
+        window: RecvWindow,
+        now: u32,
+    ) -> Self {
         StreamState {
             id,
             state: State::Open,
@@ -114,8 +129,8 @@ impl<W: Default> StreamState<W> {
             listed: Listings::default(),
             batch: 0,
             batch_bytes: 0,
-            send_credit: SendCredit::new(window),
-            window: RecvWindow::new(window),
+            send_credit,
+            window,
             recv: RecvBuf::default(),
             period_at: now,
             period_read: 0,
@@ -190,41 +205,49 @@ impl<W> StreamState<W> {
 
     // ----- transitions -----
 
-    /// This side closes the stream (or refuses it): a FIN if it was open.
-    pub(crate) fn close(&mut self) -> Owed {
-        let (next, fin) = match self.state {
-            State::Open => (State::FinSent, true),
-            State::FinReceived | State::Cut => (State::Closed, false),
+    /// This side closes the stream (or refuses it): a FIN if it was open. With `handshake`
+    /// (yddeng's wire) the id stays in use until the peer answers; without (xtaci's, whose ids
+    /// are never reused) it is released at once.
+    pub(crate) fn close(&mut self, handshake: bool) -> Owed {
+        let (next, fin, release_id) = match self.state {
+            State::Open if handshake => (State::FinSent, true, false),
+            State::Open | State::PeerFinished => (State::Closed, true, true),
+            State::FinReceived | State::Cut => (State::Closed, false, false),
             State::FinSent | State::Closed => return Owed::NOTHING,
         };
         self.state = next;
         Owed {
             fin,
-            release_id: false,
+            release_id,
             wake: true,
         }
     }
 
-    /// The peer's FIN for this stream (whose id is in use): answered if the stream was open; the
-    /// close handshake is over either way.
-    pub(crate) fn peer_fin(&mut self) -> Owed {
-        let (next, fin) = match self.state {
-            State::Open => (State::FinReceived, true),
-            State::FinSent => (State::Closed, false),
+    /// The peer's FIN for this stream (whose id is in use). With `handshake` (yddeng's wire) it
+    /// ends the stream: answered if it was open, the id released either way. Without (xtaci's)
+    /// the peer only stops sending: reads end, writes go on, until this side closes too.
+    pub(crate) fn peer_fin(&mut self, handshake: bool) -> Owed {
+        let (next, fin, release_id) = match self.state {
+            State::Open if handshake => (State::FinReceived, true, true),
+            State::Open => (State::PeerFinished, false, false),
+            State::FinSent => (State::Closed, false, true),
+            State::PeerFinished => return Owed::NOTHING, // a FIN again: nothing new
             s => unreachable!("a FIN reaches only streams holding an id, not {s:?}"),
         };
         self.state = next;
         Owed {
             fin,
-            release_id: true,
+            release_id,
             wake: true,
         }
     }
 
-    /// The session ended with the stream's id in use: an open stream is cut.
+    /// The session ended with the stream's id in use: an open stream is cut; one whose peer had
+    /// finished sending ends cleanly once its data is read.
     pub(crate) fn session_gone(&mut self) -> Owed {
         self.state = match self.state {
             State::Open => State::Cut,
+            State::PeerFinished => State::FinReceived,
             State::FinSent => State::Closed,
             s => unreachable!("only streams holding an id end with the session, not {s:?}"),
         };

@@ -1,12 +1,13 @@
 //! Frames in, frames out: the protocol rules, without I/O.
 
 use super::*;
-use crate::frame::{HEADER_LEN, MAX_PAYLOAD};
+use crate::frame::{Cmd, HEADER_LEN, MAX_PAYLOAD};
 
 mod budget;
 mod growth;
 mod probes;
 mod props;
+mod xtaci;
 
 use super::pair::deliver;
 

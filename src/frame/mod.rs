@@ -154,7 +154,7 @@ pub const fn vrm_answer(v1: u16, v2: u32) -> Header {
 mod tests {
     use super::*;
 
-    const VECTORS: &str = include_str!("../tests/vectors/verify_code_and_headers.txt");
+    const VECTORS: &str = include_str!("../../tests/vectors/verify_code_and_headers.txt");
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())

@@ -76,6 +76,8 @@ pub enum DecodeError {
     Version(u8),
     /// The command byte is not one the protocol defines.
     UnknownCommand(u8),
+    /// An UPD in a version 1 session (UPD is version 2's).
+    UpdInVersion1,
     /// A frame carries a length its command does not allow (SYN, FIN and NOP carry none; UPD
     /// carries 8 bytes).
     BadLength(Cmd, u16),
@@ -86,6 +88,7 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Version(v) => write!(f, "a frame of protocol version {v}"),
             DecodeError::UnknownCommand(c) => write!(f, "unknown command byte {c}"),
+            DecodeError::UpdInVersion1 => f.write_str("an UPD frame in protocol version 1"),
             DecodeError::BadLength(cmd, n) => write!(f, "{cmd} with a length of {n}"),
         }
     }
@@ -125,7 +128,7 @@ impl Header {
             return Err(DecodeError::Version(b[0]));
         }
         let cmd = match Cmd::from_u8(b[1]) {
-            Some(Cmd::Upd) if version < 2 => return Err(DecodeError::UnknownCommand(b[1])),
+            Some(Cmd::Upd) if version < 2 => return Err(DecodeError::UpdInVersion1),
             Some(cmd) => cmd,
             None => return Err(DecodeError::UnknownCommand(b[1])),
         };
@@ -171,7 +174,7 @@ mod tests {
             Err(DecodeError::BadLength(Cmd::Fin, 3))
         );
         let upd = Header::new(1, Cmd::Upd, 8, 7).encode();
-        assert_eq!(Header::decode(&upd, 1), Err(DecodeError::UnknownCommand(4)));
+        assert_eq!(Header::decode(&upd, 1), Err(DecodeError::UpdInVersion1));
         let mut out = Vec::new();
         put_upd(&mut out, 3, 10, 65_536);
         let h = Header::decode(out[..8].try_into().unwrap(), 2).unwrap();

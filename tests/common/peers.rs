@@ -44,15 +44,24 @@ pub enum Original {
     V77536ae,
     /// 77536ae with PIN every 200 ms, a session closed after 2 s without a PIN.
     V77536aeFastping,
+    /// xtaci/smux v1.5.57, the newest (half-close; `XTACI_VERSION=2` for protocol version 2).
+    Xtaci1557,
+    /// xtaci/smux v1.5.24, the version gost v2 pins (a FIN ends the stream).
+    Xtaci1524,
 }
 
 impl Original {
     /// Every program a test may need.
-    pub const ALL: [Original; 3] = [
+    pub const ALL: [Original; 5] = [
         Original::V0519644,
         Original::V77536ae,
         Original::V77536aeFastping,
+        Original::Xtaci1557,
+        Original::Xtaci1524,
     ];
+
+    /// Both versions of xtaci/smux.
+    pub const XTACI: [Original; 2] = [Original::Xtaci1557, Original::Xtaci1524];
 
     /// The program's file name.
     pub fn program(self) -> &'static str {
@@ -60,6 +69,8 @@ impl Original {
             Original::V0519644 => "original-0519644",
             Original::V77536ae => "original-77536ae",
             Original::V77536aeFastping => "original-77536ae-fastping",
+            Original::Xtaci1557 => "xtaci-v1.5.57",
+            Original::Xtaci1524 => "xtaci-v1.5.24",
         }
     }
 }
@@ -100,8 +111,8 @@ impl Peers {
         }
         panic!(
             "interop test {test}: {} lacks {}: {ENV} must point at a folder with \
-             original-0519644, original-77536ae and original-77536ae-fastping, the programs built \
-             from the Go original that the project ships in shared/peers (see its README.md)",
+             original-0519644, original-77536ae, original-77536ae-fastping, xtaci-v1.5.57 and \
+             xtaci-v1.5.24, the programs built from the Go packages that the project ships in shared/peers (see its README.md)",
             dir.display(),
             missing.join(", ")
         );
@@ -115,6 +126,16 @@ impl Peers {
     /// Starts `version`'s `command` (`echo-server` or `sink-server`) on a free loopback port and
     /// waits (bounded) until it accepts connections.
     pub async fn server(&self, version: Original, command: &str) -> GoServer {
+        self.server_env(version, command, &[]).await
+    }
+
+    /// As [`Peers::server`], with environment variables (`XTACI_VERSION=2`, ...).
+    pub async fn server_env(
+        &self,
+        version: Original,
+        command: &str,
+        env: &[(&str, &str)],
+    ) -> GoServer {
         let mut last = String::new();
         // A port found free may be taken before the program binds it: then it exits, and we try
         // another one.
@@ -123,7 +144,7 @@ impl Peers {
             let mut process = Process::start(
                 &self.path(version),
                 &[command, &addr.to_string()],
-                &[],
+                env,
                 false,
             );
             match wait_listening(&mut process, addr).await {
@@ -145,7 +166,22 @@ impl Peers {
         harness_secs: u64,
         context: impl Fn() -> String,
     ) -> String {
-        let out = self.client_output(version, args, harness_secs).await;
+        self.client_env(version, args, &[], harness_secs, context)
+            .await
+    }
+
+    /// As [`Peers::client`], with environment variables (`XTACI_VERSION=2`, ...).
+    pub async fn client_env(
+        &self,
+        version: Original,
+        args: &[&str],
+        env: &[(&str, &str)],
+        harness_secs: u64,
+        context: impl Fn() -> String,
+    ) -> String {
+        let out = self
+            .client_output_env(version, args, env, harness_secs)
+            .await;
         let line = out.stdout.lines().next().unwrap_or("").trim().to_string();
         eprintln!("{} {}: {line}", version.program(), args.join(" "));
         assert!(
@@ -168,13 +204,22 @@ impl Peers {
         args: &[&str],
         harness_secs: u64,
     ) -> Output {
+        self.client_output_env(version, args, &[], harness_secs)
+            .await
+    }
+
+    /// As [`Peers::client_output`], with environment variables.
+    pub async fn client_output_env(
+        &self,
+        version: Original,
+        args: &[&str],
+        env: &[(&str, &str)],
+        harness_secs: u64,
+    ) -> Output {
         let timeout = harness_secs.to_string();
-        let mut process = Process::start(
-            &self.path(version),
-            args,
-            &[("HARNESS_TIMEOUT", &timeout)],
-            true,
-        );
+        let mut vars = vec![("HARNESS_TIMEOUT", timeout.as_str())];
+        vars.extend_from_slice(env);
+        let mut process = Process::start(&self.path(version), args, &vars, true);
         let what = format!("{} {} to exit", version.program(), args.join(" "));
         let limit = Duration::from_secs(harness_secs + 15);
         let status = within(limit, &what, process.exit()).await;

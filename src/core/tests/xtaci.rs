@@ -1,0 +1,294 @@
+//! xtaci/smux's wire on the core: ids, UPD credit, NOP keepalives, FIN as "no more from me",
+//! hostile input, and the detecting server.
+
+use super::*;
+use crate::core::wire::{Protocol, Wire, XTACI_INITIAL_WINDOW};
+use crate::frame::xtaci::{self, Cmd as X};
+
+fn xcore(version: u8, server: bool) -> Core<()> {
+    let protocol = if version == 1 {
+        Protocol::Xtaci1
+    } else {
+        Protocol::Xtaci2
+    };
+    let dir = if server {
+        Direction::Down
+    } else {
+        Direction::Up
+    };
+    Core::with_protocol(dir, limits(), protocol)
+}
+
+/// Every frame `core` queued, as (header, payload).
+fn xout(core: &mut Core<()>) -> Vec<(xtaci::Header, Vec<u8>)> {
+    let mut bytes = Vec::new();
+    core.take_output(&mut bytes);
+    let version = match core.protocol() {
+        Protocol::Xtaci1 => 1,
+        _ => 2,
+    };
+    let mut frames = Vec::new();
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let h = xtaci::Header::decode(rest[..8].try_into().unwrap(), version).unwrap();
+        let n = usize::from(h.len);
+        frames.push((h, rest[8..8 + n].to_vec()));
+        rest = &rest[8 + n..];
+    }
+    frames
+}
+
+fn xframe(version: u8, cmd: X, sid: u32, payload: &[u8]) -> Vec<u8> {
+    let mut b = xtaci::Header::new(version, cmd, payload.len() as u16, sid)
+        .encode()
+        .to_vec();
+    b.extend_from_slice(payload);
+    b
+}
+
+fn feed(core: &mut Core<()>, bytes: &[u8]) -> Result<(), ProtocolError> {
+    let used = core.handle_input(bytes, true)?;
+    assert_eq!(used, bytes.len());
+    Ok(())
+}
+
+fn upd(sid: u32, read: u32, window: u32) -> Vec<u8> {
+    let mut p = read.to_le_bytes().to_vec();
+    p.extend_from_slice(&window.to_le_bytes());
+    xframe(2, X::Upd, sid, &p)
+}
+
+#[test]
+fn a_client_opens_odd_ids_and_a_server_even_ones_each_adding_two_first() {
+    let mut c = xcore(2, false);
+    let mut s = xcore(2, true);
+    for _ in 0..3 {
+        c.open().unwrap();
+        s.open().unwrap();
+    }
+    let sids = |core: &mut Core<()>| -> Vec<u32> {
+        xout(core)
+            .iter()
+            .filter(|(h, _)| h.cmd == X::Syn)
+            .map(|(h, _)| h.sid)
+            .collect()
+    };
+    assert_eq!(sids(&mut c), vec![3, 5, 7]);
+    assert_eq!(sids(&mut s), vec![2, 4, 6]);
+}
+
+#[test]
+fn when_the_ids_run_out_an_open_fails_and_nothing_is_sent() {
+    let mut c = xcore(1, false);
+    let Wire::Xtaci(x) = &mut c.wire else {
+        unreachable!()
+    };
+    x.set_last_opened(u32::MAX - 2);
+    c.open().unwrap(); // u32::MAX, the last odd id
+    let _ = xout(&mut c);
+    assert_eq!(c.open(), Err(OpenError::GoAway));
+    assert!(xout(&mut c).is_empty(), "nothing is sent");
+}
+
+#[test]
+fn v2_credit_is_the_window_less_what_is_in_flight() {
+    let mut c = xcore(2, false);
+    let k = c.open().unwrap();
+    // Before any UPD a sender may have 256 KiB in flight.
+    assert_eq!(c.stream(k).unwrap().send_credit(), XTACI_INITIAL_WINDOW);
+    let data = vec![1u8; 65_535];
+    let mut sent = 0;
+    while let Write::Queued(n) = c.write(k, &data) {
+        sent += n as u32;
+        let _ = xout(&mut c);
+    }
+    assert_eq!(sent, XTACI_INITIAL_WINDOW);
+    // The peer read 100,000 bytes and takes 512 KiB.
+    feed(&mut c, &upd(3, 100_000, 512 * 1024)).unwrap();
+    assert_eq!(
+        c.stream(k).unwrap().send_credit(),
+        512 * 1024 - (XTACI_INITIAL_WINDOW - 100_000)
+    );
+    // A read total beyond what was sent is the peer's error.
+    assert_eq!(
+        feed(&mut c, &upd(3, XTACI_INITIAL_WINDOW + 1, 512 * 1024)),
+        Err(ProtocolError::ReadBeyondSent { stream: 3 })
+    );
+}
+
+#[test]
+fn v2_receiver_states_its_window_at_once_and_what_was_read_as_it_goes() {
+    let mut s = xcore(2, true);
+    feed(&mut s, &xframe(2, X::Syn, 3, &[])).unwrap();
+    let t = s.accept().unwrap();
+    // Its window (512 KiB) beyond the 256 KiB the sender assumes: an UPD at once.
+    let frames = xout(&mut s);
+    assert_eq!(frames.len(), 1);
+    assert_eq!((frames[0].0.cmd, frames[0].0.sid), (X::Upd, 3));
+    assert_eq!(frames[0].1, [0, 0, 0, 0, 0, 0, 8, 0]); // read 0, window 524,288
+    feed(&mut s, &xframe(2, X::Psh, 3, &vec![5u8; 40_000])).unwrap();
+    let mut buf = vec![0u8; 40_000];
+    assert_eq!(s.read(t, &mut buf), Read::Data(40_000));
+    let frames = xout(&mut s);
+    assert_eq!(frames[0].0.cmd, X::Upd);
+    assert_eq!(&frames[0].1[..4], &40_000u32.to_le_bytes());
+    // Beyond the window: the session ends.
+    let too_much = vec![0u8; 65_535];
+    let mut r = Ok(());
+    for _ in 0..9 {
+        r = feed(&mut s, &xframe(2, X::Psh, 3, &too_much));
+        if r.is_err() {
+            break;
+        }
+    }
+    assert!(
+        matches!(r, Err(ProtocolError::WindowExceeded { stream: 3, .. })),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn v1_has_no_credit_and_pauses_reading_past_a_window_unread() {
+    let mut s = xcore(1, true);
+    feed(&mut s, &xframe(1, X::Syn, 3, &[])).unwrap();
+    let t = s.accept().unwrap();
+    let chunk = vec![0u8; 65_535];
+    for _ in 0..8 {
+        feed(&mut s, &xframe(1, X::Psh, 3, &chunk)).unwrap();
+    }
+    assert!(!s.input_paused(), "8 x 65,535 bytes are within 512 KiB");
+    feed(&mut s, &xframe(1, X::Psh, 3, &chunk)).unwrap();
+    assert!(
+        s.input_paused(),
+        "past the window: the transport is not read"
+    );
+    assert!(xout(&mut s).is_empty(), "v1 grants nothing");
+    let mut buf = vec![0u8; 200_000];
+    assert!(matches!(s.read(t, &mut buf), Read::Data(_)));
+    assert!(!s.input_paused());
+    let mut events = Vec::new();
+    s.take_events(&mut events);
+    assert!(
+        events.contains(&Event::Resume),
+        "the driver is told to read again"
+    );
+    // Writes are never held for credit.
+    let k = s.open().unwrap();
+    for _ in 0..100 {
+        assert!(matches!(
+            s.write(k, &chunk),
+            Write::Queued(_) | Write::QueueFull
+        ));
+        let _ = xout(&mut s);
+    }
+}
+
+#[test]
+fn a_fin_ends_the_peers_sending_only_and_close_forgets_the_stream() {
+    let mut s = xcore(2, true);
+    feed(&mut s, &xframe(2, X::Syn, 3, &[])).unwrap();
+    let t = s.accept().unwrap();
+    feed(&mut s, &xframe(2, X::Psh, 3, b"hi")).unwrap();
+    feed(&mut s, &xframe(2, X::Fin, 3, &[])).unwrap();
+    let _ = xout(&mut s);
+    let mut buf = [0u8; 8];
+    assert_eq!(s.read(t, &mut buf), Read::Data(2));
+    assert_eq!(s.read(t, &mut buf), Read::Eof);
+    // No FIN answer; writing goes on (a half-close on the peer's side).
+    assert_eq!(s.write(t, b"reply"), Write::Queued(5));
+    assert_eq!(s.num_streams(), 1);
+    s.close(t);
+    let frames = xout(&mut s);
+    let cmds: Vec<_> = frames.iter().map(|(h, _)| (h.cmd, h.sid)).collect();
+    assert_eq!(cmds, vec![(X::Psh, 3), (X::Fin, 3)]);
+    assert_eq!(s.num_streams(), 0, "closed: its id is forgotten at once");
+    // Late frames for it are dropped.
+    feed(&mut s, &xframe(2, X::Psh, 3, b"late")).unwrap();
+    feed(&mut s, &xframe(2, X::Fin, 3, &[])).unwrap();
+    assert!(s.accept().is_none());
+}
+
+#[test]
+fn nops_are_answered_by_a_quiet_side_and_never_ping_pong() {
+    let (mut a, mut b) = (xcore(2, false), xcore(2, true));
+    a.ping(0, 0); // the keepalive's sign of life
+    let mut rounds = 0;
+    loop {
+        let mut ab = Vec::new();
+        a.take_output(&mut ab);
+        let mut ba = Vec::new();
+        b.take_output(&mut ba);
+        if ab.is_empty() && ba.is_empty() {
+            break;
+        }
+        feed(&mut b, &ab).unwrap();
+        feed(&mut a, &ba).unwrap();
+        rounds += 1;
+        assert!(rounds < 5, "NOPs bounce between two sessions");
+    }
+    assert_eq!(a.counters().frames_in, 1, "the NOP was answered once");
+}
+
+#[test]
+fn hostile_frames_end_the_session_with_what_they_broke() {
+    let mut s = xcore(1, true);
+    assert_eq!(
+        feed(&mut s, &xframe(2, X::Syn, 3, &[])),
+        Err(ProtocolError::WrongVersion { version: 2 })
+    );
+    let mut s = xcore(1, true);
+    let mut upd_v1 = upd(3, 0, 0);
+    upd_v1[0] = 1;
+    assert_eq!(feed(&mut s, &upd_v1), Err(ProtocolError::UpdInVersion1));
+    let mut s = xcore(2, true);
+    assert_eq!(
+        feed(&mut s, &xframe(2, X::Syn, 4, &[])),
+        Err(ProtocolError::WrongParity { stream: 4 })
+    );
+    let mut c = xcore(2, false);
+    assert_eq!(
+        feed(&mut c, &xframe(2, X::Syn, 3, &[])),
+        Err(ProtocolError::WrongParity { stream: 3 })
+    );
+    let mut s = xcore(2, true);
+    assert_eq!(
+        feed(&mut s, &xframe(2, X::Fin, 3, b"x")),
+        Err(ProtocolError::BadLength { command: 1, len: 1 })
+    );
+    // A SYN again for a live stream is ignored; data for an unknown one dropped.
+    let mut s = xcore(2, true);
+    feed(&mut s, &xframe(2, X::Syn, 3, &[])).unwrap();
+    feed(&mut s, &xframe(2, X::Syn, 3, &[])).unwrap();
+    feed(&mut s, &xframe(2, X::Psh, 9, b"nobody")).unwrap();
+    assert!(s.accept().is_some());
+    assert!(s.accept().is_none());
+}
+
+#[test]
+fn a_detecting_server_tells_every_smux_by_its_first_byte() {
+    let detect = || Core::<()>::with_protocol(Direction::Down, limits(), Protocol::Detect);
+    let mut s = detect();
+    assert_eq!(
+        s.open(),
+        Err(OpenError::AtLimit),
+        "no open before the wire is known"
+    );
+    feed(&mut s, &xframe(2, X::Syn, 3, &[])).unwrap();
+    assert_eq!(s.protocol(), Protocol::Xtaci2);
+    assert!(s.accept().is_some());
+    let mut s = detect();
+    feed(&mut s, &xframe(1, X::Syn, 3, &[])).unwrap();
+    assert_eq!(s.protocol(), Protocol::Xtaci1);
+    let mut s = detect();
+    feed(&mut s, &Header::new(Cmd::Syn, 1, 0).encode()).unwrap();
+    assert_eq!(s.protocol(), Protocol::Yddeng);
+    assert!(s.accept().is_some());
+    let mut s = detect();
+    feed(&mut s, &crate::core::OFFER.encode()).unwrap();
+    assert_eq!(s.protocol(), Protocol::Yddeng);
+    let mut s = detect();
+    assert_eq!(
+        s.handle_input(b"GET / HTTP/1.1\r\n", true),
+        Err(ProtocolError::NotSmux { first: b'G' })
+    );
+}
