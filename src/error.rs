@@ -36,7 +36,8 @@ pub enum Error {
     /// with its rule and the value given.
     InvalidConfig(ConfigError),
     /// The keepalive heard nothing from the peer, not even the answer to a probe, for two
-    /// intervals (see [`Config::with_keepalive`](crate::Config::with_keepalive)).
+    /// intervals (see [`Config::with_keepalive`](crate::Config::with_keepalive)): the session
+    /// ends between 2 and 2¼ intervals after the peer's last frame.
     KeepaliveTimeout,
 }
 

@@ -23,6 +23,7 @@ use ysmux::{Config, Error, Session, Stream};
 #[path = "../faulty/mod.rs"]
 pub mod faulty;
 
+pub mod clock;
 pub mod counting;
 
 pub mod peers;
