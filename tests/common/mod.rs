@@ -27,6 +27,7 @@ pub mod clock;
 pub mod counting;
 
 pub mod peers;
+pub mod relay;
 pub mod sink;
 
 /// The executor a test runs on.
