@@ -146,9 +146,10 @@ impl PoolConfig {
     }
 
     /// Sets how often the pool looks for sessions that went silent (default 200 ms; `None` never
-    /// looks; at least 1 ms). A session that has sent frames since it last heard from its peer,
-    /// and has heard nothing for longer than four of its round trips (the last measured,
-    /// [`Stats::last_rtt`](crate::Stats::last_rtt)) and at least one such period, is suspect:
+    /// looks; at least 1 ms). A session that has sent frames since the last look that found
+    /// something new from its peer, and has heard nothing since for longer than four of its
+    /// round trips (the last measured, [`Stats::last_rtt`](crate::Stats::last_rtt)) and at least
+    /// one such period, is suspect:
     /// the pool probes it with a ping (which the peer's driver answers, whatever its application
     /// does), opens no new stream on it, and connects another session in its place (beyond
     /// [`with_sessions`](PoolConfig::with_sessions)' maximum if need be), until it answers (or
