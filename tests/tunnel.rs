@@ -547,12 +547,14 @@ async fn read_all(tcp: &mut TcpStream) -> (Vec<u8>, bool) {
 
 #[tokio::test]
 async fn a_stream_that_ends_cleanly_ends_its_connection_with_a_fin() {
-    use futures::AsyncWriteExt as _;
     let (tunnel_end, mut app) = tcp_pair().await;
     let (stream, mut far, _sd) = stream_pair().await;
     let forward = tokio::spawn(tunnel::forward(tunnel_end, stream));
-    far.write_all(b"whole").await.unwrap();
-    far.close().await.unwrap();
+    // Named in full: with the `tokio` feature a stream has tokio's write methods too.
+    futures::AsyncWriteExt::write_all(&mut far, b"whole")
+        .await
+        .unwrap();
+    futures::AsyncWriteExt::close(&mut far).await.unwrap();
     let (got, failed) = bounded(read_all(&mut app)).await;
     assert_eq!(got, b"whole");
     assert!(!failed, "a clean end was reported as an error");
@@ -561,12 +563,13 @@ async fn a_stream_that_ends_cleanly_ends_its_connection_with_a_fin() {
 
 #[tokio::test]
 async fn a_stream_whose_session_dies_resets_its_connection() {
-    use futures::AsyncWriteExt as _;
     let (tunnel_end, mut app) = tcp_pair().await;
     let (stream, mut far, sd) = stream_pair().await;
     let forward = tokio::spawn(tunnel::forward(tunnel_end, stream));
-    far.write_all(b"part").await.unwrap();
-    far.flush().await.unwrap();
+    futures::AsyncWriteExt::write_all(&mut far, b"part")
+        .await
+        .unwrap();
+    futures::AsyncWriteExt::flush(&mut far).await.unwrap();
     let mut first = [0u8; 4];
     bounded(app.read_exact(&mut first)).await.unwrap();
     // The session dies with the stream open: no FIN for it ever comes.
