@@ -242,8 +242,13 @@ impl Config {
     /// `interval`, the driver sends a VRM probe ([docs/PROTOCOL.md](crate#the-protocol) 8, which
     /// the original answers too);
     /// when a further `interval` passes with no answer and nothing else from the peer, the session
-    /// ends with [`Error::KeepaliveTimeout`]. Any frame from the peer counts as a sign of life, so
-    /// traffic under load never trips it. `interval` is from 1 ms to 1 day.
+    /// ends with [`Error::KeepaliveTimeout`]: 2 to 2¼ intervals after the peer's last frame (the
+    /// keepalive looks four times per interval). Any frame from the peer counts as a sign of
+    /// life, so traffic under load never trips it. `interval` is from 1 ms to 1 day.
+    ///
+    /// On xtaci/smux's wire ([`Config::with_protocol`]) it sends a NOP instead of a probe: a
+    /// peer of this crate answers it, a Go peer does not (it sends its own NOP every 10 s by
+    /// default), so against Go use an interval above the Go side's.
     ///
     /// `sleep` is your runtime's timer, for example with smol:
     /// ```

@@ -362,6 +362,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             // reports that in place of end-of-stream). Every frame it sent was read; nothing is
             // lost, so it is the peer's close. With a stream still open it is a failure.
             Poll::Ready(Err(e)) if peer_gone(&e) && self.finished_by_peer() => self.peer_closed(),
+            Poll::Ready(Err(e)) if self.rstart != self.rend => Err(Error::lost_mid_frame(Some(e))),
             Poll::Ready(Err(e)) => Err(e.into()),
             // After a peer-gone write error, end-of-stream is readable at once if the peer
             // closed (a socket sees the peer's FIN before the reset that fails the write).
@@ -396,7 +397,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     fn peer_closed(&mut self) -> Result<ReadOutcome, Error> {
         self.read_closed = true;
         if self.rstart != self.rend {
-            return Err(ProtocolError::Truncated.into());
+            return Err(Error::lost_mid_frame(None));
         }
         self.shared.lock_driver().transport_ended();
         self.phase = Phase::Closing;

@@ -13,6 +13,10 @@ use std::sync::Arc;
 pub enum Error {
     /// The transport failed; every stream of the session sees the same error.
     Io(Arc<io::Error>),
+    /// The connection was lost in the middle of a frame: the transport ended (the error is then
+    /// an [`io::ErrorKind::UnexpectedEof`] one) or failed (its error) with part of a frame read.
+    /// A transport failure, not the peer breaking the protocol; every stream sees it.
+    LostMidFrame(Arc<io::Error>),
     /// The peer broke the protocol; the session was ended.
     Protocol(ProtocolError),
     /// The session has ended (closed by us, by the peer, or its driver is gone).
@@ -23,7 +27,8 @@ pub enum Error {
     /// then end-of-stream).
     ClosedByPeer,
     /// The session ended before the peer closed the stream (the transport closed with no FIN for
-    /// it): everything buffered was read, and what the peer meant to send after may be missing.
+    /// it): reads return what was buffered and then this, as what the peer meant to send after
+    /// may be missing; writes fail with it at once.
     StreamCut,
     /// All 65,535 stream ids are in use; one must close before another stream can open.
     IdsExhausted,
@@ -37,7 +42,8 @@ pub enum Error {
     /// with its rule and the value given.
     InvalidConfig(ConfigError),
     /// The keepalive heard nothing from the peer, not even the answer to a probe, for two
-    /// intervals (see [`Config::with_keepalive`](crate::Config::with_keepalive)).
+    /// intervals (see [`Config::with_keepalive`](crate::Config::with_keepalive)): the session
+    /// ends between 2 and 2¼ intervals after the peer's last frame.
     KeepaliveTimeout,
 }
 
@@ -109,8 +115,6 @@ pub enum ProtocolError {
         /// The window.
         window: u32,
     },
-    /// The transport ended in the middle of a frame.
-    Truncated,
     /// A confirm would take a stream's send credit past 4 GiB (only a peer that claimed window
     /// growth can grant beyond the window, and no honest one grants that much).
     CreditOverflow {
@@ -197,7 +201,6 @@ impl fmt::Display for ProtocolError {
                     "stream {stream} received more than its window of {window} bytes"
                 )
             }
-            ProtocolError::Truncated => f.write_str("the transport ended in the middle of a frame"),
             ProtocolError::CreditOverflow { stream } => {
                 write!(
                     f,
@@ -271,11 +274,15 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "transport error: {e}"),
+            Error::LostMidFrame(e) => write!(f, "transport error: connection lost mid-frame: {e}"),
             Error::Protocol(e) => write!(f, "protocol violation by the peer: {e}"),
             Error::SessionClosed => f.write_str("the session is closed"),
             Error::StreamClosed => f.write_str("the stream was closed on this side"),
             Error::ClosedByPeer => f.write_str("the peer closed the stream"),
-            Error::StreamCut => f.write_str("the session ended before the peer closed the stream"),
+            Error::StreamCut => f.write_str(
+                "the session ended (the peer closed the connection) before the peer closed the \
+                 stream",
+            ),
             Error::IdsExhausted => f.write_str("all 65535 stream ids are in use"),
             Error::GoAway => f.write_str(
                 "this session used up the wire's stream ids (go away): open a new session",
@@ -290,11 +297,21 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io(e) => Some(&**e),
+            Error::Io(e) | Error::LostMidFrame(e) => Some(&**e),
             Error::Protocol(e) => Some(e),
             Error::InvalidConfig(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl Error {
+    /// The connection was lost with part of a frame read: the transport failed with `error`, or
+    /// (`None`) reached its end.
+    pub(crate) fn lost_mid_frame(error: Option<io::Error>) -> Error {
+        let e = error
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the transport ended"));
+        Error::LostMidFrame(Arc::new(e))
     }
 }
 
@@ -310,7 +327,8 @@ impl From<ProtocolError> for Error {
     }
 }
 
-/// The mapping: `Io` keeps the transport's kind; `Protocol` is `InvalidData`; `SessionClosed` is
+/// The mapping: `Io` keeps the transport's kind, and so does `LostMidFrame` (`UnexpectedEof`
+/// when the transport ended); `Protocol` is `InvalidData`; `SessionClosed` is
 /// `ConnectionAborted`; `StreamClosed` is `NotConnected`; `ClosedByPeer` is `BrokenPipe`;
 /// `StreamCut` is `ConnectionReset`; `IdsExhausted` is `Other`; `InvalidConfig` is `InvalidInput`;
 /// `KeepaliveTimeout` is `TimedOut`. The `Error` itself is kept inside: `io_error.get_ref()` and
@@ -318,7 +336,7 @@ impl From<ProtocolError> for Error {
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
         let kind = match &e {
-            Error::Io(inner) => inner.kind(),
+            Error::Io(inner) | Error::LostMidFrame(inner) => inner.kind(),
             Error::Protocol(_) => io::ErrorKind::InvalidData,
             Error::SessionClosed => io::ErrorKind::ConnectionAborted,
             Error::StreamClosed => io::ErrorKind::NotConnected,
@@ -342,11 +360,36 @@ mod tests {
     fn io_kinds() {
         let io: io::Error = Error::from(io::Error::from(io::ErrorKind::ConnectionReset)).into();
         assert_eq!(io.kind(), io::ErrorKind::ConnectionReset);
-        let io: io::Error = Error::Protocol(ProtocolError::Truncated).into();
+        let io: io::Error = Error::Protocol(ProtocolError::UnknownCommand(9)).into();
         assert_eq!(io.kind(), io::ErrorKind::InvalidData);
-        assert!(io.to_string().contains("middle of a frame"));
         let io: io::Error = Error::StreamClosed.into();
         assert_eq!(io.kind(), io::ErrorKind::NotConnected);
+    }
+
+    /// A connection lost mid-frame is a transport error, with the transport's own error (or the
+    /// end-of-stream) as its kind and source, never a protocol violation.
+    #[test]
+    fn a_connection_lost_mid_frame_is_a_transport_error() {
+        let ended = Error::lost_mid_frame(None);
+        assert_eq!(
+            ended.to_string(),
+            "transport error: connection lost mid-frame: the transport ended"
+        );
+        let io: io::Error = ended.into();
+        assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof);
+
+        let reset = Error::lost_mid_frame(Some(io::ErrorKind::ConnectionReset.into()));
+        let msg = reset.to_string();
+        assert!(
+            msg.starts_with("transport error: connection lost mid-frame: "),
+            "{msg}"
+        );
+        assert!(!msg.contains("protocol"), "{msg}");
+        let source = std::error::Error::source(&reset).expect("the io error");
+        let source = source.downcast_ref::<io::Error>().expect("an io::Error");
+        assert_eq!(source.kind(), io::ErrorKind::ConnectionReset);
+        let io: io::Error = reset.into();
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionReset);
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub use crate::split::{ReadHalf, WriteHalf};
 /// - after the peer closed the stream: writes fail with `BrokenPipe` ([`Error::ClosedByPeer`]);
 /// - after the peer's session ended without closing the stream (the transport closed with no FIN
 ///   for it): reads return what is buffered, then fail with `ConnectionReset`
-///   ([`Error::StreamCut`]), so a cut-off stream is never mistaken for a complete one;
+///   ([`Error::StreamCut`]), so a cut-off stream is never mistaken for a complete one; writes
+///   fail with the same error at once;
 /// - after the transport failed or the peer broke the protocol: that error, on every stream.
 ///
 /// # Writes are exact and cancel-safe
@@ -110,6 +111,16 @@ impl Stream {
         }
     }
 
+    /// Why the peer's side of this stream is gone: it closed the stream (FIN), or its session
+    /// ended without a FIN for it (the stream was cut), which a write must not pass off as a
+    /// close by the peer.
+    fn why_closed_by_peer(&self, inner: &Inner) -> Error {
+        match inner.core.stream(self.key).map(|s| s.state()) {
+            Some(crate::core::State::Cut) => Error::StreamCut,
+            _ => Error::ClosedByPeer,
+        }
+    }
+
     /// Ready once everything this stream queued is written and flushed.
     fn poll_flushed(&self, inner: &mut Inner, cx: &Context<'_>) -> Poll<io::Result<()>> {
         let pos = inner.core.stream(self.key).map_or(0, |s| s.last_queued);
@@ -171,7 +182,7 @@ impl Stream {
         match outcome {
             None => Poll::Ready(Ok(0)),
             Some(Write::ClosedLocally) => Poll::Ready(Err(Error::StreamClosed.into())),
-            Some(Write::ClosedByPeer) => Poll::Ready(Err(Error::ClosedByPeer.into())),
+            Some(Write::ClosedByPeer) => Poll::Ready(Err(self.why_closed_by_peer(&inner).into())),
             Some(_) => {
                 // No credit, or the queue is full: the core wakes us when either changes.
                 self.register_write(&mut inner, cx);

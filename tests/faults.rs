@@ -13,7 +13,7 @@ use std::time::Duration;
 use faulty::*;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::{Executor, Task};
-use ysmux::{Config, Error, ProtocolError, Session, Stream};
+use ysmux::{Config, Error, Session, Stream};
 
 type Ex = Arc<Executor<'static>>;
 type DriverTask = Task<Result<(), Error>>;
@@ -279,11 +279,15 @@ fn failure_reaches_every_stream(side: Side) {
         let (mut flooded, e) = prompt("the flooded reader", flood_reader).await;
         assert_injected(Err::<(), _>(e), "flooded reader");
         match prompt("the accept", accepter).await {
-            Err(Error::Io(e)) => assert!(e.to_string().contains(INJECTED), "accept: {e}"),
+            Err(Error::Io(e) | Error::LostMidFrame(e)) => {
+                assert!(e.to_string().contains(INJECTED), "accept: {e}")
+            }
             other => panic!("accept: expected the transport error, got {other:?}"),
         }
         match prompt("the driver", cd).await {
-            Err(Error::Io(e)) => assert!(e.to_string().contains(INJECTED), "driver: {e}"),
+            Err(Error::Io(e) | Error::LostMidFrame(e)) => {
+                assert!(e.to_string().contains(INJECTED), "driver: {e}")
+            }
             other => panic!("driver: expected the transport error, got {other:?}"),
         }
         assert!(Stats::get(&stats.faults) > 0);
@@ -311,11 +315,15 @@ fn failure_reaches_every_stream(side: Side) {
             );
         }
         match prompt("a later open", client.open()).await {
-            Err(Error::Io(e)) => assert!(e.to_string().contains(INJECTED)),
+            Err(Error::Io(e) | Error::LostMidFrame(e)) => {
+                assert!(e.to_string().contains(INJECTED))
+            }
             other => panic!("later open: expected the transport error, got {other:?}"),
         }
         match prompt("closed()", client.closed()).await {
-            Err(Error::Io(e)) => assert!(e.to_string().contains(INJECTED)),
+            Err(Error::Io(e) | Error::LostMidFrame(e)) => {
+                assert!(e.to_string().contains(INJECTED))
+            }
             other => panic!("closed(): expected the transport error, got {other:?}"),
         }
         assert!(client.is_closed());
@@ -324,7 +332,7 @@ fn failure_reaches_every_stream(side: Side) {
         // accept fails.
         let r = prompt("the server driver", sd).await;
         assert!(
-            matches!(r, Ok(()) | Err(Error::Protocol(ProtocolError::Truncated))),
+            matches!(r, Ok(()) | Err(Error::LostMidFrame(_))),
             "server driver: {r:?}"
         );
         assert!(prompt("a server accept", server.accept()).await.is_err());
@@ -382,8 +390,8 @@ fn failure_at_the_very_first_byte() {
 
 // ----- the peer vanishes -----
 
-/// A raw peer sends `bytes` and vanishes. The session's stream and accept fail with a clear error
-/// (`Truncated`) when it vanished mid-frame, and end cleanly when at a frame boundary.
+/// A raw peer sends `bytes` and vanishes. The session's stream and accept fail with a transport
+/// error (`LostMidFrame`) when it vanished mid-frame, and end cleanly when at a frame boundary.
 async fn vanish_after(ex: &Ex, bytes: &[u8]) -> (Session, Result<(), Error>) {
     let (a, mut raw) = ysmux::pipe();
     let (server, driver) = Session::server(a, Config::default());
@@ -418,19 +426,28 @@ fn peer_vanishes_mid_frame() {
         let cuts: Vec<usize> = (1..7).chain(8..whole.len()).collect();
         for cut in cuts {
             let (server, r) = vanish_after(&ex, &whole[..cut]).await;
-            assert!(
-                matches!(r, Err(Error::Protocol(ProtocolError::Truncated))),
-                "cut at {cut}: the driver reports the truncation, got {r:?}"
-            );
-            match prompt("accept after truncation", server.accept()).await {
-                Err(Error::Protocol(ProtocolError::Truncated)) => {}
+            match &r {
+                Err(e @ Error::LostMidFrame(io)) => {
+                    assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");
+                    let msg = e.to_string();
+                    assert!(msg.contains("connection lost mid-frame"), "{msg}");
+                }
+                _ => panic!("cut at {cut}: the driver reports the lost connection, got {r:?}"),
+            }
+            match prompt("accept after the loss", server.accept()).await {
+                Err(Error::LostMidFrame(_)) => {}
                 other => panic!(
-                    "cut at {cut}: accept: expected Truncated, got {:?}",
+                    "cut at {cut}: accept: expected LostMidFrame, got {:?}",
                     other.map(|s| s.id())
                 ),
             }
-            let e = io::Error::from(server.open().await.expect_err("open after truncation"));
-            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "cut at {cut}: {e}");
+            let e = io::Error::from(server.open().await.expect_err("open after the loss"));
+            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}: {e}");
+            assert_eq!(
+                server.stats().protocol_errors,
+                0,
+                "cut at {cut}: not the peer's fault"
+            );
         }
     });
 }
@@ -458,7 +475,54 @@ fn peer_vanishes_at_a_frame_boundary() {
             "read past the data",
         );
         assert_ne!(e.kind(), io::ErrorKind::UnexpectedEof, "{e:?}");
-        assert!(s.write(b"x").await.is_err(), "write to a vanished peer");
+        // A write says the session ended, not that the peer closed the stream.
+        let e = err(s.write(b"x").await, "write to a vanished peer");
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("the session ended"), "{msg}");
+        assert!(
+            matches!(
+                e.get_ref().and_then(|e| e.downcast_ref()),
+                Some(Error::StreamCut)
+            ),
+            "{e:?}"
+        );
+    });
+}
+
+/// The transport fails (a reset) with part of a frame read: a transport error that carries the
+/// reset, never a protocol violation by the peer.
+#[test]
+fn a_reset_mid_frame_is_a_transport_error() {
+    run(|ex| async move {
+        let mut whole = syn(5);
+        whole.extend(psh(5, b"0123456789"));
+        // Mid-header of the SYN, mid-header and mid-payload of the PSH.
+        for cut in [3, 10, 17] {
+            let (a, mut raw) = ysmux::pipe();
+            let plan = Plan {
+                seed: 1,
+                pending_one_in: 0,
+                max_chunk: 1 << 16,
+                fail_read_at: Some(cut),
+                fail_write_at: None,
+            };
+            let (server, driver) = Session::server(Flaky::new(a, plan), Config::default());
+            let driver = ex.spawn(driver);
+            raw.write_all(&whole).await.expect("raw write");
+            let r = prompt("the driver after the reset", driver).await;
+            match &r {
+                Err(e @ Error::LostMidFrame(io)) => {
+                    assert_eq!(io.kind(), io::ErrorKind::ConnectionReset, "cut at {cut}");
+                    let msg = e.to_string();
+                    assert!(msg.contains("connection lost mid-frame"), "{msg}");
+                    assert!(msg.contains(INJECTED), "{msg}");
+                }
+                _ => panic!("cut at {cut}: expected LostMidFrame, got {r:?}"),
+            }
+            assert_eq!(server.stats().protocol_errors, 0, "cut at {cut}");
+            drop(raw);
+        }
     });
 }
 

@@ -717,12 +717,31 @@ fn late_frames_after_the_fin_answer_never_reach_a_new_stream() {
 }
 
 #[test]
-fn a_frame_cut_off_by_the_end_of_the_transport_is_a_protocol_error() {
+fn a_frame_cut_off_by_the_end_of_the_transport_is_a_transport_error() {
     run(|ex| async move {
         let mut cut_payload = Frame::new(PSH, 1, 10).bytes();
         cut_payload.extend_from_slice(b"12345");
-        hostile(&ex, cut_payload, ProtocolError::Truncated).await;
-        hostile(&ex, vec![PSH, 1, 0], ProtocolError::Truncated).await;
+        for input in [cut_payload, vec![PSH, 1, 0]] {
+            let (server, driver, mut raw) =
+                raw_client::<PipeTransport>(&ex, Config::default()).await;
+            raw.send(&[Frame::syn(1)]).await;
+            let mut s = accept(&server).await;
+            let reader = ex.spawn(async move {
+                let mut buf = [0u8; 8];
+                s.read(&mut buf).await
+            });
+            smol::future::yield_now().await;
+            raw.send_bytes(&input).await;
+            drop(raw); // the end of the transport, mid-frame
+            let r = wait("the driver to end", driver).await;
+            assert!(matches!(r, Err(Error::LostMidFrame(_))), "driver: {r:?}");
+            let e = wait("the waiting read", reader)
+                .await
+                .expect_err("the read fails");
+            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+            assert!(e.to_string().contains("connection lost mid-frame"), "{e}");
+            assert_eq!(server.stats().protocol_errors, 0);
+        }
     });
 }
 

@@ -502,3 +502,135 @@ fn unreadable_or_invalid_files_are_clear_errors() {
     assert_eq!(tunnel::host_of("[::1]:9000"), "::1");
     assert_eq!(tunnel::host_of("example.com:443"), "example.com");
 }
+
+// ----- failures: nothing lost in silence -----
+
+/// A loopback TCP connection: (the tunnel's end, the application's end).
+async fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (tunnel_end, _) = listener.accept().await.unwrap();
+    (tunnel_end, app)
+}
+
+/// A stream of a client session over an in-memory pipe, and the server's end of it with the
+/// server's driver (dropping it kills the session without a FIN for the stream).
+async fn stream_pair() -> (
+    ysmux::Stream,
+    ysmux::Stream,
+    tokio::task::JoinHandle<Result<(), ysmux::Error>>,
+) {
+    let (a, b) = ysmux::pipe();
+    let (client, cd) = ysmux::Session::client(a, ysmux::Config::default());
+    let (server, sd) = ysmux::Session::server(b, ysmux::Config::default());
+    tokio::spawn(cd);
+    let sd = tokio::spawn(sd);
+    let stream = client.open().await.unwrap();
+    let far = bounded(server.accept()).await.unwrap();
+    (stream, far, sd)
+}
+
+/// Reads to the end: the bytes, and whether it ended in an error (else a clean end-of-stream).
+async fn read_all(tcp: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tcp.read(&mut buf).await {
+            Ok(0) => return (got, false),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (got, true),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_cleanly_ends_its_connection_with_a_fin() {
+    let (tunnel_end, mut app) = tcp_pair().await;
+    let (stream, mut far, _sd) = stream_pair().await;
+    let forward = tokio::spawn(tunnel::forward(tunnel_end, stream));
+    // Named in full: with the `tokio` feature a stream has tokio's write methods too.
+    futures::AsyncWriteExt::write_all(&mut far, b"whole")
+        .await
+        .unwrap();
+    futures::AsyncWriteExt::close(&mut far).await.unwrap();
+    let (got, failed) = bounded(read_all(&mut app)).await;
+    assert_eq!(got, b"whole");
+    assert!(!failed, "a clean end was reported as an error");
+    bounded(forward).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_stream_whose_session_dies_resets_its_connection() {
+    let (tunnel_end, mut app) = tcp_pair().await;
+    let (stream, mut far, sd) = stream_pair().await;
+    let forward = tokio::spawn(tunnel::forward(tunnel_end, stream));
+    futures::AsyncWriteExt::write_all(&mut far, b"part")
+        .await
+        .unwrap();
+    futures::AsyncWriteExt::flush(&mut far).await.unwrap();
+    let mut first = [0u8; 4];
+    bounded(app.read_exact(&mut first)).await.unwrap();
+    // The session dies with the stream open: no FIN for it ever comes.
+    sd.abort();
+    let (rest, failed) = bounded(read_all(&mut app)).await;
+    assert!(
+        failed,
+        "a truncated stream ended its connection cleanly (after {} more bytes)",
+        rest.len()
+    );
+    let e = bounded(forward).await.unwrap().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+}
+
+#[tokio::test]
+async fn the_keepalive_is_on_by_default_and_the_server_reaps_a_silent_client() {
+    assert_eq!(
+        tunnel::Options::default().keepalive(),
+        Some(tunnel::KEEPALIVE)
+    );
+    let (server_listener, server_addr) = bind().await;
+    let (stop_server, server_stop) = trigger();
+    let options = tunnel::Options::default().with_keepalive(Some(Duration::from_millis(50)));
+    let server = tokio::spawn(tunnel::server_with(
+        server_listener,
+        closed_port().await.to_string(),
+        None,
+        options,
+        server_stop,
+    ));
+    // A client whose session went silent (half-open: it neither answers nor closes). The server
+    // probes it, gives up and closes the connection.
+    let mut silent = TcpStream::connect(server_addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    bounded(async {
+        loop {
+            match silent.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // the probes
+            }
+        }
+    })
+    .await;
+    stop_server.send(()).unwrap();
+    bounded(server).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_session_is_reported_with_its_cause_and_its_streams() {
+    use futures::AsyncWriteExt as _;
+    let (a, mut peer) = ysmux::pipe();
+    let (client, driver) = ysmux::Session::client(a, ysmux::Config::default());
+    let driver = tokio::spawn(driver);
+    let _s = client.open().await.unwrap();
+    let _t = client.open().await.unwrap();
+    // The peer sends half a frame header and vanishes.
+    peer.write_all(&[2, 1]).await.unwrap();
+    drop(peer);
+    let e = bounded(driver).await.unwrap().unwrap_err();
+    let msg = tunnel::lost("lost a session with tunnel server x", &client, &e);
+    assert!(msg.contains("connection lost mid-frame"), "{msg}");
+    assert!(msg.contains("the transport ended"), "{msg}");
+    assert!(msg.contains("carried 2 streams"), "{msg}");
+}

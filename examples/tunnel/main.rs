@@ -31,21 +31,28 @@
 //! certificate to be valid for `--tls-name` (by default the host of `--server`). `gen-cert` makes
 //! a certificate valid for `localhost`, `127.0.0.1` and `::1` unless given `--name`s.
 
+// `server` and `client` (the default options) are for the tests; the command line passes its own.
+#[allow(dead_code)]
 mod tunnel;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 const USAGE: &str = "usage:
-  tunnel server --listen ADDR --to ADDR [--tls-cert FILE --tls-key FILE]
+  tunnel server --listen ADDR --to ADDR [--tls-cert FILE --tls-key FILE] [--keepalive SECS]
       accept tunnels on ADDR (over TLS with the PEM certificate chain and key given),
       forward their streams to --to
   tunnel client --listen ADDR --server ADDR [--connections N] [--tls-ca FILE [--tls-name NAME]]
+                [--keepalive SECS]
       forward connections to ADDR through --server over N connections (default 1), reconnecting
       when one is lost (over TLS, trusting the PEM certificates in --tls-ca, expecting the
       server's to be valid for --tls-name: by default --server's host)
+  --keepalive SECS: probe a silent peer every SECS seconds (default 10; 0 turns it off); a session
+      whose peer stopped answering ends 2 to 2.25 times SECS after the last word from it, and its
+      connections are reset
   tunnel gen-cert --out-dir DIR [--name NAME]...
       write a self-signed certificate DIR/cert.pem and its key DIR/key.pem, valid for each
       --name (by default localhost, 127.0.0.1 and ::1)";
@@ -56,12 +63,14 @@ enum Command {
         listen: String,
         to: String,
         tls: Option<(PathBuf, PathBuf)>,
+        options: tunnel::Options,
     },
     Client {
         listen: String,
         server: String,
         connections: usize,
         tls: Option<(PathBuf, Option<String>)>,
+        options: tunnel::Options,
     },
     GenCert {
         dir: PathBuf,
@@ -84,13 +93,22 @@ async fn main() -> ExitCode {
     };
     let (mode, result) = match command {
         Command::GenCert { dir, names } => ("gen-cert", gen_cert(&dir, &names)),
-        Command::Server { listen, to, tls } => ("server", server(listen, to, tls).await),
+        Command::Server {
+            listen,
+            to,
+            tls,
+            options,
+        } => ("server", server(listen, to, tls, options).await),
         Command::Client {
             listen,
             server,
             connections,
             tls,
-        } => ("client", client(listen, server, connections, tls).await),
+            options,
+        } => (
+            "client",
+            client(listen, server, connections, tls, options).await,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -105,6 +123,7 @@ async fn server(
     listen: String,
     to: String,
     tls: Option<(PathBuf, PathBuf)>,
+    options: tunnel::Options,
 ) -> std::io::Result<()> {
     let tls = match tls {
         Some((cert, key)) => Some(tunnel::load_server_tls(&cert, &key)?),
@@ -112,8 +131,11 @@ async fn server(
     };
     let listener = bind(&listen).await?;
     let over = if tls.is_some() { " (TLS)" } else { "" };
-    eprintln!("tunnel server: listening on {listen}{over}, forwarding streams to {to}");
-    tunnel::server(listener, to, tls, shutdown("server")).await
+    eprintln!(
+        "tunnel server: listening on {listen}{over}, forwarding streams to {to}{}",
+        keepalive(&options)
+    );
+    tunnel::server_with(listener, to, tls, options, shutdown("server")).await
 }
 
 async fn client(
@@ -121,6 +143,7 @@ async fn client(
     server: String,
     connections: usize,
     tls: Option<(PathBuf, Option<String>)>,
+    options: tunnel::Options,
 ) -> std::io::Result<()> {
     let tls = match tls {
         Some((ca, name)) => {
@@ -134,9 +157,26 @@ async fn client(
     let conns = if connections == 1 { "" } else { "s" };
     eprintln!(
         "tunnel client: listening on {listen}, tunnelling through {server}{over} over \
-         {connections} connection{conns}"
+         {connections} connection{conns}{}",
+        keepalive(&options)
     );
-    tunnel::client(listener, server, tls, connections, shutdown("client")).await
+    tunnel::client_with(
+        listener,
+        server,
+        tls,
+        connections,
+        options,
+        shutdown("client"),
+    )
+    .await
+}
+
+/// The keepalive, as the start-up line says it.
+fn keepalive(options: &tunnel::Options) -> String {
+    match options.keepalive() {
+        Some(every) => format!(", keepalive every {every:?}"),
+        None => ", no keepalive".to_string(),
+    }
 }
 
 fn gen_cert(dir: &std::path::Path, names: &[String]) -> std::io::Result<()> {
@@ -176,13 +216,14 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
         let allowed: &[&str] = match mode {
-            "server" => &["--listen", "--to", "--tls-cert", "--tls-key"],
+            "server" => &["--listen", "--to", "--tls-cert", "--tls-key", "--keepalive"],
             "client" => &[
                 "--listen",
                 "--server",
                 "--connections",
                 "--tls-ca",
                 "--tls-name",
+                "--keepalive",
             ],
             _ => &["--out-dir", "--name"],
         };
@@ -202,6 +243,20 @@ fn parse(args: &[String]) -> Result<Command, String> {
             .map(|(_, v)| v.clone())
     };
     let need = |flag: &str| get(flag).ok_or_else(|| format!("tunnel {mode} needs {flag}"));
+    let options = match get("--keepalive") {
+        None => tunnel::Options::default(),
+        Some(secs) => match secs.parse::<f64>() {
+            Ok(0.0) => tunnel::Options::default().with_keepalive(None),
+            Ok(s) if (0.001..=86_400.0).contains(&s) => {
+                tunnel::Options::default().with_keepalive(Some(Duration::from_secs_f64(s)))
+            }
+            _ => {
+                return Err(format!(
+                    "--keepalive must be 0 (off) or from 0.001 to 86400 seconds, not {secs:?}"
+                ))
+            }
+        },
+    };
     Ok(match mode {
         "server" => Command::Server {
             listen: need("--listen")?,
@@ -211,6 +266,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
                 (None, None) => None,
                 _ => return Err("--tls-cert and --tls-key go together".into()),
             },
+            options,
         },
         "client" => Command::Client {
             listen: need("--listen")?,
@@ -227,6 +283,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
                 (None, None) => None,
                 (None, Some(_)) => return Err("--tls-name needs --tls-ca".into()),
             },
+            options,
         },
         _ => {
             let mut names: Vec<String> = flags

@@ -1,9 +1,18 @@
 //! The tunnel's logic: forwards TCP connections over a pool of multiplexed TCP connections
-//! (`--connections`, one by default), optionally TLS, each local connection one smux stream. Shared by `examples/tunnel/main.rs` (the command
-//! line) and `tests/tunnel.rs` (which drives it end to end over loopback).
+//! (`--connections`, one by default), optionally TLS, each local connection one smux stream.
+//! Shared by `examples/tunnel/main.rs` (the command line) and `tests/tunnel.rs` and
+//! `tests/tunnel_faults.rs` (which drive it end to end over loopback, the latter through a relay
+//! that chops, stalls and cuts).
 //!
 //! The protocol has no half-close, so neither does the tunnel: when either side of a forwarded
 //! connection ends, the whole connection ends (as with the original's users, e.g. kcptun).
+//!
+//! Nothing is lost in silence: a forwarded connection whose stream ended in an error (its
+//! session died: the network failed, the peer vanished, the keepalive gave up) is reset (RST),
+//! never closed with a FIN, on the client and on the server side, so an application can always
+//! tell a truncated transfer from a whole one. Only a stream that ended cleanly ends its
+//! connection with a FIN. Both ends run the keepalive ([`KEEPALIVE`] unless told otherwise), so a
+//! session whose peer vanished without a word ends too, and its connections are reset.
 //!
 //! TLS (futures-rustls, ring provider) only changes the transport: the session code is the same
 //! over a TCP stream or a TLS stream over it.
@@ -15,7 +24,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::select;
+use futures::future::{select, Either};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 use futures_rustls::rustls::pki_types::pem::{self, PemObject};
 use futures_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -25,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use ysmux::pool::{Pool, PoolConfig};
-use ysmux::{Config, Session, Stream};
+use ysmux::{Config, Session, SleepFn, Stream};
 
 /// The longest a TLS handshake may take, on either end, before the connection is given up.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,21 +46,78 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the client lets open connections finish once told to stop.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The client's keepalive: a session to a server that stopped answering ends (and is replaced)
-/// after two of these.
+/// The keepalive of both ends by default: a session whose peer stopped answering ends 2 to 2¼ of
+/// these after the last frame from it (its connections are reset; the client replaces the
+/// session, the server lets it go).
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// Settings of either end of the tunnel beyond its addresses.
+#[derive(Debug, Clone)]
+pub struct Options {
+    keepalive: Option<Duration>,
+}
+
+impl Default for Options {
+    /// The keepalive on, every [`KEEPALIVE`].
+    fn default() -> Self {
+        Options {
+            keepalive: Some(KEEPALIVE),
+        }
+    }
+}
+
+impl Options {
+    /// Sets the keepalive interval of every session (`None` turns it off: a session whose peer
+    /// vanished without a word then lives until the operating system gives up on the connection,
+    /// which may be never).
+    pub fn with_keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.keepalive = interval;
+        self
+    }
+
+    /// The keepalive interval.
+    pub fn keepalive(&self) -> Option<Duration> {
+        self.keepalive
+    }
+
+    /// The config of every session.
+    fn session_config(&self) -> Config {
+        match self.keepalive {
+            Some(interval) => Config::default().with_keepalive(interval, tokio_sleep()),
+            None => Config::default(),
+        }
+    }
+}
+
+/// tokio's timer, for the keepalive and the pool.
+fn tokio_sleep() -> SleepFn {
+    Arc::new(|d| Box::pin(tokio::time::sleep(d)))
+}
 
 /// The tunnel's server end: every connection accepted on `listener` carries a session (over TLS
 /// if `tls` is given), and every stream of it is forwarded to a new TCP connection to `to`. Runs
 /// until `shutdown` resolves, then closes every session (their streams end) and returns.
 ///
-/// A failed TLS handshake is reported and ends only that connection.
+/// A failed TLS handshake is reported and ends only that connection. The sessions run with the
+/// default [`Options`]: [`server_with`] takes others.
 pub async fn server(
     listener: TcpListener,
     to: String,
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    server_with(listener, to, tls, Options::default(), shutdown).await
+}
+
+/// [`server`] with `options`.
+pub async fn server_with(
+    listener: TcpListener,
+    to: String,
+    tls: Option<TlsAcceptor>,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let config = options.session_config();
     let mut shutdown = pin!(shutdown);
     let mut sessions: Vec<Session> = Vec::new();
     // Handshakes run in their own tasks, so a slow client cannot hold up the others; dropping the
@@ -70,7 +136,7 @@ pub async fn server(
                 };
                 let _ = tcp.set_nodelay(true);
                 match &tls {
-                    None => sessions.push(serve(tcp.compat(), &to, peer.to_string())),
+                    None => sessions.push(serve(tcp.compat(), &to, peer.to_string(), &config)),
                     Some(acceptor) => {
                         let handshake = acceptor.accept(tcp.compat());
                         handshakes.spawn(async move {
@@ -81,7 +147,9 @@ pub async fn server(
                 }
             }
             Some(done) = handshakes.join_next(), if !handshakes.is_empty() => match done {
-                Ok((peer, Ok(Ok(tls)))) => sessions.push(serve(tls, &to, peer.to_string())),
+                Ok((peer, Ok(Ok(tls)))) => {
+                    sessions.push(serve(tls, &to, peer.to_string(), &config));
+                }
                 Ok((peer, Ok(Err(e)))) => {
                     eprintln!("tunnel server: TLS handshake with {peer} failed: {e}");
                 }
@@ -102,14 +170,18 @@ pub async fn server(
 
 /// Runs the server end of a session over `io` (TCP or TLS): every stream it accepts is forwarded
 /// to a new TCP connection to `to`.
-fn serve<T>(io: T, to: &str, peer: String) -> Session
+fn serve<T>(io: T, to: &str, peer: String, config: &Config) -> Session
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (session, driver) = Session::server(io, Config::default());
+    let (session, driver) = Session::server(io, config.clone());
+    let watched = session.clone();
     tokio::spawn(async move {
         if let Err(e) = driver.await {
-            eprintln!("tunnel server: session with {peer} failed: {e}");
+            eprintln!(
+                "tunnel server: {}",
+                lost(&format!("session with {peer}"), &watched, &e)
+            );
         }
     });
     let (to, streams) = (to.to_string(), session.clone());
@@ -118,7 +190,9 @@ where
             let to = to.clone();
             tokio::spawn(async move {
                 match TcpStream::connect(&to).await {
-                    Ok(tcp) => forward(tcp, stream).await,
+                    Ok(tcp) => {
+                        let _ = forward(tcp, stream).await;
+                    }
                     // Dropping the stream closes it: the client's local connection ends.
                     Err(e) => eprintln!("tunnel server: cannot reach {to}: {e}"),
                 }
@@ -137,7 +211,8 @@ where
 /// example, the server's certificate is not trusted): a mistake in the command line shows
 /// itself. Once running, a lost session (the server restarted, the network failed) is replaced,
 /// with backoff while the server stays away; a local connection made meanwhile waits up to
-/// [`OPEN_TIMEOUT`] for a session.
+/// [`OPEN_TIMEOUT`] for a session. A lost session is reported with its cause and the streams it
+/// carried. The sessions run with the default [`Options`]: [`client_with`] takes others.
 pub async fn client(
     listener: TcpListener,
     server: String,
@@ -145,17 +220,44 @@ pub async fn client(
     connections: usize,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    client_with(
+        listener,
+        server,
+        tls,
+        connections,
+        Options::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`client`] with `options`.
+pub async fn client_with(
+    listener: TcpListener,
+    server: String,
+    tls: Option<ClientTls>,
+    connections: usize,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let connect = {
         let server = server.clone();
         move || connect(server.clone(), tls.clone())
     };
-    let config = PoolConfig::new(Arc::new(|d| Box::pin(tokio::time::sleep(d))))
+    let lost_session = {
+        let server = server.clone();
+        move |session: &Session, result: &Result<(), ysmux::Error>| {
+            if let Err(e) = result {
+                let what = format!("lost a session with tunnel server {server}");
+                eprintln!("tunnel client: {}", lost(&what, session, e));
+            }
+        }
+    };
+    let config = PoolConfig::new(tokio_sleep())
         .with_sessions(connections, connections)
-        .with_session_config(
-            Config::default()
-                .with_keepalive(KEEPALIVE, Arc::new(|d| Box::pin(tokio::time::sleep(d)))),
-        )
-        .with_backoff(Duration::from_millis(100), Duration::from_secs(5));
+        .with_session_config(options.session_config())
+        .with_backoff(Duration::from_millis(100), Duration::from_secs(5))
+        .with_on_session_end(Arc::new(lost_session));
     let (pool, driver) = Pool::new(connect, config);
     let driver = tokio::spawn(driver);
     // At start, an unreachable server is a mistake to report, not an outage to wait out.
@@ -181,7 +283,9 @@ pub async fn client(
         let server = server.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(OPEN_TIMEOUT, pool.open()).await {
-                Ok(Ok(stream)) => forward(tcp, stream).await,
+                Ok(Ok(stream)) => {
+                    let _ = forward(tcp, stream).await;
+                }
                 Ok(Err(e)) => eprintln!("tunnel client: cannot open a stream: {e}"),
                 Err(_) => eprintln!(
                     "tunnel client: no session with tunnel server {server} for \
@@ -227,22 +331,56 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// What to report of a session that ended with `error`: `what` (which session), the error and
+/// its causes, and the streams it carried.
+pub fn lost(what: &str, session: &Session, error: &ysmux::Error) -> String {
+    let mut cause = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        let said = e.to_string();
+        if !cause.contains(&said) {
+            cause.push_str(": ");
+            cause.push_str(&said);
+        }
+        source = e.source();
+    }
+    let stats = session.stats();
+    let carried = stats.streams_opened + stats.streams_accepted;
+    format!(
+        "{what} failed: {cause} (it carried {carried} stream{}; those still open were reset)",
+        if carried == 1 { "" } else { "s" }
+    )
+}
+
 /// Copies both ways between a TCP connection and a stream until either direction ends, then
-/// closes both.
-pub async fn forward(tcp: TcpStream, stream: Stream) {
+/// closes both. A direction that ended cleanly (end-of-stream) closes the TCP connection with a
+/// FIN and the stream with its FIN; one that failed (the stream's session died, or the TCP
+/// connection was reset) resets the TCP connection (RST), so that its application sees an error
+/// and never takes a truncated transfer for a whole one. Returns how it ended.
+pub async fn forward(tcp: TcpStream, stream: Stream) -> io::Result<()> {
     let _ = tcp.set_nodelay(true);
     let (tcp_read, tcp_write) = tcp.into_split();
     let (mut tcp_read, mut tcp_write) = (tcp_read.compat(), tcp_write.compat_write());
     let (mut stream_read, mut stream_write) = stream.split();
     let up = async {
-        let _ = futures::io::copy(&mut tcp_read, &mut stream_write).await;
-        let _ = stream_write.close().await; // flushes, then FIN
+        futures::io::copy(&mut tcp_read, &mut stream_write).await?;
+        stream_write.close().await // flushes, then FIN
     };
     let down = async {
-        let _ = futures::io::copy(&mut stream_read, &mut tcp_write).await;
-        let _ = tcp_write.close().await;
+        futures::io::copy(&mut stream_read, &mut tcp_write).await?;
+        tcp_write.close().await // FIN
     };
-    select(pin!(up), pin!(down)).await;
+    let result = match select(pin!(up), pin!(down)).await {
+        Either::Left((r, _)) | Either::Right((r, _)) => r,
+    };
+    if result.is_err() {
+        // Closing a socket with SO_LINGER 0 resets it: the application hears of the failure.
+        // Whole again first: a write half dropped alone would send a FIN before the reset.
+        if let Ok(tcp) = tcp_read.into_inner().reunite(tcp_write.into_inner()) {
+            let _ = tcp.set_zero_linger();
+        }
+    }
+    result
 }
 
 // ----- TLS -----

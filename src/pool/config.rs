@@ -3,7 +3,14 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::config::{Config, SleepFn};
+use crate::error::Error;
+use crate::session::Session;
+
+/// What the pool calls when one of its sessions ends: [`PoolConfig::with_on_session_end`].
+pub type SessionEndFn = Arc<dyn Fn(&Session, &Result<(), Error>) + Send + Sync>;
 
 /// Settings of a [`Pool`](super::Pool). Setters chain; a value out of range is not taken, and
 /// the first one is reported by [`PoolConfig::validate`] and by the pool made with it (it opens
@@ -29,6 +36,8 @@ pub struct PoolConfig {
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) sleep: SleepFn,
+    pub(crate) health: Option<Duration>,
+    pub(crate) on_session_end: Option<SessionEndFn>,
     invalid: Option<&'static str>,
 }
 
@@ -42,6 +51,8 @@ impl fmt::Debug for PoolConfig {
             .field("idle", &self.idle)
             .field("backoff_initial", &self.backoff_initial)
             .field("backoff_max", &self.backoff_max)
+            .field("health", &self.health)
+            .field("on_session_end", &self.on_session_end.is_some())
             .field("invalid", &self.invalid)
             .finish_non_exhaustive()
     }
@@ -52,7 +63,8 @@ impl PoolConfig {
     /// tokio::time::sleep(d))`, or smol's `Timer::after`): between 1 and 4 sessions, each with
     /// [`Config::default`]; another session once every session carries 100 streams (or none has
     /// room); a surplus session let go after 60 s without streams; connects retried after 100 ms,
-    /// doubling to at most 10 s while they keep failing.
+    /// doubling to at most 10 s while they keep failing; sessions looked at every 200 ms for
+    /// silence ([`PoolConfig::with_health_check`]).
     pub fn new(sleep: SleepFn) -> Self {
         PoolConfig {
             session: Config::default(),
@@ -63,6 +75,8 @@ impl PoolConfig {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             sleep,
+            health: Some(Duration::from_millis(200)),
+            on_session_end: None,
             invalid: None,
         }
     }
@@ -131,6 +145,38 @@ impl PoolConfig {
         self
     }
 
+    /// Sets how often the pool looks for sessions that went silent (default 200 ms; `None` never
+    /// looks; at least 1 ms). A session that has sent frames since the last look that found
+    /// something new from its peer, and has heard nothing since for longer than four of its
+    /// round trips (the last measured, [`Stats::last_rtt`](crate::Stats::last_rtt)) and at least
+    /// one such period, is suspect:
+    /// the pool probes it with a ping (which the peer's driver answers, whatever its application
+    /// does), opens no new stream on it, and connects another session in its place (beyond
+    /// [`with_sessions`](PoolConfig::with_sessions)' maximum if need be), until it answers (or
+    /// anything else comes from its peer) or it ends (its keepalive, or its transport, declares
+    /// it dead; a pool does not end a session itself). The streams it carries are left alone. So
+    /// a connection cut on the far side, which nothing here has seen fail yet, stops taking new
+    /// streams within a few periods of the first frame that goes unanswered.
+    pub fn with_health_check(mut self, every: Option<Duration>) -> Self {
+        match every {
+            Some(d) if d < Duration::from_millis(1) => {
+                self.invalid
+                    .get_or_insert("health check period must be at least 1 ms");
+            }
+            _ => self.health = every,
+        }
+        self
+    }
+
+    /// Sets what the pool calls when one of its sessions ends, with the session and how it ended
+    /// (its driver's result): to report a lost session, for example. It is called by the
+    /// [`PoolDriver`](super::PoolDriver), with no lock held; it must not block. Not called for
+    /// the sessions the pool let go or shut down itself.
+    pub fn with_on_session_end(mut self, f: SessionEndFn) -> Self {
+        self.on_session_end = Some(f);
+        self
+    }
+
     /// Checks the settings, and the session config's: the first value refused.
     pub fn validate(&self) -> Result<(), super::PoolError> {
         if let Some(what) = self.invalid {
@@ -171,7 +217,6 @@ impl PoolConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn config() -> PoolConfig {
         PoolConfig::new(Arc::new(|_| Box::pin(std::future::ready(()))))
@@ -192,6 +237,7 @@ mod tests {
             config().with_sessions(0, 0),
             config().with_load_threshold(0),
             config().with_idle_timeout(Some(Duration::ZERO)),
+            config().with_health_check(Some(Duration::ZERO)),
             config().with_backoff(Duration::from_secs(2), Duration::from_secs(1)),
             config().with_session_config(Config::default().with_max_streams(0)),
         ] {

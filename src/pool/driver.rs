@@ -14,7 +14,7 @@ use futures_util::stream::FuturesUnordered;
 use super::config::PoolConfig;
 use super::connect::Connect;
 use super::error::{ConnectError, PoolError};
-use super::state::{Member, PoolShared, State};
+use super::state::{Health, Member, PoolShared, State};
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::session::Session;
@@ -27,6 +27,13 @@ const ROUNDS_PER_POLL: usize = 32;
 const HEALTHY_AFTER: Duration = Duration::from_secs(1);
 
 type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A ping of a suspect session, with the pool's number for it.
+type Probe = (
+    u64,
+    Pin<Box<dyn Future<Output = Result<Duration, Error>> + Send>>,
+);
+/// A session is suspect after silence of this many of its round trips (and one health period).
+const SILENT_ROUND_TRIPS: u32 = 4;
 
 /// The background future of a [`Pool`](super::Pool): spawn it on your executor (or poll it).
 ///
@@ -47,6 +54,9 @@ pub struct PoolDriver<C: Connect> {
     /// A backoff decided under the pool's lock, its sleep to be asked of the timer after it.
     backoff_due: Option<Duration>,
     idle_timer: Option<Sleep>,
+    health_timer: Option<Sleep>,
+    /// Pings of the suspect sessions, until they are answered or the session ends.
+    probes: Vec<Probe>,
     /// Failures in a row: connects that failed, sessions that ended before they carried a stream
     /// or within [`HEALTHY_AFTER`].
     failures: u32,
@@ -91,6 +101,8 @@ impl<C: Connect> PoolDriver<C> {
             backoff: None,
             backoff_due: None,
             idle_timer: None,
+            health_timer: None,
+            probes: Vec::new(),
             failures: 0,
             next_id: 0,
             done: false,
@@ -179,6 +191,7 @@ impl<C: Connect> PoolDriver<C> {
                     session,
                     idle_mark: None,
                     started: Instant::now(),
+                    health: Health::default(),
                 });
                 st.last_error = None;
                 self.sessions.push(Running { id, driver });
@@ -194,8 +207,9 @@ impl<C: Connect> PoolDriver<C> {
 
     /// How many connects the pool needs now: up to the minimum, and one more (up to the maximum)
     /// when a handle found every session busy. Growth is one connect at a time.
+    /// A suspect session does not count: it is replaced while it is suspect.
     fn connects_wanted(&self, st: &mut State) -> usize {
-        let live = st.members.len();
+        let live = st.members.iter().filter(|m| !m.health.suspect).count();
         let mut want = self.config.min;
         if std::mem::take(&mut st.demand) {
             want = want.max(live + 1);
@@ -235,6 +249,60 @@ impl<C: Connect> PoolDriver<C> {
             }
         }
         started
+    }
+
+    /// The health check: finds the sessions that sent frames and have heard nothing for longer
+    /// than [`SILENT_ROUND_TRIPS`] round trips and one period, and returns them (to probe once
+    /// the lock is released); clears those heard from again. Returns whether any changed.
+    fn look_for_silence(&mut self, st: &mut State, suspects: &mut Vec<(u64, Session)>) -> bool {
+        let Some(period) = self.config.health else {
+            return false;
+        };
+        let mut changed = false;
+        for m in &mut st.members {
+            let stats = m.session.stats();
+            let h = &mut m.health;
+            if stats.bytes_in != h.heard {
+                h.heard = stats.bytes_in;
+                h.sent_mark = stats.bytes_out;
+                h.silent = 0;
+                changed |= std::mem::take(&mut h.suspect);
+                continue;
+            }
+            if stats.bytes_out == h.sent_mark {
+                continue; // nothing sent since the peer was heard from: idle, not silent
+            }
+            h.silent = h.silent.saturating_add(1);
+            // `silent` looks in a row mean at least `silent - 1` periods without an answer.
+            let rtt = stats.last_rtt.unwrap_or(Duration::ZERO) * SILENT_ROUND_TRIPS;
+            let periods = (rtt.as_nanos() / period.as_nanos().max(1) + 1).max(1);
+            if !h.suspect && u128::from(h.silent) > periods {
+                h.suspect = true;
+                changed = true;
+                suspects.push((m.id, m.session.clone()));
+                trace_event!(
+                    warn,
+                    session = m.id,
+                    "pool: a session went silent, probing it"
+                );
+            }
+        }
+        changed
+    }
+
+    /// Polls the pings of suspect sessions (no lock held); returns the sessions that answered.
+    fn poll_probes(&mut self, cx: &mut Context<'_>) -> Vec<u64> {
+        let mut answered = Vec::new();
+        self.probes
+            .retain_mut(|(id, ping)| match ping.as_mut().poll(cx) {
+                Poll::Ready(Ok(_)) => {
+                    answered.push(*id);
+                    false
+                }
+                Poll::Ready(Err(_)) => false, // the session ended: its driver reports it
+                Poll::Pending => true,
+            });
+        answered
     }
 
     /// The idle check: lets go surplus sessions found without streams twice in a row, with no
@@ -277,6 +345,7 @@ impl<C: Connect> Future for PoolDriver<C> {
             // The sessions' drivers and the connects run without the pool's lock, so that
             // handles opening streams never wait for a transport.
             let mut ended = Vec::new();
+            let mut reports: Vec<(Session, Result<(), Error>)> = Vec::new();
             while let Poll::Ready(Some(end)) = Pin::new(&mut this.sessions).poll_next(cx) {
                 ended.push(end);
             }
@@ -292,6 +361,16 @@ impl<C: Connect> Future for PoolDriver<C> {
                     progress = true;
                 }
             }
+            let mut health_check = false;
+            if let Some(t) = &mut this.health_timer {
+                if t.as_mut().poll(cx).is_ready() {
+                    this.health_timer = None;
+                    health_check = true;
+                    progress = true;
+                }
+            }
+            let answered = this.poll_probes(cx);
+            let mut suspects = Vec::new();
             let mut idle_check = false;
             if let Some(t) = &mut this.idle_timer {
                 if t.as_mut().poll(cx).is_ready() {
@@ -312,10 +391,25 @@ impl<C: Connect> Future for PoolDriver<C> {
             progress |= !ended.is_empty() || !connected.is_empty();
             changed |= !ended.is_empty() || !connected.is_empty();
             for (id, result) in ended {
-                dropped.extend(this.session_ended(&mut st, id, result));
+                if let Some(session) = this.session_ended(&mut st, id, result.clone()) {
+                    if this.config.on_session_end.is_some() && !st.closing {
+                        reports.push((session.clone(), result));
+                    }
+                    dropped.push(session);
+                }
             }
             for result in connected {
                 unwanted.extend(this.connect_done(&mut st, result));
+            }
+            for id in answered {
+                if let Some(m) = st.members.iter_mut().find(|m| m.id == id) {
+                    // Heard from again: it takes streams; the next look starts afresh.
+                    m.health = Health::default();
+                    changed = true;
+                }
+            }
+            if health_check {
+                changed |= this.look_for_silence(&mut st, &mut suspects);
             }
             if idle_check {
                 let gone = this.let_idle_go(&mut st);
@@ -330,12 +424,16 @@ impl<C: Connect> Future for PoolDriver<C> {
             }
             let mut connects = 0;
             let mut idle_timer = None;
+            let mut health_timer = None;
             if st.closing {
                 this.connects = FuturesUnordered::new();
                 st.connecting = 0;
                 this.backoff = None;
                 this.backoff_due = None;
                 this.idle_timer = None;
+                this.health_timer = None;
+                this.probes.clear();
+                suspects.clear();
                 if this.sessions.is_empty() {
                     this.done = true;
                     let members = std::mem::take(&mut st.members);
@@ -352,8 +450,24 @@ impl<C: Connect> Future for PoolDriver<C> {
                     .config
                     .idle
                     .filter(|_| this.idle_timer.is_none() && st.members.len() > this.config.min);
+                health_timer = this
+                    .config
+                    .health
+                    .filter(|_| this.health_timer.is_none() && !st.members.is_empty());
             }
             drop(st);
+            // The caller's code (the session-end report) runs with no lock held.
+            if let Some(report) = &this.config.on_session_end {
+                for (session, result) in reports.drain(..) {
+                    report(&session, &result);
+                }
+            }
+            // Probes are polled (sending the ping) with no lock held, in the next round.
+            progress |= !suspects.is_empty();
+            for (id, session) in suspects {
+                this.probes
+                    .push((id, Box::pin(async move { session.ping().await })));
+            }
             drop(unwanted); // sessions of connects that completed while closing
             if changed {
                 shared.notify_changed();
@@ -363,6 +477,10 @@ impl<C: Connect> Future for PoolDriver<C> {
             progress |= this.start_connects(connects, cx);
             if let Some(idle) = idle_timer {
                 this.idle_timer = Some((this.config.sleep)(idle));
+                progress = true;
+            }
+            if let Some(every) = health_timer {
+                this.health_timer = Some((this.config.sleep)(every));
                 progress = true;
             }
             dropped.clear();

@@ -14,6 +14,10 @@
 //! - a session that fails (transport error, keepalive timeout, closed by the peer) is taken out
 //!   at once, its streams see its error, and it is replaced, with backoff on your timer while
 //!   connects fail;
+//! - a session that sent frames and has heard nothing back for a few round trips is probed, gets
+//!   no new streams and is replaced until its peer answers
+//!   ([health check](PoolConfig::with_health_check)): a connection cut on the far side, which
+//!   nothing here has seen fail yet, stops taking streams long before a keepalive gives up;
 //! - [`Pool::shutdown`] shuts every session down gracefully until the deadline you give.
 //!
 //! [`serve`] is the other side: every session of a listener's connections through one
@@ -78,7 +82,7 @@ mod error;
 mod serve;
 mod state;
 
-pub use self::config::PoolConfig;
+pub use self::config::{PoolConfig, SessionEndFn};
 pub use self::connect::{BoxError, Connect, ServiceConnector};
 pub use self::driver::PoolDriver;
 pub use self::error::{ConnectError, PoolError};
@@ -334,18 +338,14 @@ impl Pool {
             }
             if let Some((id, _)) = &self.reservation {
                 // Still good while its session is in the pool and up; else pick again.
-                if st
-                    .members
-                    .iter()
-                    .any(|m| m.id == *id && !m.session.is_closed())
-                {
+                if st.members.iter().any(|m| m.id == *id && m.takes_streams()) {
                     return Poll::Ready(Ok(()));
                 }
             }
             let up: Vec<(u64, Session)> = st
                 .members
                 .iter()
-                .filter(|m| !m.session.is_closed())
+                .filter(|m| m.takes_streams())
                 .map(|m| (m.id, m.session.clone()))
                 .collect();
             (up, st.threshold)

@@ -26,6 +26,28 @@ pub(crate) struct Member {
     pub(crate) idle_mark: Option<u64>,
     /// When its connect completed.
     pub(crate) started: std::time::Instant,
+    /// Whether its peer is still heard from: see [`Health`].
+    pub(crate) health: Health,
+}
+
+/// What the health check (`PoolConfig::with_health_check`) knows of a session.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    /// Bytes in at the last look.
+    pub(crate) heard: u64,
+    /// Bytes out when the peer was last heard from.
+    pub(crate) sent_mark: u64,
+    /// Looks in a row that found frames sent since the peer was last heard from, and nothing new.
+    pub(crate) silent: u32,
+    /// Probed, and no new stream goes to it until its peer is heard from again.
+    pub(crate) suspect: bool,
+}
+
+impl Member {
+    /// Whether new streams may go to it: up, and not suspect.
+    pub(crate) fn takes_streams(&self) -> bool {
+        !self.health.suspect && !self.session.is_closed()
+    }
 }
 
 /// The state behind the lock.

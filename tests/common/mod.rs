@@ -23,9 +23,11 @@ use ysmux::{Config, Error, Session, Stream};
 #[path = "../faulty/mod.rs"]
 pub mod faulty;
 
+pub mod clock;
 pub mod counting;
 
 pub mod peers;
+pub mod relay;
 pub mod sink;
 
 /// The executor a test runs on.
