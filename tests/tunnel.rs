@@ -634,3 +634,43 @@ async fn a_lost_session_is_reported_with_its_cause_and_its_streams() {
     assert!(msg.contains("the transport ended"), "{msg}");
     assert!(msg.contains("carried 2 streams"), "{msg}");
 }
+
+/// `--protocol auto` on the server: tunnel clients of every smux (yddeng's, xtaci v1 and v2),
+/// each through its own session, forward their connections through the one server port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tunnel_server_for_clients_of_every_smux() {
+    use ysmux::Protocol;
+    let target = echo_server().await;
+    let (server_listener, server_addr) = bind().await;
+    let (stop_server, server_stop) = trigger();
+    let auto = tunnel::Options::default().with_protocol(Protocol::Detect);
+    assert_eq!(auto.protocol(), Protocol::Detect);
+    let server = tokio::spawn(tunnel::server_with(
+        server_listener,
+        target.to_string(),
+        None,
+        auto,
+        server_stop,
+    ));
+    for protocol in [Protocol::Yddeng, Protocol::Xtaci1, Protocol::Xtaci2] {
+        let (client_listener, client_addr) = bind().await;
+        let (stop_client, client_stop) = trigger();
+        let options = tunnel::Options::default().with_protocol(protocol);
+        let client = tunnel::client_with(
+            client_listener,
+            server_addr.to_string(),
+            None,
+            1,
+            options,
+            client_stop,
+        );
+        let work = async {
+            exchange(client_addr, 4, BYTES).await;
+            stop_client.send(()).unwrap();
+        };
+        let (client, ()) = bounded(async { tokio::join!(client, work) }).await;
+        client.unwrap_or_else(|e| panic!("{protocol:?} client: {e}"));
+    }
+    stop_server.send(()).unwrap();
+    bounded(server).await.unwrap().unwrap();
+}

@@ -43,16 +43,19 @@ use tokio::net::TcpListener;
 
 const USAGE: &str = "usage:
   tunnel server --listen ADDR --to ADDR [--tls-cert FILE --tls-key FILE] [--keepalive SECS]
+                [--protocol yddeng|xtaci1|xtaci2|auto]
       accept tunnels on ADDR (over TLS with the PEM certificate chain and key given),
       forward their streams to --to
   tunnel client --listen ADDR --server ADDR [--connections N] [--tls-ca FILE [--tls-name NAME]]
-                [--keepalive SECS]
+                [--keepalive SECS] [--protocol yddeng|xtaci1|xtaci2]
       forward connections to ADDR through --server over N connections (default 1), reconnecting
       when one is lost (over TLS, trusting the PEM certificates in --tls-ca, expecting the
       server's to be valid for --tls-name: by default --server's host)
   --keepalive SECS: probe a silent peer every SECS seconds (default 10; 0 turns it off); a session
       whose peer stopped answering ends 2 to 2.25 times SECS after the last word from it, and its
       connections are reset
+  --protocol: the smux spoken (default yddeng; xtaci1 and xtaci2 are xtaci/smux's versions 1 and
+      2, the wire of gost, sing-box and kcptun); auto, on the server, serves clients of all three
   tunnel gen-cert --out-dir DIR [--name NAME]...
       write a self-signed certificate DIR/cert.pem and its key DIR/key.pem, valid for each
       --name (by default localhost, 127.0.0.1 and ::1)";
@@ -171,11 +174,17 @@ async fn client(
     .await
 }
 
-/// The keepalive, as the start-up line says it.
+/// The keepalive and the protocol, as the start-up line says them.
 fn keepalive(options: &tunnel::Options) -> String {
+    let protocol = match options.protocol() {
+        ysmux::Protocol::Yddeng => "yddeng's smux",
+        ysmux::Protocol::Xtaci1 => "xtaci/smux v1",
+        ysmux::Protocol::Xtaci2 => "xtaci/smux v2",
+        _ => "every smux",
+    };
     match options.keepalive() {
-        Some(every) => format!(", keepalive every {every:?}"),
-        None => ", no keepalive".to_string(),
+        Some(every) => format!(", {protocol}, keepalive every {every:?}"),
+        None => format!(", {protocol}, no keepalive"),
     }
 }
 
@@ -216,7 +225,14 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
         let allowed: &[&str] = match mode {
-            "server" => &["--listen", "--to", "--tls-cert", "--tls-key", "--keepalive"],
+            "server" => &[
+                "--listen",
+                "--to",
+                "--tls-cert",
+                "--tls-key",
+                "--keepalive",
+                "--protocol",
+            ],
             "client" => &[
                 "--listen",
                 "--server",
@@ -224,6 +240,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
                 "--tls-ca",
                 "--tls-name",
                 "--keepalive",
+                "--protocol",
             ],
             _ => &["--out-dir", "--name"],
         };
@@ -256,6 +273,17 @@ fn parse(args: &[String]) -> Result<Command, String> {
                 ))
             }
         },
+    };
+    let options = match get("--protocol").as_deref() {
+        None | Some("yddeng") => options,
+        Some("xtaci1") => options.with_protocol(ysmux::Protocol::Xtaci1),
+        Some("xtaci2") => options.with_protocol(ysmux::Protocol::Xtaci2),
+        Some("auto") if mode == "server" => options.with_protocol(ysmux::Protocol::Detect),
+        Some(other) => {
+            return Err(format!(
+                "--protocol must be yddeng, xtaci1 or xtaci2 (or auto on the server), not {other:?}"
+            ))
+        }
     };
     Ok(match mode {
         "server" => Command::Server {

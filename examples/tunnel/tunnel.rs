@@ -34,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use ysmux::pool::{Pool, PoolConfig};
-use ysmux::{Config, Session, SleepFn, Stream};
+use ysmux::{Config, Protocol, Session, SleepFn, Stream};
 
 /// The longest a TLS handshake may take, on either end, before the connection is given up.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +55,7 @@ pub const KEEPALIVE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Options {
     keepalive: Option<Duration>,
+    protocol: Protocol,
 }
 
 impl Default for Options {
@@ -62,6 +63,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             keepalive: Some(KEEPALIVE),
+            protocol: Protocol::Yddeng,
         }
     }
 }
@@ -80,11 +82,24 @@ impl Options {
         self.keepalive
     }
 
+    /// Sets the smux the sessions speak (default yddeng's): a client's must be the server's;
+    /// a server with [`Protocol::Detect`] serves clients of every smux.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// The smux the sessions speak.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
     /// The config of every session.
     fn session_config(&self) -> Config {
+        let config = Config::default().with_protocol(self.protocol);
         match self.keepalive {
-            Some(interval) => Config::default().with_keepalive(interval, tokio_sleep()),
-            None => Config::default(),
+            Some(interval) => config.with_keepalive(interval, tokio_sleep()),
+            None => config,
         }
     }
 }

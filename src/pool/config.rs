@@ -156,7 +156,9 @@ impl PoolConfig {
     /// anything else comes from its peer) or it ends (its keepalive, or its transport, declares
     /// it dead; a pool does not end a session itself). The streams it carries are left alone. So
     /// a connection cut on the far side, which nothing here has seen fail yet, stops taking new
-    /// streams within a few periods of the first frame that goes unanswered.
+    /// streams within a few periods of the first frame that goes unanswered. Sessions speaking
+    /// xtaci/smux ([`Config::with_protocol`](crate::Config::with_protocol)) are not checked: that
+    /// wire has no probe, and on v1 a one-way transfer brings nothing back.
     pub fn with_health_check(mut self, every: Option<Duration>) -> Self {
         match every {
             Some(d) if d < Duration::from_millis(1) => {

@@ -15,6 +15,7 @@ use super::config::PoolConfig;
 use super::connect::Connect;
 use super::error::{ConnectError, PoolError};
 use super::state::{Health, Member, PoolShared, State};
+use crate::core::wire::Protocol;
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::session::Session;
@@ -260,6 +261,11 @@ impl<C: Connect> PoolDriver<C> {
         };
         let mut changed = false;
         for m in &mut st.members {
+            if m.session.protocol() != Protocol::Yddeng {
+                // xtaci's wire has no probe to clear a suspicion, and on v1 a one-way transfer
+                // brings nothing back at all: silence says nothing there.
+                continue;
+            }
             let stats = m.session.stats();
             let h = &mut m.health;
             if stats.bytes_in != h.heard {
