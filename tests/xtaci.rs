@@ -516,3 +516,71 @@ fn one_server_serves_every_smux() {
         assert!(lock(&ours.log).is_empty(), "{}", ours.report());
     });
 }
+
+#[test]
+fn the_pool_the_tower_opener_and_stats_work_on_xtaci() {
+    use tower::ServiceExt;
+    use ysmux::pool::{Pool, PoolConfig};
+    interop(|ex, peers| async move {
+        for (go, version) in [(Original::Xtaci1557, 2), (Original::Xtaci1524, 1)] {
+            let mut server = peers.server_env(go, "echo-server", &env(version)).await;
+            let addr = server.addr;
+            let sleep: ysmux::SleepFn = Arc::new(|d| {
+                Box::pin(async move {
+                    Timer::after(d).await;
+                })
+            });
+            let connect = move || async move {
+                let tcp = smol::net::TcpStream::connect(addr).await?;
+                tcp.set_nodelay(true)?;
+                Ok::<_, std::io::Error>(tcp)
+            };
+            let pool_config = PoolConfig::new(sleep)
+                .with_sessions(2, 2)
+                .with_session_config(config(version));
+            let (pool, driver) = Pool::new(connect, pool_config);
+            ex.spawn(driver).detach();
+            let tasks: Vec<_> = (0..64u64)
+                .map(|i| {
+                    let pool = pool.clone();
+                    ex.spawn(async move {
+                        let mut s = pool
+                            .clone()
+                            .oneshot(())
+                            .await
+                            .expect("open through the pool");
+                        echo_1k(&mut s, 100 + i)
+                            .await
+                            .expect("echo through the pool");
+                    })
+                })
+                .collect();
+            within(
+                Duration::from_secs(60),
+                "64 streams through the pool",
+                async {
+                    for t in tasks {
+                        t.await;
+                    }
+                },
+            )
+            .await;
+            let sessions = pool.sessions();
+            assert_eq!(sessions.len(), 2, "{}", name(go, version));
+            let opened: u64 = sessions.iter().map(|s| s.stats().streams_opened).sum();
+            assert_eq!(opened, 64, "{}", name(go, version));
+            assert!(sessions.iter().all(|s| s.protocol() == protocol(version)));
+            // The tower opener of one session.
+            let mut s = sessions[0]
+                .opener()
+                .oneshot(())
+                .await
+                .expect("open through the opener");
+            echo_1k(&mut s, 7).await.expect("echo through the opener");
+            let stats = sessions[0].stats();
+            assert!(stats.bytes_in >= 1024 && stats.frames_out > 0, "{stats:?}");
+            eprintln!("pool, opener and stats vs {}: ok", name(go, version));
+            server.assert_running();
+        }
+    });
+}
