@@ -50,6 +50,12 @@ impl WriteHalf {
     pub fn id(&self) -> u16 {
         self.0.id()
     }
+
+    /// Closes the writing half only, where the wire has a half-close: see
+    /// [`Stream::close_write`].
+    pub fn close_write(&self) -> io::Result<()> {
+        self.0.close_write()
+    }
 }
 
 impl fmt::Debug for ReadHalf {

@@ -17,13 +17,19 @@ pub use crate::split::{ReadHalf, WriteHalf};
 /// Implements [`AsyncRead`] and [`AsyncWrite`].
 ///
 /// # Close is a full close
-/// The protocol has no half-close: [`poll_close`](AsyncWrite::poll_close) (or dropping the stream)
-/// sends FIN and ends the stream in *both* directions. `poll_close` commits the FIN behind
+/// yddeng's protocol has no half-close: [`poll_close`](AsyncWrite::poll_close) (or dropping the
+/// stream) sends FIN and ends the stream in *both* directions. `poll_close` commits the FIN behind
 /// everything written before and returns at once: like a write, it reaches the peer unless the
-/// transport fails (call `flush` first to wait until everything is on the transport). So a client must not close its stream to
-/// signal "end of request" and then wait for the response: frame requests (length prefix, or a
-/// delimiter), read the response, then close. After the peer closes, reads return what is buffered
-/// and then end-of-stream (`Ok(0)`), and writes fail with `BrokenPipe`.
+/// transport fails (call `flush` first to wait until everything is on the transport). So a client
+/// must not close its stream to signal "end of request" and then wait for the response: frame
+/// requests (length prefix, or a delimiter), read the response, then close. After the peer
+/// closes, reads return what is buffered and then end-of-stream (`Ok(0)`), and writes fail with
+/// `BrokenPipe`.
+///
+/// On xtaci/smux's wire ([`Config::with_protocol`](crate::Config::with_protocol)) `poll_close`
+/// is a full close too, but [`Stream::close_write`] (and tokio's `poll_shutdown`) is a real
+/// half-close: this side writes no more and reads on until the peer's FIN. And a FIN from the
+/// peer only ends its sending: reads end, writes go on until this side closes.
 ///
 /// # Errors
 /// - after this side closed the stream: reads and writes fail with `NotConnected`
@@ -214,6 +220,37 @@ impl Stream {
         let _ = cx;
         inner.core.close(self.key);
         Poll::Ready(Ok(()))
+    }
+
+    /// The half-close where the wire has one, the full close where it does not.
+    pub(crate) fn close_write_ref(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        {
+            let mut inner = self.shared.lock();
+            if let Some(e) = inner.session_error() {
+                return match e {
+                    Error::SessionClosed => Poll::Ready(Ok(())),
+                    e => Poll::Ready(Err(e.into())),
+                };
+            }
+            if inner.core.close_write(self.key) {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        self.close_ref(cx)
+    }
+
+    /// Closes the writing half only, where the wire has a half-close (xtaci/smux: a FIN, after
+    /// everything written): this side writes no more, and reads go on until the peer closes its
+    /// half too (xtaci/smux v1.5.57 reads end-of-stream and may go on writing; v1.5.24 takes the
+    /// FIN as the end of the stream). On yddeng's wire, which has no half-close, this is the full
+    /// close of [`poll_close`](AsyncWrite::poll_close). tokio's `poll_shutdown` (the `tokio`
+    /// feature) is this.
+    pub fn close_write(&self) -> io::Result<()> {
+        let waker = futures_util::task::noop_waker();
+        match self.close_write_ref(&mut Context::from_waker(&waker)) {
+            Poll::Ready(r) => r,
+            Poll::Pending => unreachable!("closing commits at once"),
+        }
     }
 }
 

@@ -31,8 +31,9 @@
 //! trait (`FuturesAsyncReadCompatExt::compat(stream)`), or drop the compat, which is no longer
 //! needed.
 //!
-//! `poll_shutdown` is the stream's `poll_close`: the protocol has no half-close, so it ends the
-//! stream in both directions (see [`Stream`]).
+//! `poll_shutdown` is [`Stream::close_write`]: a half-close on xtaci/smux's wire; on yddeng's,
+//! which has no half-close, the stream's `poll_close`, ending it in both directions (see
+//! [`Stream`]).
 
 use std::io;
 use std::pin::Pin;
@@ -43,7 +44,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::stream::{ReadHalf, Stream, WriteHalf};
 
 /// tokio's io traits on a type that has the futures-io ones: reads fill the `ReadBuf`, and
-/// `poll_shutdown` is `poll_close` (a full close).
+/// `poll_shutdown` is the half-close where the wire has one, else `poll_close` (a full close).
 macro_rules! tokio_read {
     ($t:ty) => {
         impl AsyncRead for $t {
@@ -80,10 +81,22 @@ macro_rules! tokio_write {
             }
 
             fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                futures_io::AsyncWrite::poll_close(self, cx)
+                self.shutdown_ref(cx)
             }
         }
     };
+}
+
+impl Stream {
+    fn shutdown_ref(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.close_write_ref(cx)
+    }
+}
+
+impl WriteHalf {
+    fn shutdown_ref(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.close_write_ref(cx)
+    }
 }
 
 tokio_read!(Stream);

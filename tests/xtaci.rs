@@ -584,3 +584,45 @@ fn the_pool_the_tower_opener_and_stats_work_on_xtaci() {
         }
     });
 }
+
+#[test]
+fn a_half_close_lets_the_echo_finish() {
+    interop(|ex, peers| async move {
+        for (go, version) in COMBOS {
+            let mut server = peers.server_env(go, "echo-server", &env(version)).await;
+            let (session, driver) = connect(&ex, server.addr, config(version)).await;
+            let mut s = session.open().await.expect("open");
+            let data = pattern(77, 64 * 1024);
+            s.write_all(&data).await.expect("write");
+            // This side writes no more; the echo of what it wrote still comes back, then the
+            // server's own FIN ends the stream.
+            s.close_write().expect("half-close");
+            assert!(
+                s.write_all(b"more").await.is_err(),
+                "writing after close_write"
+            );
+            let mut got = Vec::new();
+            let r = within(
+                Duration::from_secs(20),
+                "the echo after a half-close",
+                async { s.read_to_end(&mut got).await },
+            )
+            .await;
+            match (go, r) {
+                (_, Ok(_)) => assert!(got == data, "{}: the echo differs", name(go, version)),
+                // v1.5.24 takes a FIN as the end of the stream: it may drop what it still had
+                // to write. Whatever came must be a prefix of the echo.
+                (Original::Xtaci1524, Err(_)) => assert!(data.starts_with(&got)),
+                (_, Err(e)) => panic!("{}: {e}", name(go, version)),
+            }
+            eprintln!(
+                "half-close vs {}: {} of {} bytes echoed, then end-of-stream",
+                name(go, version),
+                got.len(),
+                data.len()
+            );
+            assert_alive(&driver, "after the half-close");
+            server.assert_running();
+        }
+    });
+}

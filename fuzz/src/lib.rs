@@ -433,7 +433,7 @@ pub fn core_ops(data: &[u8]) {
 /// One step for the crate's pair harness, from the fuzzer's bytes.
 fn pair_op(u: &mut Unstructured) -> arbitrary::Result<PairOp> {
     let side = bool::arbitrary(u)?;
-    Ok(match u.choose_index(14)? {
+    Ok(match u.choose_index(15)? {
         0 => PairOp::Open(side),
         1 => PairOp::Reserve(side),
         2 => PairOp::OpenReserved(side),
@@ -447,6 +447,7 @@ fn pair_op(u: &mut Unstructured) -> arbitrary::Result<PairOp> {
         10 => PairOp::Deliver(side, u.arbitrary()?),
         11 => PairOp::Ping(side, u.arbitrary()?, u.arbitrary()?),
         12 => PairOp::CloseAll(side),
+        13 => PairOp::CloseWrite(side, u.arbitrary()?),
         _ => PairOp::Tick(u.arbitrary()?),
     })
 }

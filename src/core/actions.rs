@@ -110,7 +110,7 @@ impl<W: Default> Core<W> {
         match s.state() {
             State::Open | State::PeerFinished => {}
             State::FinReceived | State::Cut => return Write::ClosedByPeer,
-            State::FinSent | State::Closed => return Write::ClosedLocally,
+            State::FinSent | State::Closed | State::WriteClosed => return Write::ClosedLocally,
         }
         if data.is_empty() {
             return Write::Queued(0);
@@ -179,7 +179,10 @@ impl<W: Default> Core<W> {
             };
         }
         let n = s.take_recv(buf, &mut self.recv_pool);
-        self.wire.note_read(s.id, n);
+        if s.state().holds_id() {
+            // Counted for xtaci's UPD; a released id may be another stream's already.
+            self.wire.note_read(s.id, n);
+        }
         let under = s.recv.len() <= self.limits.window as usize;
         let resumes = under && self.over_window.leave(&mut s.listed);
         // Confirm after a sixteenth of the window: a sender with one window per round trip gets
@@ -187,7 +190,7 @@ impl<W: Default> Core<W> {
         // it (through 10 ms at 1 Gbit/s: 0.96 of a window per round trip, 0.92 after an eighth;
         // confirms twice as often cost nothing measurable in bulk on loopback).
         let threshold = (s.recv_window() / 16).max(1);
-        if s.state() == State::Open && self.wire.flow_controlled() && s.grantable() >= threshold {
+        if s.state().receiving() && self.wire.flow_controlled() && s.grantable() >= threshold {
             self.confirm_list.push(key, s);
         }
         if resumes {
@@ -215,6 +218,20 @@ impl<W: Default> Core<W> {
         if resumes {
             self.resume_if_none_over();
         }
+    }
+
+    /// Closes the stream's writing half (xtaci's half-close): a FIN after everything written;
+    /// reads go on until the peer's FIN. Returns false on a wire whose FIN ends the stream both
+    /// ways (yddeng's), where nothing is done.
+    pub fn close_write(&mut self, key: StreamKey) -> bool {
+        if self.wire.fin_handshake() {
+            return false;
+        }
+        if let Some(s) = self.streams.get_mut(key) {
+            let owed = s.close_write();
+            self.settle(key, owed);
+        }
+        true
     }
 
     /// The handle to the stream is gone: close it, and forget it once its id is released.

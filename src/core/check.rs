@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::wire::{Frame, Wire};
-use super::{Core, State};
+use super::Core;
 
 impl<W: Default> Core<W> {
     /// Says which rule, if any, no longer holds:
@@ -49,7 +49,7 @@ impl<W: Default> Core<W> {
             let limit = if grows { max_window } else { window };
             let w = s.window.window();
             if windows
-                && s.state() == State::Open
+                && s.state().receiving()
                 && (held > u64::from(window) + u64::from(s.window.charged())
                     || w > limit
                     || w < window)

@@ -463,7 +463,7 @@ impl<W: Default> Core<W> {
         let flow_controlled = self.wire.flow_controlled();
         let window = self.limits.window as usize;
         let s = self.streams.get_mut(key).expect("a live stream");
-        if s.state() != State::Open {
+        if !s.state().receiving() {
             return Ok(()); // we closed it (the peer had not seen our FIN yet), or it finished
         }
         let n = payload.len() as u32;

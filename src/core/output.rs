@@ -4,7 +4,7 @@
 use super::budget::Budget;
 use super::extension::{self, Sample};
 use super::stream_state::StreamState;
-use super::{Core, Event, Limits, State, StreamKey};
+use super::{Core, Event, Limits, StreamKey};
 use crate::frame::{vrm_answer, Cmd, Header};
 
 impl<W: Default> Core<W> {
@@ -38,7 +38,7 @@ impl<W: Default> Core<W> {
         let growth_rtt = self.extension.growth_rtt();
         while let Some(key) = self.confirm_list.pop(&mut self.streams) {
             let s = self.streams.get_mut(key).expect("popped streams are live");
-            if s.state() != State::Open {
+            if !s.state().receiving() {
                 continue;
             }
             if let Some(rtt) = growth_rtt {

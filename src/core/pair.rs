@@ -36,6 +36,8 @@ pub enum PairOp {
     Close(bool, u8),
     /// Drop a stream's handle.
     Drop(bool, u8),
+    /// Close a stream's writing half (a half-close on xtaci's wire, a full close on yddeng's).
+    CloseWrite(bool, u8),
     /// Move what the side queued onto its wire.
     Take(bool),
     /// Deliver this many frames of the side's wire to the other side.
@@ -340,6 +342,15 @@ impl Pair {
                             "a close ({before:?} to {after:?}) woke neither reader nor writer"
                         );
                         s.core.events = events; // the rest are the side's to note
+                    }
+                }
+            }
+            PairOp::CloseWrite(b, i) => {
+                let s = &mut self.sides[ix(b)];
+                if let Some(i) = s.pick(i) {
+                    let key = s.held[i].key;
+                    if !s.core.close_write(key) {
+                        s.core.close(key);
                     }
                 }
             }

@@ -34,6 +34,9 @@ pub enum State {
     /// buffered data is readable, then end-of-stream; writes go on; the id stays in use until
     /// this side closes too.
     PeerFinished,
+    /// xtaci/smux: this side closed its writing half (a FIN, `Stream::close_write`): reads go
+    /// on until the peer's FIN; writes fail; the id stays in use until then.
+    WriteClosed,
     /// The session ended before the peer closed the stream: buffered data is readable, then
     /// reads fail (a cut stream is never taken for a whole one); id released.
     Cut,
@@ -44,7 +47,15 @@ pub enum State {
 impl State {
     /// Whether the stream's id is still in use in this state.
     pub fn holds_id(self) -> bool {
-        matches!(self, State::Open | State::FinSent | State::PeerFinished)
+        matches!(
+            self,
+            State::Open | State::FinSent | State::PeerFinished | State::WriteClosed
+        )
+    }
+
+    /// Whether the peer may still send data this side takes (and confirms).
+    pub fn receiving(self) -> bool {
+        matches!(self, State::Open | State::WriteClosed)
     }
 
     /// Whether this side may still write.
@@ -212,12 +223,30 @@ impl<W> StreamState<W> {
         let (next, fin, release_id) = match self.state {
             State::Open if handshake => (State::FinSent, true, false),
             State::Open | State::PeerFinished => (State::Closed, true, true),
+            State::WriteClosed => (State::Closed, false, true),
             State::FinReceived | State::Cut => (State::Closed, false, false),
             State::FinSent | State::Closed => return Owed::NOTHING,
         };
         self.state = next;
         Owed {
             fin,
+            release_id,
+            wake: true,
+        }
+    }
+
+    /// This side stops writing (xtaci's half-close): a FIN; the stream is over once the peer has
+    /// sent its own. Only on a wire without the FIN handshake.
+    pub(crate) fn close_write(&mut self) -> Owed {
+        let (next, release_id) = match self.state {
+            State::Open => (State::WriteClosed, false),
+            // Both halves are done: what is buffered is still read, then end-of-stream.
+            State::PeerFinished => (State::FinReceived, true),
+            _ => return Owed::NOTHING,
+        };
+        self.state = next;
+        Owed {
+            fin: true,
             release_id,
             wake: true,
         }
@@ -231,6 +260,8 @@ impl<W> StreamState<W> {
             State::Open if handshake => (State::FinReceived, true, true),
             State::Open => (State::PeerFinished, false, false),
             State::FinSent => (State::Closed, false, true),
+            // Both halves are done: what is buffered is still read, then end-of-stream.
+            State::WriteClosed => (State::FinReceived, false, true),
             State::PeerFinished => return Owed::NOTHING, // a FIN again: nothing new
             s => unreachable!("a FIN reaches only streams holding an id, not {s:?}"),
         };
@@ -246,7 +277,7 @@ impl<W> StreamState<W> {
     /// finished sending ends cleanly once its data is read.
     pub(crate) fn session_gone(&mut self) -> Owed {
         self.state = match self.state {
-            State::Open => State::Cut,
+            State::Open | State::WriteClosed => State::Cut,
             State::PeerFinished => State::FinReceived,
             State::FinSent => State::Closed,
             s => unreachable!("only streams holding an id end with the session, not {s:?}"),

@@ -142,10 +142,12 @@ impl Xtaci {
         (sid % 2 == 0) == self.server
     }
 
-    fn stream(&mut self, id: u16) -> &mut XStream {
-        self.streams
-            .get_mut(&id)
-            .expect("a live stream has a wire id")
+    /// The stream the core knows as `id`, if it holds a wire id (every stream whose id is in
+    /// use does; the core asks for no other).
+    fn stream(&mut self, id: u16) -> Option<&mut XStream> {
+        let s = self.streams.get_mut(&id);
+        debug_assert!(s.is_some(), "stream {id} has no wire id");
+        s
     }
 
     fn bind(&mut self, sid: u32, id: u16) {
@@ -335,7 +337,9 @@ impl Wire {
         match self {
             Wire::Xtaci(x) => {
                 let version = x.version;
-                let s = x.stream(id);
+                let Some(s) = x.stream(id) else {
+                    return;
+                };
                 let (cmd, len) = match what {
                     Put::Syn => (XCmd::Syn, 0),
                     Put::Fin => (XCmd::Fin, 0),
@@ -363,11 +367,13 @@ impl Wire {
     pub(crate) fn put_credit(&mut self, out: &mut Vec<u8>, id: u16, n: u32, window: u32) -> bool {
         match self {
             Wire::Xtaci(x) if x.version == 1 => false,
-            Wire::Xtaci(x) => {
-                let s = x.stream(id);
-                xtaci::put_upd(out, s.sid, s.read, window);
-                true
-            }
+            Wire::Xtaci(x) => match x.stream(id) {
+                Some(s) => {
+                    xtaci::put_upd(out, s.sid, s.read, window);
+                    true
+                }
+                None => false,
+            },
             _ => {
                 put_header(out, Cmd::Cfm, id, n);
                 true
@@ -379,8 +385,9 @@ impl Wire {
     pub(crate) fn note_read(&mut self, id: u16, n: usize) {
         if let Wire::Xtaci(x) = self {
             if x.version > 1 {
-                let s = x.stream(id);
-                s.read = s.read.wrapping_add(n as u32);
+                if let Some(s) = x.stream(id) {
+                    s.read = s.read.wrapping_add(n as u32);
+                }
             }
         }
     }
@@ -392,7 +399,7 @@ impl Wire {
         let Wire::Xtaci(x) = self else {
             return None;
         };
-        let in_flight = x.stream(id).sent.wrapping_sub(read);
+        let in_flight = x.stream(id)?.sent.wrapping_sub(read);
         // A window is at most 4 GiB, so honest counts are never half the space apart.
         (in_flight <= 1 << 31).then_some(in_flight)
     }

@@ -56,6 +56,7 @@ fn pair_op() -> impl Strategy<Value = PairOp> {
         8 => (side, any::<u8>(), 0u16..=20_000).prop_map(|(b, i, n)| PairOp::Read(b, i, n)),
         2 => (side, any::<u8>()).prop_map(|(b, i)| PairOp::Close(b, i)),
         2 => (side, any::<u8>()).prop_map(|(b, i)| PairOp::Drop(b, i)),
+        2 => (side, any::<u8>()).prop_map(|(b, i)| PairOp::CloseWrite(b, i)),
         6 => side.prop_map(PairOp::Take),
         6 => (side, 0u8..=16).prop_map(|(b, n)| PairOp::Deliver(b, n)),
         1 => (side, any::<u16>(), any::<u32>()).prop_map(|(b, v1, v2)| PairOp::Ping(b, v1, v2)),
