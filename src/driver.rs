@@ -390,7 +390,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
 
     /// No partial frame is buffered and the peer closed every stream it had with this side.
     fn finished_by_peer(&self) -> bool {
-        self.rstart == self.rend && !self.shared.lock_driver().core.holds_ids()
+        self.rstart == self.rend && !self.shared.lock_driver().core.peer_may_send()
     }
 
     /// The transport reached end-of-stream.

@@ -79,6 +79,7 @@ impl IdTable {
         Some(old)
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -606,11 +606,14 @@ impl<W: Default> Core<W> {
         self.streams.len()
     }
 
-    /// Whether any id is in use: a stream the peer has not closed (open, or closed by this side
-    /// only). With none, the peer has finished everything it started, so its transport ending
-    /// loses nothing, however it ends.
-    pub(crate) fn holds_ids(&self) -> bool {
-        !self.by_id.is_empty()
+    /// Whether the peer may still send on a stream: one whose id is in use and from which no FIN
+    /// came (open, or closed by this side only). With none, the peer has finished everything it
+    /// started, so its transport ending loses nothing, however it ends. (On xtaci's wire a
+    /// stream whose peer sent its FIN keeps its id until this side closes too.)
+    pub(crate) fn peer_may_send(&self) -> bool {
+        self.held_keys()
+            .into_iter()
+            .any(|k| self.streams.get(k).map(|s| s.state()) != Some(State::PeerFinished))
     }
 
     /// The stream's state, or `None` once it is forgotten.

@@ -292,3 +292,26 @@ fn a_detecting_server_tells_every_smux_by_its_first_byte() {
         Err(ProtocolError::NotSmux { first: b'G' })
     );
 }
+
+#[test]
+fn a_peer_that_sent_fin_on_every_stream_has_nothing_more_to_send() {
+    // Its transport resetting then loses nothing (the driver takes it for its close), though on
+    // this wire the streams keep their ids until this side closes them too.
+    let mut s = xcore(2, true);
+    feed(&mut s, &xframe(2, X::Syn, 3, &[])).unwrap();
+    feed(&mut s, &xframe(2, X::Syn, 5, &[])).unwrap();
+    assert!(s.peer_may_send());
+    feed(&mut s, &xframe(2, X::Fin, 3, &[])).unwrap();
+    assert!(s.peer_may_send(), "stream 5 is still open");
+    feed(&mut s, &xframe(2, X::Fin, 5, &[])).unwrap();
+    assert!(!s.peer_may_send());
+    assert_eq!(
+        s.num_streams(),
+        2,
+        "their ids stay in use until this side closes"
+    );
+    // A stream this side half-closed waits for the peer's FIN: the peer may still send on it.
+    let k = s.open().unwrap();
+    s.close_write(k);
+    assert!(s.peer_may_send());
+}
