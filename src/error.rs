@@ -60,6 +60,9 @@ pub struct ConfigError {
 enum Refused {
     Number(u64),
     Time(std::time::Duration),
+    /// Two settings refused together (a minimum and a maximum).
+    Numbers(u64, u64),
+    Times(std::time::Duration, std::time::Duration),
 }
 
 impl ConfigError {
@@ -80,6 +83,30 @@ impl ConfigError {
         }
     }
 
+    /// A refusal of the numbers `a` and `b`, given together, by `rule`.
+    pub(crate) fn numbers(rule: &'static str, a: impl TryInto<u64>, b: impl TryInto<u64>) -> Self {
+        let (a, b) = (
+            a.try_into().unwrap_or(u64::MAX),
+            b.try_into().unwrap_or(u64::MAX),
+        );
+        ConfigError {
+            rule,
+            value: Refused::Numbers(a, b),
+        }
+    }
+
+    /// A refusal of the durations `a` and `b`, given together, by `rule`.
+    pub(crate) fn times(
+        rule: &'static str,
+        a: std::time::Duration,
+        b: std::time::Duration,
+    ) -> ConfigError {
+        ConfigError {
+            rule,
+            value: Refused::Times(a, b),
+        }
+    }
+
     /// The setting and what it takes, without the value: `"window must be from 1 KiB to 1 GiB"`.
     pub fn rule(&self) -> &'static str {
         self.rule
@@ -91,6 +118,8 @@ impl fmt::Display for ConfigError {
         match self.value {
             Refused::Number(n) => write!(f, "{}, not {n}", self.rule),
             Refused::Time(d) => write!(f, "{}, not {d:?}", self.rule),
+            Refused::Numbers(a, b) => write!(f, "{}, not {a} and {b}", self.rule),
+            Refused::Times(a, b) => write!(f, "{}, not {a:?} and {b:?}", self.rule),
         }
     }
 }

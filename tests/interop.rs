@@ -376,28 +376,7 @@ async fn their_bulk(ex: Ex, peers: Peers, version: Original, command: &str, stre
 async fn our_echo(ex: Ex, peers: Peers, version: Original, streams: u64, per_stream: u64) {
     let mut server = peers.server(version, "echo-server").await;
     let (session, mut driver) = connect(&ex, &server, Config::default(), None).await;
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..streams)
-        .map(|i| {
-            let session = session.clone();
-            ex.spawn(async move {
-                let s = session.open().await.expect("open");
-                let (mut r, mut w) = s.split();
-                futures::join!(
-                    write_pattern(&mut w, 1000 + i, per_stream, 32 * 1024),
-                    read_pattern(&mut r, 1000 + i, per_stream)
-                );
-                w.close().await.expect("close");
-            })
-        })
-        .collect();
-    within(Duration::from_secs(100), "every echo stream", async {
-        for t in tasks {
-            t.await;
-        }
-    })
-    .await;
-    let secs = start.elapsed().as_secs_f64();
+    let secs = echo_through(&ex, &session, streams, per_stream, 1000).await;
     let total = streams * per_stream;
     eprintln!(
         "our echo client vs {} echo-server: streams={streams} MiB={} secs={secs:.3} MiBps={:.1} ok",

@@ -224,28 +224,7 @@ async fn our_echo(
 ) {
     let mut server = peers.server_env(go, "echo-server", &env(version)).await;
     let (session, driver) = connect(ex, server.addr, config(version)).await;
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..streams)
-        .map(|i| {
-            let session = session.clone();
-            ex.spawn(async move {
-                let s = session.open().await.expect("open");
-                let (mut r, mut w) = s.split();
-                futures::join!(
-                    write_pattern(&mut w, 2000 + i, per_stream, 32 * 1024),
-                    read_pattern(&mut r, 2000 + i, per_stream)
-                );
-                w.close().await.expect("close");
-            })
-        })
-        .collect();
-    within(Duration::from_secs(100), "every echo stream", async {
-        for t in tasks {
-            t.await;
-        }
-    })
-    .await;
-    let secs = start.elapsed().as_secs_f64();
+    let secs = echo_through(ex, &session, streams, per_stream, 2000).await;
     eprintln!(
         "our echo client vs {}: streams={streams} KiB each={} secs={secs:.3} ok",
         name(go, version),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use crate::config::{Config, SleepFn};
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::session::Session;
 
 /// What the pool calls when one of its sessions ends: [`PoolConfig::with_on_session_end`].
@@ -38,7 +38,7 @@ pub struct PoolConfig {
     pub(crate) sleep: SleepFn,
     pub(crate) health: Option<Duration>,
     pub(crate) on_session_end: Option<SessionEndFn>,
-    invalid: Option<&'static str>,
+    invalid: Option<ConfigError>,
 }
 
 impl fmt::Debug for PoolConfig {
@@ -93,8 +93,11 @@ impl PoolConfig {
     /// again. `max` must be at least 1 and at least `min`; `min` 0 connects at the first open.
     pub fn with_sessions(mut self, min: usize, max: usize) -> Self {
         if max == 0 || min > max {
-            self.invalid
-                .get_or_insert("sessions: max must be at least 1 and at least min");
+            self.invalid.get_or_insert(ConfigError::numbers(
+                "sessions: min and max must have max at least 1 and at least min",
+                min,
+                max,
+            ));
         } else {
             (self.min, self.max) = (min, max);
         }
@@ -106,8 +109,10 @@ impl PoolConfig {
     /// (default 100, at least 1). A session at its stream limit is busy whatever its load.
     pub fn with_load_threshold(mut self, load: usize) -> Self {
         if load == 0 {
-            self.invalid
-                .get_or_insert("load threshold must be at least 1");
+            self.invalid.get_or_insert(ConfigError::number(
+                "load threshold must be at least 1",
+                load,
+            ));
         } else {
             self.threshold = load;
         }
@@ -122,7 +127,7 @@ impl PoolConfig {
         match idle {
             Some(d) if d < Duration::from_millis(1) => {
                 self.invalid
-                    .get_or_insert("idle timeout must be at least 1 ms");
+                    .get_or_insert(ConfigError::time("idle timeout must be at least 1 ms", d));
             }
             _ => self.idle = idle,
         }
@@ -137,8 +142,11 @@ impl PoolConfig {
     /// loop.
     pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
         if initial < Duration::from_millis(1) || initial > max {
-            self.invalid
-                .get_or_insert("backoff: initial must be at least 1 ms and at most max");
+            self.invalid.get_or_insert(ConfigError::times(
+                "backoff: initial and max must have initial at least 1 ms and at most max",
+                initial,
+                max,
+            ));
         } else {
             (self.backoff_initial, self.backoff_max) = (initial, max);
         }
@@ -162,8 +170,10 @@ impl PoolConfig {
     pub fn with_health_check(mut self, every: Option<Duration>) -> Self {
         match every {
             Some(d) if d < Duration::from_millis(1) => {
-                self.invalid
-                    .get_or_insert("health check period must be at least 1 ms");
+                self.invalid.get_or_insert(ConfigError::time(
+                    "health check period must be at least 1 ms",
+                    d,
+                ));
             }
             _ => self.health = every,
         }
@@ -181,13 +191,11 @@ impl PoolConfig {
 
     /// Checks the settings, and the session config's: the first value refused.
     pub fn validate(&self) -> Result<(), super::PoolError> {
-        if let Some(what) = self.invalid {
-            return Err(super::PoolError::InvalidConfig(what));
+        if let Some(refused) = self.invalid {
+            return Err(super::PoolError::InvalidConfig(refused));
         }
         self.session.validate().map_err(|e| match e {
-            // The pool's error keeps the rule, not the value: `Config::validate` on the session
-            // config names the value too.
-            crate::Error::InvalidConfig(refused) => super::PoolError::InvalidConfig(refused.rule()),
+            crate::Error::InvalidConfig(refused) => super::PoolError::InvalidConfig(refused),
             other => super::PoolError::Session(other),
         })
     }
@@ -251,6 +259,18 @@ mod tests {
                 "{bad:?}"
             );
         }
+        let e = config()
+            .with_sessions(3, 2)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("not 3 and 2"), "{e}");
+        let e = config()
+            .with_idle_timeout(Some(Duration::ZERO))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("not 0ns"), "{e}");
         assert!(config().with_sessions(0, 1).validate().is_ok());
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 
 /// A connect error as the pool keeps it: shared, because every waiter may see the same one.
 pub type ConnectError = Arc<dyn std::error::Error + Send + Sync>;
@@ -27,10 +27,10 @@ pub enum PoolError {
     Closed,
     /// `call` without a `Ready(Ok)` from `poll_ready` first: nothing was opened.
     NotReady,
-    /// A [`PoolConfig`](super::PoolConfig) value (or its session [`Config`](crate::Config)) is
-    /// out of range: the pool never opens anything. It names the setting and its range; for a
-    /// session setting, [`Config::validate`](crate::Config::validate) names the value as well.
-    InvalidConfig(&'static str),
+    /// A [`PoolConfig`](super::PoolConfig) value (or one of its session
+    /// [`Config`](crate::Config)) is out of range: the pool never opens anything. It names the
+    /// setting, its range and the value refused.
+    InvalidConfig(ConfigError),
 }
 
 impl fmt::Display for PoolError {

@@ -14,6 +14,7 @@ use std::task::Waker;
 use event_listener::Event;
 
 use super::error::{ConnectError, PoolError};
+use crate::error::ConfigError;
 use crate::session::Session;
 
 /// A session of the pool.
@@ -63,7 +64,7 @@ pub(crate) struct State {
     /// The driver is gone: nothing moves any more.
     pub(crate) driver_gone: bool,
     /// The config was refused.
-    pub(crate) invalid: Option<&'static str>,
+    pub(crate) invalid: Option<ConfigError>,
     /// The load at which a session counts as busy.
     pub(crate) threshold: usize,
     /// `Pool` handles alive.

@@ -1028,3 +1028,37 @@ pub fn assert_pending<F: Future + ?Sized>(
     assert!(fut.poll(&mut cx).is_pending(), "{what}: ready at once");
     count
 }
+
+/// `streams` streams of `session` at once, each writing `per_stream` bytes of its own pattern
+/// (seeds from `seed`) to an echoing peer while it reads the echo back, every byte checked, then
+/// closing; bounded. Returns the seconds it took.
+pub async fn echo_through(
+    ex: &Ex,
+    session: &Session,
+    streams: u64,
+    per_stream: u64,
+    seed: u64,
+) -> f64 {
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..streams)
+        .map(|i| {
+            let session = session.clone();
+            ex.spawn(async move {
+                let s = session.open().await.expect("open");
+                let (mut r, mut w) = s.split();
+                futures::join!(
+                    write_pattern(&mut w, seed + i, per_stream, 32 * 1024),
+                    read_pattern(&mut r, seed + i, per_stream)
+                );
+                w.close().await.expect("close");
+            })
+        })
+        .collect();
+    within(Duration::from_secs(100), "every echo stream", async {
+        for t in tasks {
+            t.await;
+        }
+    })
+    .await;
+    start.elapsed().as_secs_f64()
+}
