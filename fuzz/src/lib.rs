@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arbitrary::{Arbitrary, Unstructured};
 use ysmux::frame::{xtaci, Cmd, DecodeError, Header, HEADER_LEN, MAX_PAYLOAD};
-use ysmux::Protocol;
 use ysmux::fuzzing::{
     frames, handle_wire, Core, Direction, Event, Limits, Pair, PairOp, Read as ReadOutcome,
     StreamKey as Handle, Write as WriteOutcome,
 };
+use ysmux::Protocol;
 
 /// The crate's protocol core, with nothing of the I/O shell's per stream.
 type FuzzCore = Core<()>;

@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use futures::executor::LocalPool;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::task::LocalSpawnExt;
-use ysmux::frame::MAX_PAYLOAD;
-use ysmux::{Config, Session};
+use ysmux::frame::{xtaci, MAX_PAYLOAD};
+use ysmux::{Config, Protocol, Session};
 
 /// Returns `Pending` once, waking itself: lets the other tasks run.
 struct YieldNow(bool);
@@ -49,8 +49,9 @@ const BACKLOG: usize = 4;
 const HELD: usize = 8;
 
 /// The first byte chooses the harness's behaviour (side, chunking, whether the application
-/// reads, echoes, and whether the peer closes the transport at the end); the rest is what the
-/// peer sends. The session must end with an error or keep working, never panic or hang, and the
+/// reads, echoes, and whether the peer closes the transport at the end; its top two bits the
+/// protocol: yddeng's, xtaci v1, xtaci v2, or a detecting server); the rest is what the peer
+/// sends. The session must end with an error or keep working, never panic or hang, and the
 /// memory it holds must stay within the bound of its streams and windows.
 pub fn session_bytes(data: &[u8]) {
     let Some((&flags, wire)) = data.split_first() else {
@@ -63,6 +64,13 @@ pub fn session_bytes(data: &[u8]) {
     let peer_closes = flags & 8 != 0;
     let peer_reads_late = flags & 16 != 0;
     let app_opens = flags & 32 != 0;
+    let protocol = match flags >> 6 {
+        0 => Protocol::Yddeng,
+        1 => Protocol::Xtaci1,
+        2 => Protocol::Xtaci2,
+        _ if client => Protocol::Yddeng,
+        _ => Protocol::Detect,
+    };
 
     let baseline = crate::reset_peak();
     {
@@ -71,7 +79,8 @@ pub fn session_bytes(data: &[u8]) {
             .with_max_window(MAX_WINDOW)
             .with_accept_backlog(BACKLOG)
             .with_write_buffer(4096)
-            .with_max_frame(1024);
+            .with_max_frame(1024)
+            .with_protocol(protocol);
         config.validate().expect("valid config");
         let (ours, theirs) = ysmux::pipe();
         let (session, driver) = if client {
@@ -127,6 +136,7 @@ pub fn session_bytes(data: &[u8]) {
         // The peer's reader: everything the session sends must be well-formed frames.
         {
             let done = writer_done.clone();
+            let session = session.clone();
             spawn(Box::pin(async move {
                 if peer_reads_late {
                     while !done.get() {
@@ -141,16 +151,7 @@ pub fn session_bytes(data: &[u8]) {
                         Ok(n) => got.extend_from_slice(&buf[..n]),
                     }
                     // Check whole frames as they come, keep a partial one.
-                    let mut at = 0;
-                    while got.len() - at >= 7 {
-                        let h = ysmux::frame::Header::decode(got[at..at + 7].try_into().unwrap())
-                            .expect("the session sends only valid headers");
-                        assert!(h.len <= MAX_PAYLOAD || h.cmd != ysmux::frame::Cmd::Psh);
-                        if got.len() - at < 7 + h.payload_len() {
-                            break;
-                        }
-                        at += 7 + h.payload_len();
-                    }
+                    let at = whole_frames(session.protocol(), &got);
                     got.drain(..at);
                 }
             }));
@@ -261,4 +262,37 @@ pub fn session_bytes(data: &[u8]) {
         leaked < 4096,
         "{leaked} bytes still allocated after the session and executor are gone"
     );
+}
+
+/// Checks the whole frames at the start of `got`, as the session's `protocol` sends them, and
+/// returns the bytes they take (a partial frame at the end is left).
+fn whole_frames(protocol: Protocol, got: &[u8]) -> usize {
+    let mut at = 0;
+    match protocol {
+        Protocol::Xtaci1 | Protocol::Xtaci2 => {
+            let version = if protocol == Protocol::Xtaci1 { 1 } else { 2 };
+            while got.len() - at >= xtaci::HEADER_LEN {
+                let head = got[at..at + xtaci::HEADER_LEN].try_into().unwrap();
+                let h = xtaci::Header::decode(head, version)
+                    .expect("the session sends only valid headers of its version");
+                let len = xtaci::HEADER_LEN + usize::from(h.len);
+                if got.len() - at < len {
+                    break;
+                }
+                at += len;
+            }
+        }
+        _ => {
+            while got.len() - at >= 7 {
+                let h = ysmux::frame::Header::decode(got[at..at + 7].try_into().unwrap())
+                    .expect("the session sends only valid headers");
+                assert!(h.len <= MAX_PAYLOAD || h.cmd != ysmux::frame::Cmd::Psh);
+                if got.len() - at < 7 + h.payload_len() {
+                    break;
+                }
+                at += 7 + h.payload_len();
+            }
+        }
+    }
+    at
 }
