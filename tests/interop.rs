@@ -404,27 +404,7 @@ fn assert_base_protocol(session: &Session, version: Original) {
 async fn our_sink(ex: Ex, peers: Peers, version: Original, streams: u64, per_stream: u64) {
     let mut server = peers.server(version, "sink-server").await;
     let (session, mut driver) = connect(&ex, &server, Config::default(), None).await;
-    let data = Arc::new(pattern(7, 32 * 1024));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..streams)
-        .map(|_| {
-            let (session, data) = (session.clone(), data.clone());
-            ex.spawn(async move {
-                let mut s = session.open().await.expect("open");
-                sink::request(&mut s, per_stream as usize, &data)
-                    .await
-                    .unwrap_or_else(|e| panic!("sink stream {}: {e}", s.id()));
-                s.close().await.expect("close");
-            })
-        })
-        .collect();
-    within(Duration::from_secs(100), "every sink stream", async {
-        for t in tasks {
-            t.await;
-        }
-    })
-    .await;
-    let secs = start.elapsed().as_secs_f64();
+    let secs = sink_through(&ex, &session, streams, per_stream).await;
     let total = streams * per_stream;
     eprintln!(
         "our sink client vs {} sink-server: streams={streams} MiB={} secs={secs:.3} MiBps={:.1} ok",

@@ -309,25 +309,7 @@ fn the_sink_both_ways() {
             assert!(line.contains("streams=16 MB=64 "), "{line}");
             let mut server = peers.server_env(go, "sink-server", &env(version)).await;
             let (session, driver) = connect(&ex, server.addr, config(version)).await;
-            let data = Arc::new(pattern(7, 32 * 1024));
-            let tasks: Vec<_> = (0..16)
-                .map(|_| {
-                    let (session, data) = (session.clone(), data.clone());
-                    ex.spawn(async move {
-                        let mut s = session.open().await.expect("open");
-                        common::sink::request(&mut s, 4 << 20, &data)
-                            .await
-                            .unwrap_or_else(|e| panic!("sink stream {}: {e}", s.id()));
-                        s.close().await.expect("close");
-                    })
-                })
-                .collect();
-            within(Duration::from_secs(100), "every sink stream", async {
-                for t in tasks {
-                    t.await;
-                }
-            })
-            .await;
+            sink_through(&ex, &session, 16, 4 << 20).await;
             eprintln!("our sink client vs {}: 16 x 4 MiB ok", name(go, version));
             assert_alive(&driver, "after the sink");
             server.assert_running();

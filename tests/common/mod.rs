@@ -1062,3 +1062,30 @@ pub async fn echo_through(
     .await;
     start.elapsed().as_secs_f64()
 }
+
+/// `streams` streams of `session` at once, each sending `per_stream` bytes by the sink protocol
+/// (`sink.rs`) to a sink server and waiting for its 0x01, then closing; bounded. Returns the
+/// seconds it took.
+pub async fn sink_through(ex: &Ex, session: &Session, streams: u64, per_stream: u64) -> f64 {
+    let data = Arc::new(pattern(7, 32 * 1024));
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..streams)
+        .map(|_| {
+            let (session, data) = (session.clone(), data.clone());
+            ex.spawn(async move {
+                let mut s = session.open().await.expect("open");
+                sink::request(&mut s, per_stream as usize, &data)
+                    .await
+                    .unwrap_or_else(|e| panic!("sink stream {}: {e}", s.id()));
+                s.close().await.expect("close");
+            })
+        })
+        .collect();
+    within(Duration::from_secs(100), "every sink stream", async {
+        for t in tasks {
+            t.await;
+        }
+    })
+    .await;
+    start.elapsed().as_secs_f64()
+}
