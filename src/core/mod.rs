@@ -301,7 +301,8 @@ impl<W: Default> Core<W> {
         let key = self.streams.insert(stream);
         self.by_id.insert(id, key.index());
         let s = self.streams.get_mut(key).expect("just inserted");
-        if self.wire.flow_controlled() && s.grantable() > 0 {
+        // (A refused stream, with no handle, is closed at once: nothing to state.)
+        if has_handle && self.wire.flow_controlled() && s.grantable() > 0 {
             self.confirm_list.push(key, s);
         }
         key
@@ -417,12 +418,12 @@ impl<W: Default> Core<W> {
         if !self.wire.peer_may_open(sid) {
             return Err(ProtocolError::WrongParity { stream: sid });
         }
-        let id = match self.wire.core_id(sid) {
-            Some(id) if self.wire.fin_handshake() => {
+        let id = match self.wire.shared_id(sid) {
+            Some(id) => {
                 self.ids.insert(id);
                 id
             }
-            _ => match self.ids.allocate() {
+            None => match self.ids.allocate() {
                 Some(id) => id,
                 None => {
                     // Every id of the core's is in use (xtaci): refused without a stream.

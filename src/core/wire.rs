@@ -292,6 +292,16 @@ impl Wire {
         }
     }
 
+    /// Whether the peer's id for a stream it opens is the core's too (yddeng's wire: one 16-bit
+    /// id space both sides share), and which; on xtaci's the core gives the stream an id of its
+    /// own.
+    pub(crate) fn shared_id(&self, sid: u32) -> Option<u16> {
+        match self {
+            Wire::Xtaci(_) => None,
+            _ => u16::try_from(sid).ok(),
+        }
+    }
+
     /// The peer opens `sid`, which the core knows as `id` (xtaci: a fresh id of the core's).
     pub(crate) fn bind(&mut self, sid: u32, id: u16) {
         if let Wire::Xtaci(x) = self {
