@@ -32,18 +32,15 @@
 mod common;
 
 use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use common::ours::{OurServer, Recording, Sent, Service};
 use common::peers::{GoServer, Original, Peers};
 use common::sink;
 use common::*;
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::io::{AsyncReadExt, AsyncWriteExt};
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
 use ysmux::{Config, Error, Session, Stream};
@@ -134,46 +131,6 @@ async fn assert_alive(driver: &mut Task<Result<(), Error>>, what: &str) {
     }
 }
 
-/// What our side wrote on one transport, kept by [`Recording`].
-type Sent = Arc<Mutex<Vec<u8>>>;
-
-/// A transport that keeps a copy of everything our side writes on it, if `sent` is set (the idle
-/// tests check which frames we sent).
-struct Recording<T> {
-    io: T,
-    sent: Option<Sent>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Recording<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Recording<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.io).poll_write(cx, buf);
-        if let (Poll::Ready(Ok(n)), Some(sent)) = (&r, &self.sent) {
-            lock(sent).extend_from_slice(&buf[..*n]);
-        }
-        r
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_close(cx)
-    }
-}
-
 /// How many VRM and PIN frames are in what our side sent.
 fn vrm_and_pin(sent: &Sent) -> (usize, usize) {
     let frames = parse_frames(&lock(sent));
@@ -183,117 +140,12 @@ fn vrm_and_pin(sent: &Sent) -> (usize, usize) {
 
 // ----- our side -----
 
-/// What our server does with each stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Service {
-    /// Echo until end-of-stream, then close.
-    Echo,
-    /// The sink protocol: read an 8-byte little-endian length N, read exactly N bytes, write
-    /// 0x01, wait for the peer to close, drop.
-    Sink,
-}
-
-/// Our server: sessions of this crate on a loopback listener, serving `Service`. It stops with
-/// the test's executor.
-struct OurServer {
-    addr: SocketAddr,
-    /// How sessions and streams ended badly, for the message of a failing test.
-    log: Arc<Mutex<Vec<String>>>,
-    /// What each session sent, if recording.
-    sent: Option<Arc<Mutex<Vec<Sent>>>>,
-    _accept: Task<()>,
-}
-
-impl OurServer {
-    /// Starts a server; `record`: keep what its sessions send.
-    async fn start(ex: &Ex, service: Service, record: bool) -> OurServer {
-        let listener = smol::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let sent: Option<Arc<Mutex<Vec<Sent>>>> = record.then(Arc::default);
-        let accept = ex.spawn({
-            let (ex, log, sent) = (ex.clone(), log.clone(), sent.clone());
-            async move {
-                let mut n = 0u32;
-                while let Ok((tcp, _)) = listener.accept().await {
-                    n += 1;
-                    tcp.set_nodelay(true).expect("nodelay");
-                    let io = Recording {
-                        io: tcp,
-                        sent: sent.as_ref().map(|all| {
-                            let one = Sent::default();
-                            lock(all).push(one.clone());
-                            one
-                        }),
-                    };
-                    let (session, driver) = Session::server(io, Config::default());
-                    let log2 = log.clone();
-                    ex.spawn(async move {
-                        if let Err(e) = driver.await {
-                            lock(&log2).push(format!("session {n} ended with: {e}"));
-                        }
-                    })
-                    .detach();
-                    match service {
-                        Service::Echo => serve_echo(&ex, session),
-                        Service::Sink => serve_sink(&ex, session, log.clone()),
-                    }
-                }
-            }
-        });
-        OurServer {
-            addr,
-            log,
-            sent,
-            _accept: accept,
-        }
-    }
-
-    fn addr(&self) -> String {
-        self.addr.to_string()
-    }
-
-    /// What our server saw go wrong.
-    fn report(&self) -> String {
-        let log = lock(&self.log);
-        if log.is_empty() {
-            return "our server saw no error".into();
-        }
-        let shown: Vec<&str> = log.iter().take(5).map(String::as_str).collect();
-        format!(
-            "our server saw {} error(s): {}",
-            log.len(),
-            shown.join("; ")
-        )
-    }
-
-    /// VRM and PIN frames its sessions sent (it must have been started recording).
-    fn vrm_and_pin(&self) -> (usize, usize) {
-        let all = lock(self.sent.as_ref().expect("a recording server"));
-        all.iter()
-            .map(vrm_and_pin)
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
-    }
-}
-
-/// Accepts every stream of `session` and serves it the sink protocol.
-fn serve_sink(ex: &Ex, session: Session, log: Arc<Mutex<Vec<String>>>) {
-    let ex2 = ex.clone();
-    ex.spawn(async move {
-        while let Ok(mut s) = session.accept().await {
-            let log = log.clone();
-            ex2.spawn(async move {
-                let id = s.id();
-                if let Err(e) = sink::serve(&mut s).await {
-                    lock(&log).push(format!("sink stream {id}: {e}"));
-                }
-            })
-            .detach();
-        }
-    })
-    .detach();
+/// VRM and PIN frames the sessions of a recording server sent.
+fn server_vrm_and_pin(ours: &OurServer) -> (usize, usize) {
+    ours.sent()
+        .iter()
+        .map(vrm_and_pin)
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 /// Our client session (with `config`) connected to a Go server, its driver running; what it
@@ -332,7 +184,7 @@ async fn is_smux_of_theirs(peers: Peers, version: Original) {
 
 /// Their `issmux` against our server prints `true`.
 async fn their_issmux(ex: Ex, peers: Peers, version: Original) {
-    let ours = OurServer::start(&ex, Service::Echo, false).await;
+    let ours = OurServer::start(&ex, Config::default(), Service::Echo, false).await;
     let line = peers
         .client(version, &["issmux", &ours.addr()], 30, || ours.report())
         .await;
@@ -351,7 +203,7 @@ async fn their_bulk(ex: Ex, peers: Peers, version: Original, command: &str, stre
         "echo-check" => Service::Echo,
         _ => Service::Sink,
     };
-    let ours = OurServer::start(&ex, service, false).await;
+    let ours = OurServer::start(&ex, Config::default(), service, false).await;
     let (s, m) = (streams.to_string(), mb.to_string());
     let line = peers
         .client(
@@ -419,7 +271,7 @@ async fn our_sink(ex: Ex, peers: Peers, version: Original, streams: u64, per_str
 
 /// Their `churn-client ADDR 20000` (8 workers, 4 KiB echoed per cycle) against our echo server.
 async fn their_churn(ex: Ex, peers: Peers, version: Original) {
-    let ours = OurServer::start(&ex, Service::Echo, false).await;
+    let ours = OurServer::start(&ex, Config::default(), Service::Echo, false).await;
     let cycles = CHURN_CYCLES.to_string();
     let line = peers
         .client(
@@ -557,7 +409,7 @@ async fn churn_cycle(
 /// Their `idle-client ADDR SECONDS` against our echo server prints `... ok`. Against 0519644 our
 /// server must have sent no PIN.
 async fn their_idle(ex: Ex, peers: Peers, version: Original, secs: u64) {
-    let ours = OurServer::start(&ex, Service::Echo, true).await;
+    let ours = OurServer::start(&ex, Config::default(), Service::Echo, true).await;
     let s = secs.to_string();
     let line = peers
         .client(
@@ -568,7 +420,7 @@ async fn their_idle(ex: Ex, peers: Peers, version: Original, secs: u64) {
         )
         .await;
     assert!(line.ends_with(" ok"), "{line}; {}", ours.report());
-    let (vrm, pin) = ours.vrm_and_pin();
+    let (vrm, pin) = server_vrm_and_pin(&ours);
     eprintln!("our server sent {vrm} VRM and {pin} PIN frames");
     if version == Original::V0519644 {
         assert_eq!(pin, 0, "our server sent PIN to {}", version.program());

@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use common::ours::{OurServer, Service};
 use common::peers::{Original, Peers};
 use common::*;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,84 +89,6 @@ fn name(go: Original, version: u8) -> String {
     format!("{} v{version}", go.program())
 }
 
-/// What our server does with each stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Service {
-    Echo,
-    Sink,
-}
-
-/// Our server on a loopback port: a session per connection, speaking `protocol`.
-struct OurServer {
-    addr: SocketAddr,
-    /// How sessions ended badly, for the message of a failing test.
-    log: Arc<Mutex<Vec<String>>>,
-    sessions: Arc<Mutex<Vec<Session>>>,
-    _accept: Task<()>,
-}
-
-impl OurServer {
-    async fn start(ex: &Ex, config: Config, service: Service) -> OurServer {
-        let listener = smol::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let sessions: Arc<Mutex<Vec<Session>>> = Arc::default();
-        let accept = ex.spawn({
-            let (ex, log, sessions) = (ex.clone(), log.clone(), sessions.clone());
-            async move {
-                let mut n = 0u32;
-                while let Ok((tcp, _)) = listener.accept().await {
-                    n += 1;
-                    tcp.set_nodelay(true).expect("nodelay");
-                    let (session, driver) = Session::server(tcp, config.clone());
-                    lock(&sessions).push(session.clone());
-                    let log2 = log.clone();
-                    ex.spawn(async move {
-                        if let Err(e) = driver.await {
-                            lock(&log2).push(format!("session {n} ended with: {e}"));
-                        }
-                    })
-                    .detach();
-                    match service {
-                        Service::Echo => serve_echo(&ex, session),
-                        Service::Sink => serve_sink(&ex, session),
-                    }
-                }
-            }
-        });
-        OurServer {
-            addr,
-            log,
-            sessions,
-            _accept: accept,
-        }
-    }
-
-    fn addr(&self) -> String {
-        self.addr.to_string()
-    }
-
-    fn report(&self) -> String {
-        format!("our server's sessions: {:?}", lock(&self.log))
-    }
-}
-
-/// Serves the sink protocol on every stream of `session`.
-fn serve_sink(ex: &Ex, session: Session) {
-    let ex2 = ex.clone();
-    ex.spawn(async move {
-        while let Ok(mut s) = session.accept().await {
-            ex2.spawn(async move {
-                let _ = common::sink::serve(&mut s).await;
-            })
-            .detach();
-        }
-    })
-    .detach();
-}
-
 /// A client session of ours to their server.
 async fn connect(ex: &Ex, addr: SocketAddr, config: Config) -> (Session, Task<Result<(), Error>>) {
     let tcp = wait("connecting", smol::net::TcpStream::connect(addr))
@@ -192,7 +115,7 @@ async fn their_echo_check(
     streams: u32,
     mb: u32,
 ) {
-    let ours = OurServer::start(ex, config(version), Service::Echo).await;
+    let ours = OurServer::start(ex, config(version), Service::Echo, false).await;
     let (s, m) = (streams.to_string(), mb.to_string());
     let line = peers
         .client_env(
@@ -296,7 +219,7 @@ fn our_echo_through_their_server_1_16_256_streams() {
 fn the_sink_both_ways() {
     interop(|ex, peers| async move {
         for (go, version) in COMBOS {
-            let ours = OurServer::start(&ex, config(version), Service::Sink).await;
+            let ours = OurServer::start(&ex, config(version), Service::Sink, false).await;
             let line = peers
                 .client_env(
                     go,
@@ -321,7 +244,7 @@ fn the_sink_both_ways() {
 fn churn_of_20000_cycles_each_way() {
     interop(|ex, peers| async move {
         for (go, version) in COMBOS {
-            let ours = OurServer::start(&ex, config(version), Service::Echo).await;
+            let ours = OurServer::start(&ex, config(version), Service::Echo, false).await;
             let cycles = CHURN_CYCLES.to_string();
             let line = peers
                 .client_env(
@@ -379,7 +302,7 @@ fn an_idle_session_outlives_their_fast_keepalive_both_ways() {
             let fast = [env(version)[0], ("XTACI_KEEPALIVE", "200ms,2s")];
             // Their client idles 5 s against our server: its session stays up because we answer
             // its NOPs.
-            let ours = OurServer::start(&ex, config(version), Service::Echo).await;
+            let ours = OurServer::start(&ex, config(version), Service::Echo, false).await;
             let line = peers
                 .client_env(go, &["idle-client", &ours.addr(), "5"], &fast, 60, || {
                     ours.report()
@@ -445,6 +368,7 @@ fn one_server_serves_every_smux() {
             &ex,
             Config::default().with_protocol(Protocol::Detect),
             Service::Echo,
+            false,
         )
         .await;
         let addr = ours.addr();
@@ -469,7 +393,7 @@ fn one_server_serves_every_smux() {
                 .await;
             assert!(line.ends_with(" ok"), "{}: {line}", go.program());
         }
-        let spoken: Vec<_> = lock(&ours.sessions).iter().map(|s| s.protocol()).collect();
+        let spoken: Vec<_> = ours.sessions().iter().map(|s| s.protocol()).collect();
         assert!(
             spoken.contains(&Protocol::Yddeng)
                 && spoken.contains(&Protocol::Xtaci1)

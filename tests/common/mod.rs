@@ -26,6 +26,7 @@ pub mod faulty;
 pub mod clock;
 pub mod counting;
 
+pub mod ours;
 pub mod peers;
 pub mod relay;
 pub mod sink;
