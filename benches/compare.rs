@@ -42,7 +42,7 @@
 //! Environment: `SMUX_BENCH_QUICK=1`, `SMUX_BENCH_RUNS`, `SMUX_BENCH_SCENARIOS` (bulk,rtt,churn,
 //! stalled,idle), `SMUX_BENCH_IMPLS` (raw,smux,smux-x1,smux-x2,yamux,tokio-yamux,async_smux; smux-x1
 //! and smux-x2 are this crate speaking xtaci/smux v1 and v2, async_smux's wire), `SMUX_BENCH_NETS`
-//! (tcp,pipe), `SMUX_BENCH_RUNTIMES` (tokio,smol), `SMUX_BENCH_STREAMS` (1,64,1024),
+//! (tcp,pipe), `SMUX_BENCH_RUNTIMES` (tokio,smol), `SMUX_BENCH_STREAMS` (1,64,1024,8192,32768),
 //! `SMUX_BENCH_BULK_MIB`, `SMUX_BENCH_STALLED_MIB`, `SMUX_BENCH_ROUNDS`, `SMUX_BENCH_IDLE_STREAMS`,
 //! `SMUX_BENCH_WAN_MS` (40,10), `SMUX_BENCH_WAN_STREAMS` (1,8), `SMUX_BENCH_WAN_S`,
 //! `SMUX_BENCH_TIMEOUT_S` (per run), `SMUX_BENCH_OUT` (directory for compare.svg, wan.svg,
@@ -181,7 +181,9 @@ impl Cfg {
                     _ => None,
                 },
             ),
-            streams: env_list("SMUX_BENCH_STREAMS", vec![1, 64, 1024], |x| x.parse().ok()),
+            streams: env_list("SMUX_BENCH_STREAMS", vec![1, 64, 1024, 8192, 32768], |x| {
+                x.parse().ok()
+            }),
             bulk_bytes: env_num("SMUX_BENCH_BULK_MIB", if quick { 64 } else { 512 }) * mib,
             stalled_bytes: env_num("SMUX_BENCH_STALLED_MIB", if quick { 32 } else { 64 }) * mib,
             rounds: env_num("SMUX_BENCH_ROUNDS", if quick { 2_000 } else { 20_000 }),

@@ -167,6 +167,13 @@ impl Config {
     /// Sets how many opened streams may wait for [`Session::accept`](crate::Session::accept)
     /// (default 1024, at most 65,535; 0 refuses every stream the peer opens). A stream the peer opens
     /// beyond it is refused with FIN.
+    ///
+    /// A peer of this crate is told how many streams it may open (yddeng's wire: the backlog, or
+    /// fewer, as many as the memory budget holds with each one's window full; 31 by default), and
+    /// its [`Session::open`](crate::Session::open) waits for room instead of being refused. Only
+    /// a burst at a session's very start, before the first grant arrives, may meet a backlog
+    /// below 16 (the room an opener assumes until then); such a refusal is
+    /// [`Error::Refused`](crate::Error::Refused).
     pub fn with_accept_backlog(mut self, streams: usize) -> Self {
         if streams > 65_535 {
             self.invalid.get_or_insert(ConfigError::number(

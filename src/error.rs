@@ -30,6 +30,13 @@ pub enum Error {
     /// it): reads return what was buffered and then this, as what the peer meant to send after
     /// may be missing; writes fail with it at once.
     StreamCut,
+    /// The peer refused the stream: its accept backlog was full or it was shutting down, so what
+    /// was written never reached its application. Only a peer of this crate says so (yddeng's
+    /// wire); it grants room to open so that it need not refuse (see [`Session::open`]), and
+    /// the Go programs never refuse. Reads and writes fail with it.
+    ///
+    /// [`Session::open`]: crate::Session::open
+    Refused,
     /// All 65,535 stream ids are in use; one must close before another stream can open.
     IdsExhausted,
     /// xtaci/smux: this side opened as many streams as the wire's 32-bit ids allow (about two
@@ -312,6 +319,10 @@ impl fmt::Display for Error {
                 "the session ended (the peer closed the connection) before the peer closed the \
                  stream",
             ),
+            Error::Refused => f.write_str(
+                "the peer refused the stream (its accept backlog was full, or it was shutting \
+                 down): nothing written reached its application",
+            ),
             Error::IdsExhausted => f.write_str("all 65535 stream ids are in use"),
             Error::GoAway => f.write_str(
                 "this session used up the wire's stream ids (go away): open a new session",
@@ -359,7 +370,7 @@ impl From<ProtocolError> for Error {
 /// The mapping: `Io` keeps the transport's kind, and so does `LostMidFrame` (`UnexpectedEof`
 /// when the transport ended); `Protocol` is `InvalidData`; `SessionClosed` is
 /// `ConnectionAborted`; `StreamClosed` is `NotConnected`; `ClosedByPeer` is `BrokenPipe`;
-/// `StreamCut` is `ConnectionReset`; `IdsExhausted` is `Other`; `InvalidConfig` is `InvalidInput`;
+/// `StreamCut` is `ConnectionReset`; `Refused` is `ConnectionRefused`; `IdsExhausted` is `Other`; `InvalidConfig` is `InvalidInput`;
 /// `KeepaliveTimeout` is `TimedOut`. The `Error` itself is kept inside: `io_error.get_ref()` and
 /// `downcast_ref::<ysmux::Error>()` give it back.
 impl From<Error> for io::Error {
@@ -371,6 +382,7 @@ impl From<Error> for io::Error {
             Error::StreamClosed => io::ErrorKind::NotConnected,
             Error::ClosedByPeer => io::ErrorKind::BrokenPipe,
             Error::StreamCut => io::ErrorKind::ConnectionReset,
+            Error::Refused => io::ErrorKind::ConnectionRefused,
             Error::IdsExhausted => io::ErrorKind::Other,
             Error::GoAway => io::ErrorKind::Other,
             Error::Unsupported(_) => io::ErrorKind::Unsupported,

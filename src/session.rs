@@ -130,9 +130,13 @@ impl Session {
 
     /// Opens a new stream. The peer learns of it with the first frame; data may follow at once.
     ///
-    /// Waits while [`Config::with_max_streams`] streams are open. Fails with
-    /// [`Error::IdsExhausted`] while all 65,535 ids are in use, and with the session's error once it
-    /// has ended.
+    /// Waits while [`Config::with_max_streams`] streams are open, and, against a peer of this crate
+    /// on yddeng's wire, while as many streams as the peer has room for wait in its accept backlog
+    /// (it grants more as its application accepts them: see [`Config::with_accept_backlog`]), so
+    /// that a burst of opens is not refused. The Go programs never refuse (they stop reading
+    /// instead), and nothing waits for them; xtaci's wire has no way to grant, and a peer of this
+    /// crate refuses past its backlog there. Fails with [`Error::IdsExhausted`] while all 65,535
+    /// ids are in use, and with the session's error once it has ended.
     pub async fn open(&self) -> Result<Stream, Error> {
         loop {
             let listener = match self.try_open(false)? {

@@ -226,3 +226,70 @@ fn stats_count_refusals_and_the_budget() {
         .await;
     });
 }
+
+/// Between two sessions of this crate, a burst of opens far past the peer's accept backlog waits
+/// for room (the peer's grants) instead of being refused: every stream arrives, whole.
+#[test]
+fn a_burst_of_opens_past_the_backlog_waits_for_room_and_none_is_refused() {
+    both(|ex| {
+        Box::pin(async move {
+            let (a, b) = ysmux::pipe();
+            // (16: the room a client assumes before the first grant; a smaller backlog may refuse
+            // a burst at the session's very start, as `a_refused_stream_says_so` shows.)
+            let server_config = Config::default().with_accept_backlog(16);
+            let p = sessions(&ex, a, b, Config::default(), server_config);
+            const N: u32 = 2_000;
+            let server = p.server.clone();
+            let acceptor = ex.spawn(async move {
+                let mut sum = 0u64;
+                for _ in 0..N {
+                    let mut s = server.accept().await.expect("accept");
+                    let mut b = [0u8; 4];
+                    s.read_exact(&mut b).await.expect("read");
+                    sum += u64::from(u32::from_le_bytes(b));
+                }
+                sum
+            });
+            let mut held = Vec::new();
+            for i in 0..N {
+                let mut s = wait("open", p.client.open()).await.expect("open");
+                s.write_all(&i.to_le_bytes()).await.expect("write");
+                held.push(s);
+            }
+            let sum = wait("every stream accepted", acceptor).await;
+            assert_eq!(sum, u64::from(N) * u64::from(N - 1) / 2);
+            assert_eq!(p.server.stats().streams_refused, 0);
+        })
+    });
+}
+
+/// A stream the peer refuses all the same (here: its first burst, before its first grant, past a
+/// backlog of 1) fails with `Error::Refused`, for reads and writes, not as a close by the peer.
+#[test]
+fn a_refused_stream_says_so() {
+    both(|ex| {
+        Box::pin(async move {
+            let (a, b) = ysmux::pipe();
+            let server_config = Config::default().with_accept_backlog(1);
+            let p = sessions(&ex, a, b, Config::default(), server_config);
+            // Both open before any frame moved: the offer, then two SYNs, reach the server.
+            let mut first = p.client.open().await.expect("open");
+            let mut second = p.client.open().await.expect("open");
+            first.write_all(b"a").await.expect("write");
+            let mut t = wait("accept", p.server.accept()).await.expect("accept");
+            let mut buf = [0u8; 1];
+            t.read_exact(&mut buf).await.expect("read");
+            let e = wait("a read of the refused stream", second.read(&mut buf))
+                .await
+                .expect_err("refused");
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+            assert!(matches!(
+                e.get_ref().and_then(|e| e.downcast_ref::<Error>()),
+                Some(Error::Refused)
+            ));
+            let e = second.write_all(b"b").await.expect_err("refused");
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+            assert_eq!(p.server.stats().streams_refused, 1);
+        })
+    });
+}

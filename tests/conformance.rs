@@ -359,7 +359,11 @@ mod suite {
     /// call too: the 65,535 SYNs are only 458,745 bytes.
     pub async fn ids_exhausted_then_recover<T: Transport>(ex: Ex) {
         let (a, b) = T::pair().await;
-        let server_config = Config::default().with_accept_backlog(65_535);
+        // Room for every stream to wait unaccepted: the backlog, and a budget that holds a full
+        // window for each (the room a server of this crate grants a client's opens).
+        let server_config = Config::default()
+            .with_accept_backlog(65_535)
+            .with_memory_budget(1 << 40);
         let p = sessions(&ex, a, b, Config::default(), server_config);
         let mut held = Vec::with_capacity(65_535);
         for i in 0..65_535 {

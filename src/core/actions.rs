@@ -41,7 +41,7 @@ impl<W: Default> Core<W> {
             Err(OpenError::AtLimit)
         } else if self.reserved >= self.ids.allocatable() {
             Err(OpenError::Exhausted)
-        } else if used >= self.limits.max_streams {
+        } else if used >= self.limits.max_streams || !self.open_credit.may_open(self.reserved) {
             Err(OpenError::AtLimit)
         } else {
             Ok(())
@@ -56,6 +56,7 @@ impl<W: Default> Core<W> {
         }
         let key = self.insert_stream(id, true);
         self.wire.put(&mut self.out, Put::Syn, id);
+        self.open_credit.opened();
         self.counters.frames_out += 1;
         self.counters.opened += 1;
         let pos = self.out_pos();
@@ -68,6 +69,7 @@ impl<W: Default> Core<W> {
         let key = self.backlog.pop_front()?;
         self.claim(key);
         self.counters.accepted += 1;
+        self.grant_opens();
         Some(key)
     }
 
@@ -96,8 +98,18 @@ impl<W: Default> Core<W> {
                 held = self.budget.held(),
                 "memory budget exceeded: the newest unaccepted stream is refused"
             );
-            self.drop_handle(key);
+            self.refuse(key);
         }
+        self.grant_opens();
+    }
+
+    /// Refuses a stream taken out of the backlog: a peer of this crate is told so, then it is
+    /// closed as if dropped.
+    fn refuse(&mut self, key: StreamKey) {
+        if let Some(id) = self.streams.get(key).map(|s| s.id) {
+            self.say_refused(id);
+        }
+        self.drop_handle(key);
     }
 
     /// Queues at most one frame of `data` on the stream, within its credit and the queue's bound.
@@ -271,7 +283,7 @@ impl<W: Default> Core<W> {
         self.refusing = true;
         while let Some(key) = self.backlog.pop_front() {
             self.counters.refused += 1;
-            self.drop_handle(key);
+            self.refuse(key);
         }
     }
 

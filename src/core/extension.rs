@@ -26,6 +26,7 @@
 //! what limits the stream). A peer that claims the extension and sends beyond what was granted
 //! ends the session with a protocol error, as against the original.
 
+use super::open_credit::{GRANT_SID, REFUSED_SID};
 use crate::frame::{vrm_answer, Cmd, Header};
 
 /// The client's offer: `VRM(0x7973, 0x6D757831)` ("ys", "mux1").
@@ -42,6 +43,12 @@ pub(crate) const REPORT_SID: u16 = 0x7974;
 pub(crate) enum ExtVrm {
     /// Not the extension's: a probe or ping like any other.
     Other,
+    /// The original's answer to our offer: the peer is not this crate.
+    Declined,
+    /// A peer of this crate lets this side open streams up to this total (`open_credit.rs`).
+    Grant(u32),
+    /// A peer of this crate refused the stream with this id (its FIN follows).
+    Refused(u32),
     /// The answer to our own offer or acceptance: recognised, nothing to send.
     Answered,
     /// The client's offer, taken: send [`ACCEPT`] (not the usual answer).
@@ -141,7 +148,11 @@ impl Extension {
                 // until a ping measures one (it sizes windows only once both sides agreed).
                 self.waiting = None;
                 self.sample(now.wrapping_sub(at));
-                return ExtVrm::Answered;
+                return if server {
+                    ExtVrm::Answered
+                } else {
+                    ExtVrm::Declined
+                };
             }
             if !server && h == ACCEPT {
                 self.waiting = None;
@@ -154,6 +165,12 @@ impl Extension {
             // Only a smaller estimate can come of it: a peer cannot make this side grant more.
             self.sample(h.len);
             return ExtVrm::Answered;
+        }
+        if self.active && h.cmd == Cmd::Vrm && h.sid == GRANT_SID {
+            return ExtVrm::Grant(h.len);
+        }
+        if self.active && h.cmd == Cmd::Vrm && h.sid == REFUSED_SID {
+            return ExtVrm::Refused(h.len);
         }
         if !server && h == OFFER {
             return ExtVrm::Reflected;
@@ -224,7 +241,7 @@ mod tests {
         client.output_taken(0);
         assert_eq!(offer, OFFER);
         let answer = vrm_answer(OFFER.sid, OFFER.len);
-        assert_eq!(client.on_vrm(answer, 40, false), ExtVrm::Answered);
+        assert_eq!(client.on_vrm(answer, 40, false), ExtVrm::Declined);
         assert!(!client.active());
         assert_eq!(client.growth_rtt(), None);
         // An ACCEPT arriving later (a hostile or confused peer) is just a probe.

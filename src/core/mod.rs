@@ -22,6 +22,7 @@ mod extension;
 mod flow;
 mod id_table;
 mod ids;
+mod open_credit;
 mod output;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod pair;
@@ -42,6 +43,7 @@ use self::flow::{RecvWindow, SendCredit};
 use self::id_table::IdTable;
 pub use self::ids::Direction;
 use self::ids::Ids;
+use self::open_credit::{OpenCredit, OpenGrant};
 use self::queue::{Confirm, Contend, Counted, Flush, Listed, Over, Room};
 use self::recv::RecvPool;
 use self::slots::Slots;
@@ -171,6 +173,10 @@ pub struct Core<W> {
     budget: Budget,
     /// Opens promised by [`Core::reserve`] and not yet used.
     reserved: usize,
+    /// What this side may open, and what it lets the peer open, between two ends of this crate
+    /// (`open_credit.rs`).
+    open_credit: OpenCredit,
+    open_grant: OpenGrant,
     /// Shutting down: streams the peer opens are refused.
     refusing: bool,
     /// Frames queued for the transport, in order.
@@ -234,6 +240,13 @@ impl<W: Default> Core<W> {
             backlog: VecDeque::new(),
             budget: Budget::new(limits.budget),
             reserved: 0,
+            open_credit: OpenCredit::unlimited(),
+            open_grant: OpenGrant::new(OpenGrant::room_for(
+                limits.backlog,
+                limits.budget,
+                limits.window,
+                Self::STREAM_COST,
+            )),
             refusing: false,
             out: Vec::new(),
             out_base: 0,
@@ -322,6 +335,8 @@ impl<W: Default> Core<W> {
             let offer = self.extension.offer();
             self.out.extend_from_slice(&offer.encode());
             self.counters.frames_out += 1;
+            // Until the answer, the peer may be this crate: keep within the room it would give.
+            self.open_credit.peer_is_ours();
         }
     }
 
@@ -412,6 +427,7 @@ impl<W: Default> Core<W> {
     /// On xtaci's the stream gets an id of the core's; a SYN again for a live id is ignored, and
     /// one with this side's parity is an error.
     fn on_syn(&mut self, sid: u32) -> Result<(), ProtocolError> {
+        self.open_grant.syn_received();
         if self.key_of_wire(sid).is_some() {
             return Ok(());
         }
@@ -446,6 +462,7 @@ impl<W: Default> Core<W> {
                 "stream refused: the accept backlog is full or the session is shutting down"
             );
             let key = self.insert_stream(id, false);
+            self.say_refused(id);
             let handshake = self.wire.fin_handshake();
             let owed = self.live(key).close(handshake);
             self.settle(key, owed);
@@ -523,9 +540,33 @@ impl<W: Default> Core<W> {
                 // Straight into the output, ahead of any confirm that grants beyond the base.
                 self.out.extend_from_slice(&ACCEPT.encode());
                 self.counters.frames_out += 1;
+                // The client is this crate: it grants opens, and is granted them.
+                self.open_credit.peer_is_ours();
+                self.open_grant.activate();
+                self.grant_opens();
+                return Ok(());
+            }
+            ExtVrm::Declined => {
+                // The original answered the offer: it never refuses a stream.
+                self.open_credit.peer_is_not_ours();
+                self.events.push(Event::Released);
+                return Ok(());
+            }
+            ExtVrm::Refused(sid) => {
+                if let Some(key) = self.key_of_wire(sid) {
+                    self.live(key).refused = true;
+                }
+                return Ok(());
+            }
+            ExtVrm::Grant(total) => {
+                if self.open_credit.grant(total) {
+                    self.events.push(Event::Released);
+                }
                 return Ok(());
             }
             ExtVrm::Agreed => {
+                self.open_grant.activate();
+                self.grant_opens();
                 // Tell the server the round trip, measured ahead of any data; and probe once
                 // more, as the first exchange ran while the session started (buffers, threads, a
                 // driver not yet polled) and may have been slow.
@@ -552,6 +593,28 @@ impl<W: Default> Core<W> {
             self.next_bounce = (self.next_bounce + 1) % self.bounces.len();
         }
         Ok(())
+    }
+
+    /// Tells a peer of this crate that its stream `id` is refused (its FIN follows).
+    fn say_refused(&mut self, id: u16) {
+        if self.open_grant.active() {
+            let h = Header::new(
+                crate::frame::Cmd::Vrm,
+                open_credit::REFUSED_SID,
+                u32::from(id),
+            );
+            self.out.extend_from_slice(&h.encode());
+            self.counters.frames_out += 1;
+        }
+    }
+
+    /// Tells a peer of this crate how many streams it may open, when that moved enough
+    /// (`open_credit.rs`).
+    fn grant_opens(&mut self) {
+        if let Some(grant) = self.open_grant.due(self.backlog.len()) {
+            self.out.extend_from_slice(&grant.encode());
+            self.counters.frames_out += 1;
+        }
     }
 
     /// The newest original's keepalive (docs/PROTOCOL.md 10): it closes a session in which it has

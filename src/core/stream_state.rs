@@ -100,6 +100,9 @@ pub struct StreamState<W> {
     pub(crate) has_handle: bool,
     /// Waits in the accept backlog: what it holds counts against the session's memory budget.
     pub(crate) unclaimed: bool,
+    /// The peer, of this crate, said it refused the stream (its accept backlog was full, or it
+    /// was shutting down): `Error::Refused` rather than a close by the peer.
+    pub(crate) refused: bool,
     /// The queues this stream is listed in (only `queue.rs` reads or sets these).
     pub(crate) listed: Listings,
     /// The output batch (the low bits of the core's batch count when this stream last wrote; 16
@@ -137,6 +140,7 @@ impl<W: Default> StreamState<W> {
             state: State::Open,
             has_handle,
             unclaimed: false,
+            refused: false,
             listed: Listings::default(),
             batch: 0,
             batch_bytes: 0,

@@ -5,6 +5,7 @@ use crate::frame::{Cmd, HEADER_LEN, MAX_PAYLOAD};
 
 mod budget;
 mod growth;
+mod opens;
 mod probes;
 mod props;
 mod xtaci;

@@ -45,6 +45,16 @@ fn one_stream() -> (Core<()>, Core<()>, StreamKey, StreamKey) {
     (c, s, k, t)
 }
 
+/// The client opens a stream and the server accepts it; the server's grant of room for the next
+/// open reaches the client (`open_credit.rs`: a small budget leaves room for one waiting stream).
+fn open_accepted(c: &mut Core<()>, s: &mut Core<()>) -> (StreamKey, StreamKey) {
+    let k = c.open().unwrap();
+    deliver(c, s);
+    let t = s.accept().unwrap();
+    deliver(s, c);
+    (k, t)
+}
+
 /// The client writes all it may on `k`, the server reads all of it on `t`, `step` after the last
 /// confirm, and confirms; the confirm reaches the client. Returns the bytes moved.
 fn round(c: &mut Core<()>, s: &mut Core<()>, k: StreamKey, t: StreamKey, at: Duration) -> usize {
@@ -141,9 +151,7 @@ fn a_window_stays_at_the_base_when_the_path_is_short() {
 fn growth_stays_within_the_budget_shared_by_all_streams() {
     let budget = 3 * BASE as usize;
     let (mut c, mut s) = agreed(growing(budget));
-    let ks: Vec<_> = (0..4).map(|_| c.open().unwrap()).collect();
-    deliver(&mut c, &mut s);
-    let ts: Vec<_> = (0..4).map(|_| s.accept().unwrap()).collect();
+    let (ks, ts): (Vec<_>, Vec<_>) = (0..4).map(|_| open_accepted(&mut c, &mut s)).unzip();
     let mut at = RTT * 2;
     for _ in 0..8 {
         at += RTT;
@@ -227,9 +235,8 @@ fn a_hostile_peer_claiming_the_extension_cannot_send_beyond_the_grant() {
 fn a_shrunk_window_keeps_its_growth_counted_while_the_stream_holds_the_bytes() {
     let budget = BASE as usize;
     let (mut c, mut s) = agreed(growing(budget));
-    let (k1, k2) = (c.open().unwrap(), c.open().unwrap());
-    deliver(&mut c, &mut s);
-    let (t1, t2) = (s.accept().unwrap(), s.accept().unwrap());
+    let (k1, t1) = open_accepted(&mut c, &mut s);
+    let (k2, t2) = open_accepted(&mut c, &mut s);
     let held = |s: &Core<()>| -> u64 {
         [t1, t2]
             .iter()
