@@ -415,6 +415,9 @@ impl Inner {
                 }
                 // Reading the transport paused (xtaci v1) and may go on.
                 Event::Resume => self.notify_driver(),
+                Event::Room(n) => {
+                    self.deferred.room = self.deferred.room.saturating_add(n as usize);
+                }
                 Event::Released => {
                     self.deferred.room += 1;
                     if self.core.live_streams() == 0 {

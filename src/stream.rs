@@ -121,9 +121,9 @@ impl Stream {
     /// ended without a FIN for it (the stream was cut), which a write must not pass off as a
     /// close by the peer.
     fn why_closed_by_peer(&self, inner: &Inner) -> Error {
-        match inner.core.stream(self.key) {
-            Some(s) if s.refused => Error::Refused,
-            Some(s) if s.state() == crate::core::State::Cut => Error::StreamCut,
+        match inner.core.stream(self.key).map(|s| s.state()) {
+            Some(crate::core::State::Cut) => Error::StreamCut,
+            Some(crate::core::State::Refused) => Error::Refused,
             _ => Error::ClosedByPeer,
         }
     }
@@ -156,12 +156,9 @@ impl Stream {
         }
         match inner.core.read(self.key, buf) {
             Read::Data(n) => Poll::Ready(Ok(n)),
-            // A refused stream ends with the refusal, not a clean end-of-stream.
-            Read::Eof if inner.core.stream(self.key).is_some_and(|s| s.refused) => {
-                Poll::Ready(Err(Error::Refused.into()))
-            }
             Read::Eof => Poll::Ready(Ok(0)),
-            Read::Cut => Poll::Ready(Err(Error::StreamCut.into())),
+            // Cut short: by the session's end, or by the peer's refusal.
+            Read::Cut => Poll::Ready(Err(self.why_closed_by_peer(&inner).into())),
             Read::ClosedLocally => Poll::Ready(Err(Error::StreamClosed.into())),
             Read::Empty => {
                 self.register_read(&mut inner, cx);

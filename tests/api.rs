@@ -271,10 +271,18 @@ fn a_refused_stream_says_so() {
         Box::pin(async move {
             let (a, b) = ysmux::pipe();
             let server_config = Config::default().with_accept_backlog(1);
-            let p = sessions(&ex, a, b, Config::default(), server_config);
-            // Both open before any frame moved: the offer, then two SYNs, reach the server.
-            let mut first = p.client.open().await.expect("open");
-            let mut second = p.client.open().await.expect("open");
+            // Both open before the drivers run: the offer, then two SYNs, reach the server before
+            // its grant could reach the client.
+            let (client, cd) = ysmux::Session::client(a, Config::default());
+            let mut first = client.open().await.expect("open");
+            let mut second = client.open().await.expect("open");
+            let (server, sd) = ysmux::Session::server(b, server_config);
+            let p = common::Pair {
+                client,
+                server,
+                client_driver: ex.spawn(cd),
+                server_driver: ex.spawn(sd),
+            };
             first.write_all(b"a").await.expect("write");
             let mut t = wait("accept", p.server.accept()).await.expect("accept");
             let mut buf = [0u8; 1];

@@ -988,6 +988,9 @@ fn a_server_accepts_the_offer_and_holds_a_peer_claiming_it_to_what_it_granted() 
         assert!(!server.stats().windows_grow);
         raw.send(&[offer()]).await;
         raw.expect(accept_offer()).await; // not the usual answer: this side grows windows too
+                                          // Then room to open: 31 streams may wait (a full 512 KiB window each fits the default
+                                          // 32 MiB budget 31 times, buffers counted twice).
+        raw.expect(Frame::new(VRM, 0x7975, 31)).await;
         raw.send(&[Frame::new(VRM, 0x7390, 0x6D32_7578)]).await; // the answer to ACCEPT
         sync(&mut raw).await; // ... which the server recognised and did not answer
         assert!(server.stats().windows_grow);

@@ -706,6 +706,19 @@ fn both_sides_never_open_the_same_id_after_recycling() {
             .await;
             drop(drain);
         }
+        // Each side accepts (and holds) what the other opens: between two sessions of this crate an
+        // opener waits for room once 16 of its streams wait unaccepted.
+        let hold = |s: &ysmux::Session| {
+            let s = s.clone();
+            ex.spawn(async move {
+                let mut held = Vec::new();
+                while let Ok(t) = s.accept().await {
+                    held.push(t);
+                }
+                held
+            })
+        };
+        let _held = (hold(&p.client), hold(&p.server));
         let mut mine = Vec::new();
         let mut theirs = Vec::new();
         for _ in 0..64 {

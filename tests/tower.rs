@@ -234,6 +234,8 @@ async fn serve_accepts_only_while_the_service_is_ready() {
         tokio::spawn(f);
     }));
 
+    // The grant of room to open (the server's backlog: 2) has arrived once a ping came back.
+    bounded(client.ping()).await.unwrap();
     // The service is not ready: opened streams wait in the server's backlog...
     let mut waiting = Vec::new();
     for i in 0..backlog {
@@ -241,10 +243,16 @@ async fn serve_accepts_only_while_the_service_is_ready() {
         s.write_all(&[i as u8]).await.unwrap();
         waiting.push(s);
     }
-    // ...and one more than the backlog holds is refused by the peer (FIN: end-of-stream).
-    let mut refused = client.open().await.unwrap();
-    let mut buf = [0; 1];
-    assert_eq!(bounded(refused.read(&mut buf)).await.unwrap(), 0);
+    // ...and one more than the backlog holds waits at the opener for room, rather than being
+    // refused by the peer.
+    let opener = client.clone();
+    let mut third = tokio::spawn(async move { opener.open().await });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), &mut third)
+            .await
+            .is_err(),
+        "an open past the peer's backlog did not wait"
+    );
     assert!(
         tokio::time::timeout(Duration::from_millis(50), handle.next_request())
             .await
@@ -252,8 +260,10 @@ async fn serve_accepts_only_while_the_service_is_ready() {
         "a stream reached the service before it was ready"
     );
 
-    // Once ready, the waiting streams are served in order, each with its data.
-    handle.allow(backlog as u64);
+    // Once ready, the waiting streams are served in order, each with its data; the third open
+    // gets its room then.
+    let mut buf = [0; 1];
+    handle.allow(backlog as u64 + 1);
     for (i, sent) in waiting.iter().enumerate() {
         let (mut stream, respond) = bounded(handle.next_request()).await.unwrap();
         assert_eq!(stream.id(), sent.id());
@@ -261,6 +271,13 @@ async fn serve_accepts_only_while_the_service_is_ready() {
         assert_eq!(buf, [i as u8]);
         respond.send_response(());
     }
+    let mut third = bounded(third).await.unwrap().unwrap();
+    third.write_all(&[9]).await.unwrap();
+    let (mut stream, respond) = bounded(handle.next_request()).await.unwrap();
+    assert_eq!(stream.id(), third.id());
+    bounded(stream.read_exact(&mut buf)).await.unwrap();
+    assert_eq!(buf, [9]);
+    respond.send_response(());
 
     // Closing the session ends serving cleanly.
     bounded(client.close()).await.unwrap();

@@ -34,6 +34,19 @@ impl<W: Default> Core<W> {
         self.open_unchecked()
     }
 
+    /// How many more streams may open now, by every limit.
+    pub(super) fn open_room(&self) -> usize {
+        if matches!(self.wire, Wire::Detect) {
+            return 0;
+        }
+        let used = self.ids.in_use() + self.reserved;
+        let by_ids = self.ids.allocatable().saturating_sub(self.reserved);
+        let by_limit = self.limits.max_streams.saturating_sub(used);
+        by_ids
+            .min(by_limit)
+            .min(self.open_credit.room(self.reserved))
+    }
+
     fn check_room(&self) -> Result<(), OpenError> {
         let used = self.ids.in_use() + self.reserved;
         if matches!(self.wire, Wire::Detect) {
@@ -56,7 +69,7 @@ impl<W: Default> Core<W> {
         }
         let key = self.insert_stream(id, true);
         self.wire.put(&mut self.out, Put::Syn, id);
-        self.open_credit.opened();
+        self.open_credit.opened(id);
         self.counters.frames_out += 1;
         self.counters.opened += 1;
         let pos = self.out_pos();
@@ -121,7 +134,7 @@ impl<W: Default> Core<W> {
         };
         match s.state() {
             State::Open | State::PeerFinished => {}
-            State::FinReceived | State::Cut => return Write::ClosedByPeer,
+            State::FinReceived | State::Cut | State::Refused => return Write::ClosedByPeer,
             State::FinSent | State::Closed | State::WriteClosed => return Write::ClosedLocally,
         }
         if data.is_empty() {
@@ -186,7 +199,7 @@ impl<W: Default> Core<W> {
         if s.recv.is_empty() {
             return match s.state() {
                 State::FinReceived | State::PeerFinished => Read::Eof,
-                State::Cut => Read::Cut,
+                State::Cut | State::Refused => Read::Cut,
                 _ => Read::Empty,
             };
         }

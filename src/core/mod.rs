@@ -77,6 +77,9 @@ pub enum Event {
     /// xtaci v1: no stream holds more than its window unread any more; reading the transport,
     /// paused, may go on.
     Resume,
+    /// The peer gave room to open this many more streams (`open_credit.rs`; `u32::MAX`: no
+    /// limit any more): as many waiting opens may retry.
+    Room(u32),
 }
 
 /// The result of `Core::write`. (`pub` only so that the `fuzzing` feature can re-export it; the
@@ -336,7 +339,7 @@ impl<W: Default> Core<W> {
             self.out.extend_from_slice(&offer.encode());
             self.counters.frames_out += 1;
             // Until the answer, the peer may be this crate: keep within the room it would give.
-            self.open_credit.peer_is_ours();
+            self.open_credit.assume_ours();
         }
     }
 
@@ -386,6 +389,7 @@ impl<W: Default> Core<W> {
             Frame::Fin(sid) => {
                 // A FIN for an id with no stream is ignored.
                 if let Some(key) = self.key_of_wire(sid) {
+                    self.heard_about(key);
                     let handshake = self.wire.fin_handshake();
                     let owed = self.live(key).peer_fin(handshake);
                     self.settle(key, owed);
@@ -394,11 +398,13 @@ impl<W: Default> Core<W> {
             Frame::Psh(sid, payload) => {
                 // Data for an id with no stream is read and discarded.
                 if let Some(key) = self.key_of_wire(sid) {
+                    self.heard_about(key);
                     self.on_psh(key, sid, payload)?;
                 }
             }
             Frame::Cfm(sid, n) => {
                 if let Some(key) = self.key_of_wire(sid) {
+                    self.heard_about(key);
                     self.on_cfm(key, sid, n)?;
                 }
             }
@@ -548,23 +554,22 @@ impl<W: Default> Core<W> {
             }
             ExtVrm::Declined => {
                 // The original answered the offer: it never refuses a stream.
-                self.open_credit.peer_is_not_ours();
-                self.events.push(Event::Released);
+                self.change_open_credit(OpenCredit::peer_is_not_ours);
                 return Ok(());
             }
             ExtVrm::Refused(sid) => {
                 if let Some(key) = self.key_of_wire(sid) {
-                    self.live(key).refused = true;
+                    let owed = self.live(key).refused();
+                    self.settle(key, owed);
                 }
                 return Ok(());
             }
             ExtVrm::Grant(total) => {
-                if self.open_credit.grant(total) {
-                    self.events.push(Event::Released);
-                }
+                self.change_open_credit(|c| c.grant(total));
                 return Ok(());
             }
             ExtVrm::Agreed => {
+                self.open_credit.peer_is_ours();
                 self.open_grant.activate();
                 self.grant_opens();
                 // Tell the server the round trip, measured ahead of any data; and probe once
@@ -593,6 +598,26 @@ impl<W: Default> Core<W> {
             self.next_bounce = (self.next_bounce + 1) % self.bounces.len();
         }
         Ok(())
+    }
+
+    /// A frame about the stream arrived: before the answer to our offer, it may say the peer is
+    /// not this crate (`open_credit.rs`).
+    fn heard_about(&mut self, key: StreamKey) {
+        let id = self.live(key).id;
+        self.change_open_credit(|c| c.heard_about(id));
+    }
+
+    /// Changes the open credit; waiting opens are told of the room that made, as far as the
+    /// other limits (the stream limit, free ids) let them use it: a grant wakes no open that
+    /// waits for something else.
+    fn change_open_credit(&mut self, change: impl FnOnce(&mut OpenCredit)) {
+        let before = self.open_room();
+        change(&mut self.open_credit);
+        let more = self.open_room().saturating_sub(before);
+        if more > 0 {
+            self.events
+                .push(Event::Room(more.min(u32::MAX as usize) as u32));
+        }
     }
 
     /// Tells a peer of this crate that its stream `id` is refused (its FIN follows).

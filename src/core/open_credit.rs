@@ -41,6 +41,12 @@ pub(crate) struct OpenCredit {
     limit: Option<u32>,
     /// A grant has arrived: from now on `limit` only rises.
     granted: bool,
+    /// A client before the answer to its offer: the streams it opened since (at most
+    /// [`INITIAL_ROOM`]). A peer of this crate answers the offer before it sends any frame about
+    /// them; a frame about one of them first says the peer is not this crate (one that does not
+    /// answer probes at all), and the limit goes, so that no open waits for a grant that never
+    /// comes.
+    unconfirmed: Option<Vec<u16>>,
 }
 
 impl OpenCredit {
@@ -50,21 +56,50 @@ impl OpenCredit {
             opened: 0,
             limit: None,
             granted: false,
+            unconfirmed: None,
         }
     }
 
-    /// The peer is (or may be: a client until the answer to its offer) this crate: until it
-    /// grants, assume [`INITIAL_ROOM`].
+    /// The peer is this crate: until it grants, assume [`INITIAL_ROOM`].
     pub(crate) fn peer_is_ours(&mut self) {
+        self.unconfirmed = None;
         if self.limit.is_none() && !self.granted {
             self.limit = Some(INITIAL_ROOM);
         }
+    }
+
+    /// A client offered the extension: the peer may be this crate. Until the answer, assume it
+    /// is.
+    pub(crate) fn assume_ours(&mut self) {
+        self.peer_is_ours();
+        self.unconfirmed = Some(Vec::new());
     }
 
     /// The peer is not this crate: no limit.
     pub(crate) fn peer_is_not_ours(&mut self) {
         self.limit = None;
         self.granted = false;
+        self.unconfirmed = None;
+    }
+
+    /// A frame about stream `id` arrived (data, a confirm, a FIN): before the answer to the
+    /// offer, that lifts the limit (see `unconfirmed`).
+    pub(crate) fn heard_about(&mut self, id: u16) {
+        if self
+            .unconfirmed
+            .as_ref()
+            .is_some_and(|ids| ids.contains(&id))
+        {
+            self.peer_is_not_ours();
+        }
+    }
+
+    /// How many more streams may be opened, with `reserved` opens promised already
+    /// (`usize::MAX`: no limit).
+    pub(crate) fn room(&self, reserved: usize) -> usize {
+        self.limit.map_or(usize::MAX, |l| {
+            (ahead(l, self.opened) - reserved as i64).max(0) as usize
+        })
     }
 
     /// Whether one more stream may be opened, with `reserved` opens promised already.
@@ -73,26 +108,24 @@ impl OpenCredit {
             .map_or(true, |l| ahead(l, self.opened) > reserved as i64)
     }
 
-    /// A SYN went out.
-    pub(crate) fn opened(&mut self) {
+    /// The SYN of stream `id` went out.
+    pub(crate) fn opened(&mut self, id: u16) {
         self.opened = self.opened.wrapping_add(1);
+        if let Some(ids) = &mut self.unconfirmed {
+            ids.push(id);
+        }
     }
 
-    /// The peer granted `total`; returns whether that gave more room. The first grant sets the
-    /// limit (it may be below [`INITIAL_ROOM`]: the peer's backlog is smaller); later ones only
-    /// raise it.
-    pub(crate) fn grant(&mut self, total: u32) -> bool {
-        let before = self.limit;
-        match self.limit {
-            Some(l) if self.granted && ahead(total, l) <= 0 => {}
-            _ => self.limit = Some(total),
+    /// The peer granted `total`. The first grant sets the limit (it may be below
+    /// [`INITIAL_ROOM`]: the peer's backlog is smaller); later ones only raise it.
+    pub(crate) fn grant(&mut self, total: u32) {
+        let Some(before) = self.limit else {
+            return; // no limit: a grant changes nothing
+        };
+        if !self.granted || ahead(total, before) > 0 {
+            self.limit = Some(total);
         }
         self.granted = true;
-        match (before, self.limit) {
-            (None, _) => false,
-            (Some(b), Some(now)) => ahead(now, b) > 0,
-            (Some(_), None) => true,
-        }
     }
 }
 
@@ -169,7 +202,7 @@ mod tests {
     impl OpenCredit {
         fn assumed() -> Self {
             let mut credit = Self::unlimited();
-            credit.peer_is_ours();
+            credit.assume_ours();
             credit
         }
     }
@@ -179,24 +212,26 @@ mod tests {
         let mut c = OpenCredit::assumed();
         for _ in 0..INITIAL_ROOM {
             assert!(c.may_open(0));
-            c.opened();
+            c.opened(1);
         }
         assert!(!c.may_open(0));
-        assert!(c.grant(INITIAL_ROOM + 2));
+        c.grant(INITIAL_ROOM + 2);
+        assert_eq!(c.room(0), 2);
         assert!(c.may_open(1));
         assert!(!c.may_open(2));
         // An older grant arriving late takes nothing back.
-        assert!(!c.grant(INITIAL_ROOM + 1));
+        c.grant(INITIAL_ROOM + 1);
+        assert_eq!(c.room(1), 1);
         assert!(c.may_open(1));
     }
 
     #[test]
     fn the_first_grant_may_lower_the_assumed_room() {
         let mut c = OpenCredit::assumed();
-        assert!(!c.grant(4));
+        c.grant(4);
         for _ in 0..4 {
             assert!(c.may_open(0));
-            c.opened();
+            c.opened(1);
         }
         assert!(!c.may_open(0));
     }
@@ -206,10 +241,26 @@ mod tests {
         let mut c = OpenCredit::assumed();
         c.peer_is_not_ours();
         for _ in 0..100_000 {
-            c.opened();
+            c.opened(1);
         }
         assert!(c.may_open(1000));
         assert!(OpenCredit::unlimited().may_open(usize::MAX / 2));
+    }
+
+    #[test]
+    fn a_frame_about_an_opened_stream_before_the_answer_lifts_the_limit() {
+        let mut c = OpenCredit::assumed();
+        c.opened(7);
+        c.heard_about(8);
+        assert!(!c.may_open(100));
+        c.heard_about(7);
+        assert!(c.may_open(100_000));
+        // Once the peer is known to be ours, frames about streams say nothing.
+        let mut c = OpenCredit::assumed();
+        c.opened(7);
+        c.peer_is_ours();
+        c.heard_about(7);
+        assert!(!c.may_open(100));
     }
 
     #[test]

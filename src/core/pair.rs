@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::wire::{Frame, Protocol, Wire};
-use super::{Core, Direction, Event, Limits, Read, StreamKey, Write};
+use super::{Core, Direction, Event, Limits, Read, State, StreamKey, Write};
 use crate::frame::{Cmd, Header, HEADER_LEN};
 
 /// One step of a [`Pair`]; `bool` names the side (`false` the client, `true` the server), `u8`
@@ -209,7 +209,7 @@ impl Side {
                     // An event may name a stream that is gone since; never a held one lost.
                     let _ = self.core.stream(k);
                 }
-                Event::Released | Event::Resume => {}
+                Event::Released | Event::Resume | Event::Room(_) => {}
             }
         }
         incoming
@@ -422,7 +422,13 @@ impl Pair {
                 at, peer_wrote,
                 "stream {seq}: end-of-stream before its data"
             ),
-            Read::Cut => panic!("stream {seq}: cut off, yet neither session ended"),
+            // A refusal the peer named (a peer of this crate, whose backlog was full) ends the
+            // stream as a cut does; nothing else may.
+            Read::Cut => assert_eq!(
+                s.core.stream(key).map(|st| st.state()),
+                Some(State::Refused),
+                "stream {seq}: cut off, yet neither session ended"
+            ),
             Read::Empty | Read::ClosedLocally => {}
         }
     }

@@ -11,6 +11,9 @@
 //!    ▼                                                                       │
 //!   FinReceived ──────────────────────── close ──────────────────────────────┘
 //!   (buffered data readable, then end-of-stream; in Cut, then an error)
+//!
+//!   Open ── a peer of this crate refused it: owe FIN answer, release id ──► Refused ── close ──► Closed
+//!   (reads and writes fail with the refusal; FinSent goes to Closed, as on the peer's FIN)
 //! ```
 //! The id is in use in `Open` and `FinSent`; the state itself lives on until both the id is
 //! released and no handle refers to it, so a handle never reaches a newer stream that reuses its
@@ -40,6 +43,9 @@ pub enum State {
     /// The session ended before the peer closed the stream: buffered data is readable, then
     /// reads fail (a cut stream is never taken for a whole one); id released.
     Cut,
+    /// A peer of this crate refused the stream (its FIN follows the refusal, and was answered):
+    /// reads and writes fail with the refusal; id released.
+    Refused,
     /// Closed on our side after the handshake ended: nothing more to do; id released.
     Closed,
 }
@@ -100,9 +106,6 @@ pub struct StreamState<W> {
     pub(crate) has_handle: bool,
     /// Waits in the accept backlog: what it holds counts against the session's memory budget.
     pub(crate) unclaimed: bool,
-    /// The peer, of this crate, said it refused the stream (its accept backlog was full, or it
-    /// was shutting down): `Error::Refused` rather than a close by the peer.
-    pub(crate) refused: bool,
     /// The queues this stream is listed in (only `queue.rs` reads or sets these).
     pub(crate) listed: Listings,
     /// The output batch (the low bits of the core's batch count when this stream last wrote; 16
@@ -140,7 +143,6 @@ impl<W: Default> StreamState<W> {
             state: State::Open,
             has_handle,
             unclaimed: false,
-            refused: false,
             listed: Listings::default(),
             batch: 0,
             batch_bytes: 0,
@@ -228,7 +230,7 @@ impl<W> StreamState<W> {
             State::Open if handshake => (State::FinSent, true, false),
             State::Open | State::PeerFinished => (State::Closed, true, true),
             State::WriteClosed => (State::Closed, false, true),
-            State::FinReceived | State::Cut => (State::Closed, false, false),
+            State::FinReceived | State::Cut | State::Refused => (State::Closed, false, false),
             State::FinSent | State::Closed => return Owed::NOTHING,
         };
         self.state = next;
@@ -273,6 +275,22 @@ impl<W> StreamState<W> {
         Owed {
             fin,
             release_id,
+            wake: true,
+        }
+    }
+
+    /// A peer of this crate refused the stream (yddeng's wire; its FIN follows): ends the stream
+    /// as its FIN would, answered if it was open, the id released.
+    pub(crate) fn refused(&mut self) -> Owed {
+        let (next, fin) = match self.state {
+            State::Open => (State::Refused, true),
+            State::FinSent => (State::Closed, false),
+            _ => return Owed::NOTHING,
+        };
+        self.state = next;
+        Owed {
+            fin,
+            release_id: true,
             wake: true,
         }
     }
