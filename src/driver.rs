@@ -61,6 +61,9 @@ enum Round {
     Closed,
     /// The session failed.
     Failed(Error),
+    /// The frames just read queued answers and woke tasks: let those run before writing, so that
+    /// what they queue leaves in the same write (see [`Driver::hand_off`]).
+    HandOff,
 }
 
 /// What the write side did.
@@ -118,6 +121,12 @@ pub struct Driver<T> {
     keepalive: Option<KeepaliveTask>,
     /// The waker the transport gets: whether its read side is worth polling.
     transport_wake: TransportWake,
+    /// The frames last read both queued answers (a FIN's answer, a probe's) and woke tasks (the
+    /// reader the FIN ends, the acceptor of a new stream). Those tasks usually queue frames at
+    /// once (a stream's close, a request's response): the driver yields once so that they run
+    /// first, and the answers and their frames leave in one write rather than two. A stream
+    /// per request otherwise costs its server a write (and its client a read) more.
+    hand_off: bool,
     /// When the session started: the core's clock counts from here.
     started: Instant,
     /// The session's span (`tracing` feature): entered while the driver runs.
@@ -151,6 +160,7 @@ impl<T> Driver<T> {
             write_limit: config.write_buffer() + CONTROL_SLACK,
             keepalive,
             transport_wake: TransportWake::new(),
+            hand_off: false,
             started: Instant::now(),
             #[cfg(feature = "tracing")]
             span: tracing::debug_span!("ysmux_session", side),
@@ -186,6 +196,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
                 }
                 Round::Failed(e) => return Poll::Ready(this.finish(Some(e))),
                 Round::Closed => return Poll::Ready(this.finish(None)),
+                Round::HandOff => {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
             }
         }
         // Still busy: give the executor a turn, and come back.
@@ -225,6 +239,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         match read {
             Err(e) => Round::Failed(e),
             Ok(ReadOutcome::Closed) => Round::Closed,
+            Ok(ReadOutcome::Moved) if std::mem::take(&mut self.hand_off) => Round::HandOff,
             Ok(ReadOutcome::Moved) => Round::Busy,
             Ok(ReadOutcome::Nothing) if wrote == Wrote::Moved => Round::Busy,
             Ok(ReadOutcome::Nothing) => Round::Idle,
@@ -425,7 +440,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let shared = self.shared.clone();
         let mut inner = shared.lock_driver();
         let handle = inner.data_received(n);
+        let queued = inner.core.queued_len();
         let result = self.handle_frames_locked(&mut inner, handle);
+        self.hand_off = self.phase == Phase::Running
+            && inner.core.queued_len() > queued
+            && inner.core.has_events();
         // Answers the frames called for are taken by the next round's refill: this round read
         // something, so there is one (the driver's lock never wakes the driver itself).
         drop(inner);
