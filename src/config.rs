@@ -166,7 +166,9 @@ impl Config {
 
     /// Sets how many opened streams may wait for [`Session::accept`](crate::Session::accept)
     /// (default 1024, at most 65,535; 0 refuses every stream the peer opens). A stream the peer opens
-    /// beyond it is refused with FIN.
+    /// beyond it is refused with FIN; on xtaci's wire, which cannot grant room to open, reading
+    /// pauses instead until the application accepts (as the Go package does), the memory budget
+    /// still bounding what waits.
     ///
     /// A peer of this crate is told how many streams it may open (yddeng's wire: the backlog, or
     /// fewer, as many as the memory budget holds with each one's window full; 31 by default), and

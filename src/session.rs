@@ -135,7 +135,7 @@ impl Session {
     /// (it grants more as its application accepts them: see [`Config::with_accept_backlog`]), so
     /// that a burst of opens is not refused. The Go programs never refuse (they stop reading
     /// instead), and nothing waits for them; xtaci's wire has no way to grant, and a peer of this
-    /// crate refuses past its backlog there. Fails with [`Error::IdsExhausted`] while all 65,535
+    /// crate there, as the Go package, stops reading while its backlog is full. Fails with [`Error::IdsExhausted`] while all 65,535
     /// ids are in use, and with the session's error once it has ended.
     pub async fn open(&self) -> Result<Stream, Error> {
         loop {

@@ -83,6 +83,9 @@ impl<W: Default> Core<W> {
         self.claim(key);
         self.counters.accepted += 1;
         self.grant_opens();
+        if self.wire.backlog_pauses() && self.backlog.len() + 1 == self.limits.backlog {
+            self.events.push(Event::Resume); // below the backlog again: reading goes on
+        }
         Some(key)
     }
 
@@ -309,9 +312,19 @@ impl<W: Default> Core<W> {
 
     /// Whether reading the transport must pause: on a wire without flow control (xtaci v1), a
     /// stream holds more than its window unread, and the only backpressure left is to stop
-    /// reading (as Go's session does at 4 MiB for all its streams).
+    /// reading (as Go's session does at 4 MiB for all its streams); or, on xtaci's wire, the
+    /// accept backlog is full.
     pub(crate) fn input_paused(&self) -> bool {
-        self.over_window.count() > 0
+        self.over_window.count() > 0 || self.backlog_full()
+    }
+
+    /// xtaci: the accept backlog is full, and reading pauses until the application accepts
+    /// (`Wire::backlog_pauses`). What the last read brought is still handled, so the backlog may
+    /// pass its bound by what one read buffer holds; the memory budget bounds its bytes.
+    fn backlog_full(&self) -> bool {
+        self.wire.backlog_pauses()
+            && self.limits.backlog > 0
+            && self.backlog.len() >= self.limits.backlog
     }
 
     /// Empties the accept backlog (the session failed: nobody will take them). Streams that no

@@ -457,7 +457,10 @@ impl<W: Default> Core<W> {
             },
         };
         self.wire.bind(sid, id);
-        if self.refusing || self.backlog.len() >= self.limits.backlog {
+        // (On xtaci's wire a full backlog pauses reading instead; a backlog of 0 refuses all.)
+        let pauses = self.wire.backlog_pauses() && self.limits.backlog > 0;
+        let full = self.backlog.len() >= self.limits.backlog && !pauses;
+        if self.refusing || full {
             // Refuse: close it at once (on yddeng's wire the id stays in use until the peer's
             // FIN comes back).
             self.counters.refused += 1;

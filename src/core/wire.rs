@@ -210,6 +210,13 @@ impl Wire {
         !matches!(self, Wire::Xtaci(_))
     }
 
+    /// Whether a full accept backlog pauses reading rather than refusing the stream: on xtaci's
+    /// wire, which has no way to grant room to open, as the Go package does (it stops reading
+    /// until its application accepts), so that a burst of opens is never refused there either.
+    pub(crate) fn backlog_pauses(&self) -> bool {
+        matches!(self, Wire::Xtaci(_))
+    }
+
     /// Whether this wire has the VRM probe (and so window growth and `Session::ping`).
     pub(crate) fn probes(&self) -> bool {
         matches!(self, Wire::Yddeng)

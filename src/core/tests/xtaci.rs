@@ -315,3 +315,41 @@ fn a_peer_that_sent_fin_on_every_stream_has_nothing_more_to_send() {
     s.close_write(k);
     assert!(s.peer_may_send());
 }
+
+/// A burst of SYNs past the accept backlog on xtaci's wire pauses reading (as the Go package
+/// does) instead of refusing: nothing is refused, and reading resumes once the application
+/// accepts below the backlog. A backlog of 0 still refuses.
+#[test]
+fn a_full_backlog_pauses_reading_instead_of_refusing() {
+    let four = Limits {
+        backlog: 4,
+        ..limits()
+    };
+    let mut s: Core<()> = Core::with_protocol(Direction::Down, four, Protocol::Xtaci1);
+    let mut input = Vec::new();
+    for i in 0..6u32 {
+        input.extend_from_slice(&xframe(1, X::Syn, 3 + 2 * i, &[]));
+    }
+    let used = s.handle_input(&input, true).unwrap();
+    assert_eq!(used, input.len());
+    assert_eq!(s.counters().refused, 0);
+    assert!(s.input_paused(), "six wait, past a backlog of four");
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        s.accept().unwrap();
+    }
+    assert!(s.input_paused(), "four still wait");
+    s.accept().unwrap();
+    s.take_events(&mut events);
+    assert!(!s.input_paused());
+    assert!(events.contains(&Event::Resume));
+
+    let refusing = Limits {
+        backlog: 0,
+        ..limits()
+    };
+    let mut s: Core<()> = Core::with_protocol(Direction::Down, refusing, Protocol::Xtaci1);
+    s.handle_input(&input[..8], true).unwrap();
+    assert_eq!(s.counters().refused, 1);
+    assert!(!s.input_paused());
+}
