@@ -48,8 +48,10 @@ impl Session {
     ///
     /// A stream is accepted only once `service` is ready, so a service that is not ready (say, a
     /// `ConcurrencyLimit` at its limit) stops this side from accepting: new streams wait in the
-    /// accept backlog ([`Config::with_accept_backlog`](crate::Config::with_accept_backlog)), and
-    /// the peer's opens beyond it are refused. Streams already accepted go on unaffected.
+    /// accept backlog ([`Config::with_accept_backlog`](crate::Config::with_accept_backlog)); beyond
+    /// it, a peer of this crate waits for room to open, a peer on xtaci's wire is not read until
+    /// there is room again, and another peer's opens are refused. Streams already accepted go on
+    /// unaffected (except on xtaci's wire, where the paused reading holds them too, as in Go).
     ///
     /// The returned future owns a handle to the session (so it is `'static` and can be spawned)
     /// and resolves with `Ok(())` once the session has closed (by either side), with
