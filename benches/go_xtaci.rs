@@ -1,0 +1,282 @@
+//! xtaci/smux's own Go program (shared/peers `xtaci-v1.5.57`) as the client, against its own Go
+//! server and against a server of this crate speaking the same wire, version 1 and 2: one stream's
+//! bulk rate, the round trip of a 64-byte echo, and sequential churn (open, 4 KiB echo, close),
+//! each as the Go client times it, so that both servers are measured by the same yardstick.
+//!
+//! ```sh
+//! cargo bench -p ysmux-bench --bench go_xtaci     # about 2 minutes; needs shared/peers (SMUX_PEERS)
+//! ```
+//!
+//! Environment: `SMUX_BENCH_RUNS` (3; medians), `SMUX_BENCH_BULK_MIB` (512), `SMUX_BENCH_ROUNDS`
+//! (20,000 round trips and churn cycles), `SMUX_PEERS` (the folder of the Go programs, relative to
+//! `benches/`), `SMUX_BENCH_OUT` (where `go_xtaci.md` goes; `target/smux-bench`).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::io::AsyncReadExt;
+use ysmux::{Config, Protocol, Session};
+
+#[path = "../tests/common/sink.rs"]
+#[allow(dead_code)]
+mod sink;
+
+/// The Go version measured: the newest.
+const GO: &str = "xtaci-v1.5.57";
+/// A run's limit: the Go client's watchdog, and ours.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn env_num(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn program() -> Option<PathBuf> {
+    let dir = std::env::var_os("SMUX_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers"));
+    let p = dir.join(GO);
+    p.is_file().then_some(p)
+}
+
+/// A process this bench started: killed through its own handle, and reaped, when dropped.
+struct Started(Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Server {
+    Go,
+    Ours,
+}
+
+#[derive(Clone, Copy)]
+enum Job {
+    Sink,
+    Echo,
+}
+
+/// Starts a server of `who` for `job` on a free loopback port; the returned guard stops it (ours
+/// runs in a thread of this process until the process ends).
+fn start_server(
+    who: Server,
+    job: Job,
+    version: u8,
+    go: &PathBuf,
+) -> Result<(SocketAddr, Option<Started>), String> {
+    match who {
+        Server::Go => {
+            let addr = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| format!("a free port: {e}"))?;
+            let cmd = match job {
+                Job::Sink => "sink-server",
+                Job::Echo => "echo-server",
+            };
+            let child = Command::new(go)
+                .args([cmd, &addr.to_string()])
+                .env("XTACI_VERSION", version.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("starting {GO}: {e}"))?;
+            let started = Started(child);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while TcpStream::connect(addr).is_err() {
+                if Instant::now() > deadline {
+                    return Err(format!("{GO} never listened on {addr}"));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok((addr, Some(started)))
+        }
+        Server::Ours => {
+            let listener =
+                TcpListener::bind("127.0.0.1:0").map_err(|e| format!("listening: {e}"))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            std::thread::spawn(move || serve(listener, job, version));
+            Ok((addr, None))
+        }
+    }
+}
+
+/// A server of this crate: every session speaks xtaci's wire `version`; every stream is sunk or
+/// echoed.
+fn serve(listener: TcpListener, job: Job, version: u8) {
+    let protocol = if version == 1 {
+        Protocol::Xtaci1
+    } else {
+        Protocol::Xtaci2
+    };
+    let listener = smol::Async::new(listener).expect("a non-blocking listener");
+    smol::block_on(async {
+        while let Ok((conn, _)) = listener.accept().await {
+            let _ = conn.get_ref().set_nodelay(true);
+            let (session, driver) =
+                Session::server(conn, Config::default().with_protocol(protocol));
+            smol::spawn(driver).detach();
+            smol::spawn(async move {
+                while let Ok(mut s) = session.accept().await {
+                    smol::spawn(async move {
+                        match job {
+                            Job::Sink => {
+                                let _ = sink::serve(&mut s).await;
+                            }
+                            Job::Echo => {
+                                let (r, mut w) = s.split();
+                                let _ = futures::io::copy(r, &mut w).await;
+                                let _ = futures::io::AsyncWriteExt::close(&mut w).await;
+                            }
+                        }
+                    })
+                    .detach();
+                }
+            })
+            .detach();
+        }
+    });
+}
+
+/// Runs the Go client with `args` against `addr`; returns its result line.
+fn run_client(go: &PathBuf, version: u8, args: &[String]) -> Result<String, String> {
+    let out = Command::new(go)
+        .args(args)
+        .env("XTACI_VERSION", version.to_string())
+        .env("HARNESS_TIMEOUT", TIMEOUT.as_secs().to_string())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {GO}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(format!(
+            "{GO} {} failed ({}): {}",
+            args[0],
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The number after `key` in a result line (`... MiBps=47.3`).
+fn field(line: &str, key: &str) -> Option<f64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .and_then(|v| v.parse().ok())
+}
+
+struct Row {
+    name: &'static str,
+    job: Job,
+    key: &'static str,
+    /// The client's arguments after the address.
+    args: Vec<String>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list`: nothing to list
+    }
+    let Some(go) = program() else {
+        eprintln!(
+            "{GO} not found (set SMUX_PEERS to the folder of shared/peers): nothing measured"
+        );
+        return;
+    };
+    let runs = env_num("SMUX_BENCH_RUNS", 3).max(1) as usize;
+    let mib = env_num("SMUX_BENCH_BULK_MIB", 512);
+    let rounds = env_num("SMUX_BENCH_ROUNDS", 20_000);
+    let rows = [
+        Row {
+            name: "bulk, 1 stream, MiB/s",
+            job: Job::Sink,
+            key: "MiBps=",
+            args: vec!["bench-client".into(), "1".into(), mib.to_string()],
+        },
+        Row {
+            name: "rtt p50, 64 B, µs",
+            job: Job::Echo,
+            key: "p50_us=",
+            args: vec!["rtt-client".into(), rounds.to_string(), "64".into()],
+        },
+        Row {
+            name: "churn, 1 worker, cycles/s",
+            job: Job::Echo,
+            key: "ops_per_s=",
+            args: vec!["churn-client".into(), rounds.to_string(), "1".into()],
+        },
+    ];
+    let started = Instant::now();
+    let mut table = String::new();
+    table.push_str(&format!(
+        "Command: `cargo bench -p ysmux-bench --bench go_xtaci` ({runs} runs, medians, interleaved). \
+         The Go client is {GO}'s program; each figure is the Go client's own.\n\n"
+    ));
+    table.push_str("| xtaci/smux, loopback TCP | Go server v1 | ysmux server v1 | ratio | Go server v2 | ysmux server v2 | ratio |\n|---|---|---|---|---|---|---|\n");
+    for row in &rows {
+        let mut cells = Vec::new();
+        for version in [1u8, 2] {
+            let mut got = [Vec::new(), Vec::new()];
+            for run in 0..runs {
+                for (i, who) in [Server::Go, Server::Ours].into_iter().enumerate() {
+                    let result =
+                        start_server(who, row.job, version, &go).and_then(|(addr, guard)| {
+                            let mut args = row.args.clone();
+                            args.insert(1, addr.to_string());
+                            let line = run_client(&go, version, &args);
+                            drop(guard);
+                            line
+                        });
+                    match result.and_then(|line| {
+                        field(&line, row.key).ok_or_else(|| format!("no {} in {line:?}", row.key))
+                    }) {
+                        Ok(x) => got[i].push(x),
+                        Err(e) => eprintln!("  {} v{version} run {}: {e}", row.name, run + 1),
+                    }
+                }
+            }
+            let [g, o] = got;
+            let (g, o) = (
+                (!g.is_empty()).then(|| median(g)),
+                (!o.is_empty()).then(|| median(o)),
+            );
+            let show = |x: Option<f64>| x.map_or("FAIL".to_string(), |x| format!("{x:.1}"));
+            let ratio = match (g, o) {
+                (Some(g), Some(o)) if g > 0.0 => format!("{:.2}x", o / g),
+                _ => "-".into(),
+            };
+            cells.push(format!("{} | {} | {ratio}", show(g), show(o)));
+            eprintln!("  {} v{version}: Go {} ours {}", row.name, show(g), show(o));
+        }
+        table.push_str(&format!("| {} | {} |\n", row.name, cells.join(" | ")));
+    }
+    table.push_str(&format!(
+        "\nratio: ysmux's figure over Go's (for rtt, lower is better). {:.0} s in all.\n",
+        started.elapsed().as_secs_f64()
+    ));
+    println!("{table}");
+    let out = std::env::var_os("SMUX_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/smux-bench"));
+    let _ = std::fs::create_dir_all(&out);
+    let path = out.join("go_xtaci.md");
+    match std::fs::write(&path, &table) {
+        Ok(()) => println!("table: {}", path.display()),
+        Err(e) => eprintln!("writing {}: {e}", path.display()),
+    }
+}
