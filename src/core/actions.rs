@@ -34,7 +34,9 @@ impl<W: Default> Core<W> {
         self.open_unchecked()
     }
 
-    /// How many more streams may open now, by every limit.
+    /// How many more streams may open now, by every limit: free ids, the stream limit, the
+    /// peer's room (`open_credit.rs`); none on a detecting server until its peer's first byte
+    /// told it the wire.
     pub(super) fn open_room(&self) -> usize {
         if matches!(self.wire, Wire::Detect) {
             return 0;
@@ -48,13 +50,9 @@ impl<W: Default> Core<W> {
     }
 
     fn check_room(&self) -> Result<(), OpenError> {
-        let used = self.ids.in_use() + self.reserved;
-        if matches!(self.wire, Wire::Detect) {
-            // A detecting server opens once its peer's first byte told it the wire.
-            Err(OpenError::AtLimit)
-        } else if self.reserved >= self.ids.allocatable() {
+        if !matches!(self.wire, Wire::Detect) && self.reserved >= self.ids.allocatable() {
             Err(OpenError::Exhausted)
-        } else if used >= self.limits.max_streams || !self.open_credit.may_open(self.reserved) {
+        } else if self.open_room() == 0 {
             Err(OpenError::AtLimit)
         } else {
             Ok(())
@@ -83,7 +81,7 @@ impl<W: Default> Core<W> {
         self.claim(key);
         self.counters.accepted += 1;
         self.grant_opens();
-        if self.wire.backlog_pauses() && self.backlog.len() + 1 == self.limits.backlog {
+        if self.backlog_pauses() && self.backlog.len() + 1 == self.limits.backlog {
             self.events.push(Event::Resume); // below the backlog again: reading goes on
         }
         Some(key)
@@ -318,13 +316,17 @@ impl<W: Default> Core<W> {
         self.over_window.count() > 0 || self.backlog_full()
     }
 
-    /// xtaci: the accept backlog is full, and reading pauses until the application accepts
-    /// (`Wire::backlog_pauses`). What the last read brought is still handled, so the backlog may
-    /// pass its bound by what one read buffer holds; the memory budget bounds its bytes.
+    /// Whether a full accept backlog pauses reading rather than refusing: on xtaci's wire
+    /// (`Wire::backlog_pauses`), unless the backlog is 0, which refuses every stream.
+    pub(super) fn backlog_pauses(&self) -> bool {
+        self.wire.backlog_pauses() && self.limits.backlog > 0
+    }
+
+    /// xtaci: the accept backlog is full, and reading pauses until the application accepts. What
+    /// the last read brought is still handled, so the backlog may pass its bound by what one read
+    /// buffer holds; the memory budget bounds its bytes.
     fn backlog_full(&self) -> bool {
-        self.wire.backlog_pauses()
-            && self.limits.backlog > 0
-            && self.backlog.len() >= self.limits.backlog
+        self.backlog_pauses() && self.backlog.len() >= self.limits.backlog
     }
 
     /// Empties the accept backlog (the session failed: nobody will take them). Streams that no

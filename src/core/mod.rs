@@ -458,8 +458,7 @@ impl<W: Default> Core<W> {
         };
         self.wire.bind(sid, id);
         // (On xtaci's wire a full backlog pauses reading instead; a backlog of 0 refuses all.)
-        let pauses = self.wire.backlog_pauses() && self.limits.backlog > 0;
-        let full = self.backlog.len() >= self.limits.backlog && !pauses;
+        let full = self.backlog.len() >= self.limits.backlog && !self.backlog_pauses();
         if self.refusing || full {
             // Refuse: close it at once (on yddeng's wire the id stays in use until the peer's
             // FIN comes back).
@@ -551,7 +550,6 @@ impl<W: Default> Core<W> {
                 self.counters.frames_out += 1;
                 // The client is this crate: it grants opens, and is granted them.
                 self.open_credit.peer_is_ours();
-                self.open_grant.activate();
                 self.grant_opens();
                 return Ok(());
             }
@@ -573,7 +571,6 @@ impl<W: Default> Core<W> {
             }
             ExtVrm::Agreed => {
                 self.open_credit.peer_is_ours();
-                self.open_grant.activate();
                 self.grant_opens();
                 // Tell the server the round trip, measured ahead of any data; and probe once
                 // more, as the first exchange ran while the session started (buffers, threads, a
@@ -606,6 +603,9 @@ impl<W: Default> Core<W> {
     /// A frame about the stream arrived: before the answer to our offer, it may say the peer is
     /// not this crate (`open_credit.rs`).
     fn heard_about(&mut self, key: StreamKey) {
+        if !self.open_credit.awaits_answer() {
+            return; // every frame but the first few of a client's session
+        }
         let id = self.live(key).id;
         self.change_open_credit(|c| c.heard_about(id));
     }
@@ -625,7 +625,7 @@ impl<W: Default> Core<W> {
 
     /// Tells a peer of this crate that its stream `id` is refused (its FIN follows).
     fn say_refused(&mut self, id: u16) {
-        if self.open_grant.active() {
+        if self.extension.active() {
             let h = Header::new(
                 crate::frame::Cmd::Vrm,
                 open_credit::REFUSED_SID,
@@ -636,9 +636,12 @@ impl<W: Default> Core<W> {
         }
     }
 
-    /// Tells a peer of this crate how many streams it may open, when that moved enough
-    /// (`open_credit.rs`).
+    /// Tells a peer of this crate (one that agreed to the extension) how many streams it may
+    /// open, when that moved enough (`open_credit.rs`).
     fn grant_opens(&mut self) {
+        if !self.extension.active() {
+            return;
+        }
         if let Some(grant) = self.open_grant.due(self.backlog.len()) {
             self.out.extend_from_slice(&grant.encode());
             self.counters.frames_out += 1;

@@ -82,6 +82,12 @@ impl OpenCredit {
         self.unconfirmed = None;
     }
 
+    /// A client waits for the answer to its offer (see `unconfirmed`): only then can a frame
+    /// about a stream change anything.
+    pub(crate) fn awaits_answer(&self) -> bool {
+        self.unconfirmed.is_some()
+    }
+
     /// A frame about stream `id` arrived (data, a confirm, a FIN): before the answer to the
     /// offer, that lifts the limit (see `unconfirmed`).
     pub(crate) fn heard_about(&mut self, id: u16) {
@@ -100,12 +106,6 @@ impl OpenCredit {
         self.limit.map_or(usize::MAX, |l| {
             (ahead(l, self.opened) - reserved as i64).max(0) as usize
         })
-    }
-
-    /// Whether one more stream may be opened, with `reserved` opens promised already.
-    pub(crate) fn may_open(&self, reserved: usize) -> bool {
-        self.limit
-            .map_or(true, |l| ahead(l, self.opened) > reserved as i64)
     }
 
     /// The SYN of stream `id` went out.
@@ -138,8 +138,6 @@ pub(crate) struct OpenGrant {
     room: u32,
     /// The last grant sent; `None` before the first.
     sent: Option<u32>,
-    /// The peer is this crate: grants are sent.
-    active: bool,
 }
 
 impl OpenGrant {
@@ -149,7 +147,6 @@ impl OpenGrant {
             received: 0,
             room: room.max(1),
             sent: None,
-            active: false,
         }
     }
 
@@ -167,23 +164,11 @@ impl OpenGrant {
         self.received = self.received.wrapping_add(1);
     }
 
-    /// The peer is this crate: grants go out from now on.
-    pub(crate) fn activate(&mut self) {
-        self.active = true;
-    }
-
-    /// Whether the peer is this crate (it understands grants and refusals).
-    pub(crate) fn active(&self) -> bool {
-        self.active
-    }
-
-    /// The grant to send now, if one is due, with `waiting` streams in the backlog: the first,
-    /// and then whenever the grant moved by a quarter of the room (an opener that used all its
-    /// room hears again once the backlog is down to three quarters of it).
+    /// The grant to send now to a peer of this crate (only to one: the caller knows), if one is
+    /// due, with `waiting` streams in the backlog: the first, and then whenever the grant moved by
+    /// a quarter of the room (an opener that used all its room hears again once the backlog is
+    /// down to three quarters of it).
     pub(crate) fn due(&mut self, waiting: usize) -> Option<Header> {
-        if !self.active {
-            return None;
-        }
         let waiting = waiting.min(self.room as usize) as u32;
         let total = self.received.wrapping_sub(waiting).wrapping_add(self.room);
         let step = i64::from((self.room / 4).max(1));
@@ -199,6 +184,10 @@ impl OpenGrant {
 mod tests {
     use super::*;
 
+    fn may_open(c: &OpenCredit, reserved: usize) -> bool {
+        c.room(reserved) > 0
+    }
+
     impl OpenCredit {
         fn assumed() -> Self {
             let mut credit = Self::unlimited();
@@ -211,18 +200,18 @@ mod tests {
     fn an_opener_waits_at_its_grant_and_goes_on_when_it_rises() {
         let mut c = OpenCredit::assumed();
         for _ in 0..INITIAL_ROOM {
-            assert!(c.may_open(0));
+            assert!(may_open(&c, 0));
             c.opened(1);
         }
-        assert!(!c.may_open(0));
+        assert!(!may_open(&c, 0));
         c.grant(INITIAL_ROOM + 2);
         assert_eq!(c.room(0), 2);
-        assert!(c.may_open(1));
-        assert!(!c.may_open(2));
+        assert!(may_open(&c, 1));
+        assert!(!may_open(&c, 2));
         // An older grant arriving late takes nothing back.
         c.grant(INITIAL_ROOM + 1);
         assert_eq!(c.room(1), 1);
-        assert!(c.may_open(1));
+        assert!(may_open(&c, 1));
     }
 
     #[test]
@@ -230,10 +219,10 @@ mod tests {
         let mut c = OpenCredit::assumed();
         c.grant(4);
         for _ in 0..4 {
-            assert!(c.may_open(0));
+            assert!(may_open(&c, 0));
             c.opened(1);
         }
-        assert!(!c.may_open(0));
+        assert!(!may_open(&c, 0));
     }
 
     #[test]
@@ -243,8 +232,8 @@ mod tests {
         for _ in 0..100_000 {
             c.opened(1);
         }
-        assert!(c.may_open(1000));
-        assert!(OpenCredit::unlimited().may_open(usize::MAX / 2));
+        assert!(may_open(&c, 1000));
+        assert!(may_open(&OpenCredit::unlimited(), usize::MAX / 2));
     }
 
     #[test]
@@ -252,15 +241,15 @@ mod tests {
         let mut c = OpenCredit::assumed();
         c.opened(7);
         c.heard_about(8);
-        assert!(!c.may_open(100));
+        assert!(!may_open(&c, 100));
         c.heard_about(7);
-        assert!(c.may_open(100_000));
+        assert!(may_open(&c, 100_000));
         // Once the peer is known to be ours, frames about streams say nothing.
         let mut c = OpenCredit::assumed();
         c.opened(7);
         c.peer_is_ours();
         c.heard_about(7);
-        assert!(!c.may_open(100));
+        assert!(!may_open(&c, 100));
     }
 
     #[test]
@@ -268,15 +257,13 @@ mod tests {
         let mut c = OpenCredit::assumed();
         c.opened = u32::MAX - 1;
         c.grant(u32::MAX.wrapping_add(3));
-        assert!(c.may_open(3));
-        assert!(!c.may_open(4));
+        assert!(may_open(&c, 3));
+        assert!(!may_open(&c, 4));
     }
 
     #[test]
     fn a_receiver_grants_first_at_once_then_in_quarters_of_its_room() {
         let mut g = OpenGrant::new(8);
-        assert_eq!(g.due(0), None, "not before the peer is known to be ours");
-        g.activate();
         assert_eq!(g.due(0).map(|h| h.len), Some(8));
         for _ in 0..8 {
             g.syn_received();

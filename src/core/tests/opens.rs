@@ -172,6 +172,18 @@ fn against_the_original_nothing_is_named_a_refusal() {
 }
 
 #[test]
+fn a_peer_that_did_not_offer_is_sent_no_grant() {
+    // The original as a client: it never offers, so accepting sends nothing of the extension.
+    let mut s: Core<()> = Core::new(Direction::Down, roomy(8));
+    for id in 1..=20u16 {
+        frame(&mut s, Cmd::Syn, id, 0).unwrap();
+        s.accept().unwrap();
+    }
+    let out = output(&mut s);
+    assert!(out.iter().all(|(h, _)| h.cmd != Cmd::Vrm), "{out:?}");
+}
+
+#[test]
 fn a_peer_that_never_answers_the_offer_does_not_hold_opens_for_good() {
     let mut c: Core<()> = Core::new(Direction::Up, roomy(1024));
     c.offer_extension();
