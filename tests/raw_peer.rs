@@ -335,6 +335,43 @@ fn client_ids_count_up_from_1_server_ids_down_from_65535() {
     });
 }
 
+/// A peer that does not answer the offer (a client assumes at most 16 streams may wait at a
+/// peer of this crate until it hears): the 17th open waits, and the first frame the peer sends
+/// about one of those streams says it is not this crate (which would have answered first), and
+/// the open goes on. Against the Go programs, which answer, nothing waits at all.
+#[test]
+fn a_peer_that_does_not_answer_the_offer_holds_opens_only_until_it_speaks() {
+    run(|ex| async move {
+        let (a, b) = ysmux::pipe();
+        let (client, driver) = Session::client(a, Config::default());
+        let _driver = ex.spawn(driver);
+        let mut raw = RawPeer::new(b);
+        raw.expect(offer()).await; // and no answer
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            held.push(wait("open", client.open()).await.expect("open"));
+        }
+        let mut opener = Box::pin({
+            let client = client.clone();
+            async move { client.open().await }
+        });
+        let _woken = assert_pending(opener.as_mut(), "the 17th open before the peer spoke");
+        for id in 1..=16u16 {
+            raw.expect(Frame::syn(id)).await;
+        }
+        raw.send(&[Frame::psh(3, b"hi")]).await;
+        let seventeenth = wait("the 17th open once the peer spoke", opener)
+            .await
+            .expect("open");
+        assert_eq!(seventeenth.id(), 17);
+        let mut buf = [0u8; 2];
+        wait("read", held[2].read_exact(&mut buf))
+            .await
+            .expect("read");
+        assert_eq!(&buf, b"hi");
+    });
+}
+
 // ----- VRM and is_smux -----
 
 #[test]
