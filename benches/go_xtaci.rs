@@ -1,10 +1,14 @@
-//! xtaci/smux's own Go program (shared/peers `xtaci-v1.5.57`) as the client, against its own Go
-//! server and against a server of this crate speaking the same wire, version 1 and 2: one stream's
-//! bulk rate, the round trip of a 64-byte echo, and sequential churn (open, 4 KiB echo, close),
-//! each as the Go client times it, so that both servers are measured by the same yardstick.
+//! xtaci/smux's own Go program (shared/peers `xtaci-v1.5.57`) against this crate, on the same wire,
+//! version 1 and 2, both ways: one stream's bulk rate, the round trip of a 64-byte echo, and
+//! sequential churn (open, 4 KiB echo, close).
+//! - The Go client against its own Go server and against a server of this crate, each figure as
+//!   the Go client times it, so that both servers are measured by the same yardstick.
+//! - The Go server with its own Go client and with a client of this crate doing what the Go
+//!   client does (same sizes, same writes, every echo compared), each client timing itself the
+//!   same way.
 //!
 //! ```sh
-//! cargo bench -p ysmux-bench --bench go_xtaci     # about 2 minutes; needs shared/peers (SMUX_PEERS)
+//! cargo bench -p ysmux-bench --bench go_xtaci     # about 4 minutes; needs shared/peers (SMUX_PEERS)
 //! ```
 //!
 //! Environment: `SMUX_BENCH_RUNS` (3; medians), `SMUX_BENCH_BULK_MIB` (512), `SMUX_BENCH_ROUNDS`
@@ -16,7 +20,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::io::AsyncReadExt;
+use futures::io::{AsyncReadExt, AsyncWriteExt};
 use ysmux::{Config, Protocol, Session};
 
 #[path = "../tests/common/sink.rs"]
@@ -59,10 +63,36 @@ enum Server {
     Ours,
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Client {
+    Go,
+    Ours,
+}
+
 #[derive(Clone, Copy)]
 enum Job {
     Sink,
     Echo,
+}
+
+/// What a row measures; the client's arguments follow from it.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// One stream, the sink protocol, `mib` MiB in 32 KiB writes: MiB/s.
+    Bulk,
+    /// One stream, 64-byte echoes: the median round, µs.
+    Rtt,
+    /// Open, 4 KiB echoed and compared, close, in sequence: cycles/s.
+    Churn,
+}
+
+impl Kind {
+    fn job(self) -> Job {
+        match self {
+            Kind::Bulk => Job::Sink,
+            Kind::Rtt | Kind::Churn => Job::Echo,
+        }
+    }
 }
 
 /// Starts a server of `who` for `job` on a free loopback port; the returned guard stops it (ours
@@ -112,12 +142,16 @@ fn start_server(
 
 /// A server of this crate: every session speaks xtaci's wire `version`; every stream is sunk or
 /// echoed.
-fn serve(listener: TcpListener, job: Job, version: u8) {
-    let protocol = if version == 1 {
+fn protocol(version: u8) -> Protocol {
+    if version == 1 {
         Protocol::Xtaci1
     } else {
         Protocol::Xtaci2
-    };
+    }
+}
+
+fn serve(listener: TcpListener, job: Job, version: u8) {
+    let protocol = protocol(version);
     let listener = smol::Async::new(listener).expect("a non-blocking listener");
     smol::block_on(async {
         while let Ok((conn, _)) = listener.accept().await {
@@ -145,6 +179,91 @@ fn serve(listener: TcpListener, job: Job, version: u8) {
             .detach();
         }
     });
+}
+
+/// A client of this crate against the server at `addr`, doing what the Go client's command for
+/// `kind` does and timing it the same way; returns the figure the Go client would print.
+fn run_ours(
+    addr: SocketAddr,
+    version: u8,
+    kind: Kind,
+    mib: u64,
+    rounds: u64,
+) -> Result<f64, String> {
+    let conn = smol::Async::<TcpStream>::connect(addr);
+    smol::block_on(async move {
+        let conn = conn
+            .await
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let _ = conn.get_ref().set_nodelay(true);
+        let (session, driver) =
+            Session::client(conn, Config::default().with_protocol(protocol(version)));
+        let _driver = smol::spawn(driver);
+        let work = async {
+            match kind {
+                Kind::Bulk => {
+                    let chunk = vec![0x5au8; 32 * 1024];
+                    let start = Instant::now();
+                    let mut s = session.open().await.map_err(|e| e.to_string())?;
+                    sink::request(&mut s, (mib << 20) as usize, &chunk).await?;
+                    let secs = start.elapsed().as_secs_f64();
+                    let _ = s.close().await;
+                    Ok(mib as f64 / secs)
+                }
+                Kind::Rtt => {
+                    let mut s = session.open().await.map_err(|e| e.to_string())?;
+                    let mut times = Vec::with_capacity(rounds as usize);
+                    let (mut msg, mut back) = ([0u8; 64], [0u8; 64]);
+                    for i in 0..rounds {
+                        fill(&mut msg, i);
+                        let start = Instant::now();
+                        s.write_all(&msg).await.map_err(|e| e.to_string())?;
+                        s.read_exact(&mut back).await.map_err(|e| e.to_string())?;
+                        times.push(start.elapsed().as_secs_f64() * 1e6);
+                        if back != msg {
+                            return Err(format!("echo mismatch in round {i}"));
+                        }
+                    }
+                    Ok(median(times))
+                }
+                Kind::Churn => {
+                    let (mut msg, mut back) = (vec![0u8; 4096], vec![0u8; 4096]);
+                    let start = Instant::now();
+                    for i in 0..rounds {
+                        fill(&mut msg, i);
+                        let mut s = session.open().await.map_err(|e| e.to_string())?;
+                        s.write_all(&msg).await.map_err(|e| e.to_string())?;
+                        s.read_exact(&mut back).await.map_err(|e| e.to_string())?;
+                        if back != msg {
+                            return Err(format!("echo mismatch in cycle {i}"));
+                        }
+                        let _ = s.close().await;
+                    }
+                    Ok(rounds as f64 / start.elapsed().as_secs_f64())
+                }
+            }
+        };
+        let timeout = async {
+            smol::Timer::after(TIMEOUT).await;
+            Err(format!("no result after {} s", TIMEOUT.as_secs()))
+        };
+        let got = futures::future::select(Box::pin(work), Box::pin(timeout))
+            .await
+            .factor_first()
+            .0;
+        got
+    })
+}
+
+/// Bytes that differ from round to round, so that an echo of the wrong round is caught.
+fn fill(buf: &mut [u8], round: u64) {
+    let mut x = round.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for b in buf {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
 }
 
 /// Runs the Go client with `args` against `addr`; returns its result line.
@@ -177,10 +296,19 @@ fn field(line: &str, key: &str) -> Option<f64> {
 
 struct Row {
     name: &'static str,
-    job: Job,
+    kind: Kind,
     key: &'static str,
-    /// The client's arguments after the address.
-    args: Vec<String>,
+}
+
+impl Row {
+    /// The Go client's arguments after the address.
+    fn args(&self, mib: u64, rounds: u64) -> Vec<String> {
+        match self.kind {
+            Kind::Bulk => vec!["bench-client".into(), "1".into(), mib.to_string()],
+            Kind::Rtt => vec!["rtt-client".into(), rounds.to_string(), "64".into()],
+            Kind::Churn => vec!["churn-client".into(), rounds.to_string(), "1".into()],
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -204,66 +332,93 @@ fn main() {
     let rows = [
         Row {
             name: "bulk, 1 stream, MiB/s",
-            job: Job::Sink,
+            kind: Kind::Bulk,
             key: "MiBps=",
-            args: vec!["bench-client".into(), "1".into(), mib.to_string()],
         },
         Row {
             name: "rtt p50, 64 B, µs",
-            job: Job::Echo,
+            kind: Kind::Rtt,
             key: "p50_us=",
-            args: vec!["rtt-client".into(), rounds.to_string(), "64".into()],
         },
         Row {
             name: "churn, 1 worker, cycles/s",
-            job: Job::Echo,
+            kind: Kind::Churn,
             key: "ops_per_s=",
-            args: vec!["churn-client".into(), rounds.to_string(), "1".into()],
         },
     ];
     let started = Instant::now();
     let mut table = String::new();
     table.push_str(&format!(
         "Command: `cargo bench -p ysmux-bench --bench go_xtaci` ({runs} runs, medians, interleaved). \
-         The Go client is {GO}'s program; each figure is the Go client's own.\n\n"
+         The Go programs are {GO}'s.\n"
     ));
-    table.push_str("| xtaci/smux, loopback TCP | Go server v1 | ysmux server v1 | ratio | Go server v2 | ysmux server v2 | ratio |\n|---|---|---|---|---|---|---|\n");
-    for row in &rows {
-        let mut cells = Vec::new();
-        for version in [1u8, 2] {
-            let mut got = [Vec::new(), Vec::new()];
-            for run in 0..runs {
-                for (i, who) in [Server::Go, Server::Ours].into_iter().enumerate() {
-                    let result =
-                        start_server(who, row.job, version, &go).and_then(|(addr, guard)| {
-                            let mut args = row.args.clone();
-                            args.insert(1, addr.to_string());
-                            let line = run_client(&go, version, &args);
-                            drop(guard);
-                            line
-                        });
-                    match result.and_then(|line| {
-                        field(&line, row.key).ok_or_else(|| format!("no {} in {line:?}", row.key))
-                    }) {
-                        Ok(x) => got[i].push(x),
-                        Err(e) => eprintln!("  {} v{version} run {}: {e}", row.name, run + 1),
+    // One run of a row: `who` serves, `client` measures.
+    let one = |row: &Row, version: u8, who: Server, client: Client| -> Result<f64, String> {
+        let (addr, guard) = start_server(who, row.kind.job(), version, &go)?;
+        let got = match client {
+            Client::Go => {
+                let mut args = row.args(mib, rounds);
+                args.insert(1, addr.to_string());
+                run_client(&go, version, &args).and_then(|line| {
+                    field(&line, row.key).ok_or_else(|| format!("no {} in {line:?}", row.key))
+                })
+            }
+            Client::Ours => run_ours(addr, version, row.kind, mib, rounds),
+        };
+        drop(guard);
+        got
+    };
+    // Each table: what stays (the client or the server) and the two it compares.
+    let tables = [
+        (
+            "The Go client; each figure is the Go client's own.",
+            "Go client, loopback TCP",
+            ["Go server", "ysmux server"],
+            [(Server::Go, Client::Go), (Server::Ours, Client::Go)],
+        ),
+        (
+            "The Go server; each client times itself the same way (same sizes and writes, every echo compared).",
+            "Go server, loopback TCP",
+            ["Go client", "ysmux client"],
+            [(Server::Go, Client::Go), (Server::Go, Client::Ours)],
+        ),
+    ];
+    for (what, corner, [a_name, b_name], pair) in tables {
+        table.push_str(&format!(
+            "\n{what}\n\n| {corner} | {a_name} v1 | {b_name} v1 | ratio | {a_name} v2 | {b_name} v2 | ratio |\n|---|---|---|---|---|---|---|\n"
+        ));
+        for row in &rows {
+            let mut cells = Vec::new();
+            for version in [1u8, 2] {
+                let mut got = [Vec::new(), Vec::new()];
+                for run in 0..runs {
+                    for (i, (who, client)) in pair.into_iter().enumerate() {
+                        match one(row, version, who, client) {
+                            Ok(x) => got[i].push(x),
+                            Err(e) => eprintln!("  {} v{version} run {}: {e}", row.name, run + 1),
+                        }
                     }
                 }
+                let [g, o] = got;
+                let (g, o) = (
+                    (!g.is_empty()).then(|| median(g)),
+                    (!o.is_empty()).then(|| median(o)),
+                );
+                let show = |x: Option<f64>| x.map_or("FAIL".to_string(), |x| format!("{x:.1}"));
+                let ratio = match (g, o) {
+                    (Some(g), Some(o)) if g > 0.0 => format!("{:.2}x", o / g),
+                    _ => "-".into(),
+                };
+                cells.push(format!("{} | {} | {ratio}", show(g), show(o)));
+                eprintln!(
+                    "  {corner}: {} v{version}: {a_name} {} {b_name} {}",
+                    row.name,
+                    show(g),
+                    show(o)
+                );
             }
-            let [g, o] = got;
-            let (g, o) = (
-                (!g.is_empty()).then(|| median(g)),
-                (!o.is_empty()).then(|| median(o)),
-            );
-            let show = |x: Option<f64>| x.map_or("FAIL".to_string(), |x| format!("{x:.1}"));
-            let ratio = match (g, o) {
-                (Some(g), Some(o)) if g > 0.0 => format!("{:.2}x", o / g),
-                _ => "-".into(),
-            };
-            cells.push(format!("{} | {} | {ratio}", show(g), show(o)));
-            eprintln!("  {} v{version}: Go {} ours {}", row.name, show(g), show(o));
+            table.push_str(&format!("| {} | {} |\n", row.name, cells.join(" | ")));
         }
-        table.push_str(&format!("| {} | {} |\n", row.name, cells.join(" | ")));
     }
     table.push_str(&format!(
         "\nratio: ysmux's figure over Go's (for rtt, lower is better). {:.0} s in all.\n",
