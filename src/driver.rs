@@ -36,6 +36,11 @@ const KEEP_WRITE_BUFFER: usize = 64 * 1024;
 const READ_RETRIES_AFTER_WRITE_ERROR: u32 = 64;
 /// Rounds in one poll before the driver yields to its executor.
 const ROUNDS_PER_POLL: usize = 32;
+/// Times in a row the driver lets the tasks its reading woke run before it writes what is queued
+/// (see [`Driver::hand_offs`]).
+const MAX_HAND_OFFS: u8 = 2;
+/// Queued output up to this size waits for those tasks; more is written at once.
+const HAND_OFF_OUTPUT: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -61,8 +66,9 @@ enum Round {
     Closed,
     /// The session failed.
     Failed(Error),
-    /// The frames just read queued answers and woke tasks: let those run before writing, so that
-    /// what they queue leaves in the same write (see [`Driver::hand_off`]).
+    /// A few small frames are queued and tasks the driver woke have not run yet: let them run
+    /// before writing, so that what they queue leaves in the same write (see
+    /// [`Driver::hand_offs`]).
     HandOff,
 }
 
@@ -121,12 +127,13 @@ pub struct Driver<T> {
     keepalive: Option<KeepaliveTask>,
     /// The waker the transport gets: whether its read side is worth polling.
     transport_wake: TransportWake,
-    /// The frames last read both queued answers (a FIN's answer, a probe's) and woke tasks (the
-    /// reader the FIN ends, the acceptor of a new stream). Those tasks usually queue frames at
-    /// once (a stream's close, a request's response): the driver yields once so that they run
-    /// first, and the answers and their frames leave in one write rather than two. A stream
-    /// per request otherwise costs its server a write (and its client a read) more.
-    hand_off: bool,
+    /// Hand-offs taken in a row for what is queued now. When a few small frames are queued (a
+    /// FIN's answer, a response) and a reader or the acceptor that the driver's reading woke has
+    /// not run yet, the driver yields (at most [`MAX_HAND_OFFS`] times) before it writes: those
+    /// tasks usually queue frames at once (a stream's close, a request's response), and they then
+    /// leave in one write rather than two. A stream per request otherwise costs its server a
+    /// write (and its client a read) more.
+    hand_offs: u8,
     /// When the session started: the core's clock counts from here.
     started: Instant,
     /// The session's span (`tracing` feature): entered while the driver runs.
@@ -160,7 +167,7 @@ impl<T> Driver<T> {
             write_limit: config.write_buffer() + CONTROL_SLACK,
             keepalive,
             transport_wake: TransportWake::new(),
-            hand_off: false,
+            hand_offs: 0,
             started: Instant::now(),
             #[cfg(feature = "tracing")]
             span: tracing::debug_span!("ysmux_session", side),
@@ -212,7 +219,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// One round: refill the write buffer, write, flush, read and handle. `cx` is the driver's
     /// task, for the session's handles; `io_cx` is for the transport.
     fn round(&mut self, cx: &mut Context<'_>, io_cx: &mut Context<'_>) -> Round {
-        let paused = self.refill(cx);
+        let (paused, hand_off) = self.refill(cx);
+        if hand_off {
+            return Round::HandOff;
+        }
         let wrote = match self.write_side(io_cx) {
             Ok(w) => w,
             Err(e) if peer_gone(&e) && !self.read_closed => {
@@ -239,7 +249,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         match read {
             Err(e) => Round::Failed(e),
             Ok(ReadOutcome::Closed) => Round::Closed,
-            Ok(ReadOutcome::Moved) if std::mem::take(&mut self.hand_off) => Round::HandOff,
             Ok(ReadOutcome::Moved) => Round::Busy,
             Ok(ReadOutcome::Nothing) if wrote == Wrote::Moved => Round::Busy,
             Ok(ReadOutcome::Nothing) => Round::Idle,
@@ -248,8 +257,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
 
     /// Registers the driver's waker, starts closing if the session ended or lost its last handle,
     /// and takes what the core queued once the write buffer is empty. Returns whether reading
-    /// must pause (the peer leaves too many answers unread).
-    fn refill(&mut self, cx: &mut Context<'_>) -> bool {
+    /// must pause (the peer leaves too many answers unread), and whether to hand off to woken
+    /// tasks before taking what is queued ([`Driver::hand_offs`]).
+    fn refill(&mut self, cx: &mut Context<'_>) -> (bool, bool) {
         let mut inner = self.shared.lock_driver();
         inner.core.set_clock(self.started.elapsed());
         inner.data_sent(std::mem::take(&mut self.unreported_out));
@@ -262,7 +272,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             // close; whatever it does not take at once is dropped (`write_side`).
             self.phase = Phase::Aborting;
         }
+        let mut hand_off = false;
         if self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters) {
+            hand_off = self.hand_offs < MAX_HAND_OFFS
+                && self.phase == Phase::Running
+                && inner.woken_unrun()
+                && !inner.core.has_flush_waiters()
+                && inner.core.queued_len() <= HAND_OFF_OUTPUT;
+        }
+        if hand_off {
+            self.hand_offs += 1;
+        } else if self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters) {
+            self.hand_offs = 0;
+            inner.forget_woken();
             self.wbuf.clear();
             self.wpos = 0;
             inner.core.take_output(&mut self.wbuf);
@@ -270,7 +292,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
         // Also when a stream holds more than its window unread on a wire without flow control
         // (xtaci v1): not reading the transport is the only backpressure left.
-        inner.core.queued_len() > self.write_limit || inner.core.input_paused()
+        let paused = inner.core.queued_len() > self.write_limit || inner.core.input_paused();
+        (paused, hand_off)
     }
 
     /// Writes what is in the write buffer; flushes once nothing more is queued, or at once when a
@@ -440,11 +463,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let shared = self.shared.clone();
         let mut inner = shared.lock_driver();
         let handle = inner.data_received(n);
-        let queued = inner.core.queued_len();
         let result = self.handle_frames_locked(&mut inner, handle);
-        self.hand_off = self.phase == Phase::Running
-            && inner.core.queued_len() > queued
-            && inner.core.has_events();
         // Answers the frames called for are taken by the next round's refill: this round read
         // something, so there is one (the driver's lock never wakes the driver itself).
         drop(inner);

@@ -314,12 +314,14 @@ impl Session {
 
     fn try_accept(&self) -> Result<Option<Stream>, Error> {
         let mut inner = self.shared.lock();
+        inner.acceptor_ran();
         if let Some(e) = inner.failure() {
             return Err(e);
         }
         if let Some(key) = inner.core.accept() {
             let id = inner.core.id(key).expect("backlog streams are live");
             inner.add_handle();
+            inner.accepted(key);
             drop(inner);
             return Ok(Some(Stream::new(self.shared.clone(), key, id)));
         }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use event_listener::Event as Notify;
 
-use crate::core::{Core, Event};
+use crate::core::{Core, Event, StreamKey};
 use crate::error::Error;
 use crate::stats::Stats;
 
@@ -160,6 +160,32 @@ pub(crate) struct Inner {
     /// The core's events, between taking them and turning them into wakeups.
     events: Vec<Event>,
     deferred: Deferred,
+    /// Tasks the driver woke that have not taken the lock since: see [`Inner::woken_unrun`].
+    woken: Woken,
+}
+
+/// Who the driver's reading woke and has not run since: the readers of up to [`WOKEN_TRACKED`]
+/// streams (past that, only that there were more) and the acceptor. The driver lets them run
+/// before it writes a few small frames, so that what they queue (the response, the close) leaves
+/// in the same write (`driver.rs`, hand-off).
+#[derive(Debug, Default)]
+struct Woken {
+    streams: Vec<StreamKey>,
+    more: bool,
+    accept: bool,
+}
+
+/// Streams whose woken readers are tracked one by one; a handle's lock looks through them.
+const WOKEN_TRACKED: usize = 16;
+
+impl Woken {
+    fn add(&mut self, key: StreamKey) {
+        if self.streams.len() < WOKEN_TRACKED {
+            self.streams.push(key);
+        } else {
+            self.more = true;
+        }
+    }
 }
 
 impl Shared {
@@ -184,6 +210,7 @@ impl Shared {
                 memory_budget,
                 events: Vec::new(),
                 deferred: Deferred::default(),
+                woken: Woken::default(),
             }),
             accept_ready: Notify::new(),
             driver_done: Notify::new(),
@@ -197,6 +224,17 @@ impl Shared {
     /// is woken, and the driver too if frames are queued for it.
     pub(crate) fn lock(&self) -> Locked<'_> {
         self.lock_as(false)
+    }
+
+    /// Locks the state for the handle of stream `key`, as [`Shared::lock`]: its task has run
+    /// since the driver woke it, if it did.
+    pub(crate) fn lock_stream(&self, key: StreamKey) -> Locked<'_> {
+        let mut locked = self.lock_as(false);
+        let woken = &mut locked.woken.streams;
+        if let Some(i) = woken.iter().position(|k| *k == key) {
+            woken.swap_remove(i);
+        }
+        locked
     }
 
     /// Locks the state, for the driver: as [`Shared::lock`], but never wakes the driver (it takes
@@ -274,7 +312,7 @@ impl Drop for Locked<'_> {
     fn drop(&mut self) {
         let mut guard = self.guard.take().expect("dropped once");
         if guard.core.has_events() {
-            guard.collect_wakers();
+            guard.collect_wakers(self.driver);
         }
         if !self.driver && (guard.core.has_output() || guard.core.has_queue_waiters()) {
             guard.notify_driver();
@@ -300,6 +338,21 @@ impl Drop for Locked<'_> {
 // ----- what the driver may do -----
 
 impl Inner {
+    /// Whether a reader or acceptor the driver's reading woke has not run since (has not taken
+    /// the lock).
+    pub(crate) fn woken_unrun(&self) -> bool {
+        let w = &self.woken;
+        !w.streams.is_empty() || w.more || w.accept
+    }
+
+    /// The tasks the driver woke had their turn: whatever they did not do yet, the driver no
+    /// longer waits for.
+    pub(crate) fn forget_woken(&mut self) {
+        self.woken.streams.clear();
+        self.woken.more = false;
+        self.woken.accept = false;
+    }
+
     /// Starts a driver round: registers its waker and says whether the session must close (it
     /// ended, or its last handle is gone, in which case it is closed here, by this side).
     pub(crate) fn start_round(&mut self, waker: &Waker) -> bool {
@@ -389,8 +442,9 @@ impl Inner {
     }
 
     /// Turns the core's events into wakeups, run once the lock is released (only the guard's
-    /// drop calls this).
-    fn collect_wakers(&mut self) {
+    /// drop calls this). `by_driver`: the driver held the lock; the readers and acceptor it wakes
+    /// are remembered until they run.
+    fn collect_wakers(&mut self, by_driver: bool) {
         self.core.take_events(&mut self.events);
         let mut events = std::mem::take(&mut self.events);
         for ev in events.drain(..) {
@@ -398,6 +452,9 @@ impl Inner {
                 Event::Readable(k) => {
                     if let Some(w) = self.core.waiters_mut(k).and_then(|w| w.read.take()) {
                         self.deferred.wakers.push(w);
+                        if by_driver {
+                            self.woken.add(k);
+                        }
                     }
                 }
                 Event::Writable(k) => {
@@ -405,7 +462,10 @@ impl Inner {
                         self.deferred.wakers.push(w);
                     }
                 }
-                Event::Incoming => self.deferred.accept = true,
+                Event::Incoming => {
+                    self.deferred.accept = true;
+                    self.woken.accept |= by_driver;
+                }
                 Event::Pong => {
                     self.pongs += 1;
                     self.deferred.pong = true;
@@ -456,6 +516,18 @@ impl Inner {
     /// A new session or stream handle.
     pub(crate) fn add_handle(&mut self) {
         self.handles += 1;
+    }
+
+    /// The acceptor ran (it looked at the backlog) since the driver woke it, if it did.
+    pub(crate) fn acceptor_ran(&mut self) {
+        self.woken.accept = false;
+    }
+
+    /// Stream `key` was just accepted: the task that takes it (often one spawned for it) usually
+    /// reads what came with its SYN and answers at once, so the driver waits for it as for a
+    /// reader it woke.
+    pub(crate) fn accepted(&mut self, key: StreamKey) {
+        self.woken.add(key);
     }
 
     /// One handle (session or stream) is gone; the last one makes the driver close the session.

@@ -57,6 +57,11 @@ impl Stream {
         Stream { shared, key, id }
     }
 
+    /// Locks the session's state for this stream's handle.
+    fn lock(&self) -> crate::shared::Locked<'_> {
+        self.shared.lock_stream(self.key)
+    }
+
     /// The stream's id on the wire (ids are recycled once a stream is fully closed).
     pub fn id(&self) -> u16 {
         self.id
@@ -150,7 +155,7 @@ impl Stream {
 // The io operations on a shared reference, so that the halves of a split stream use them too.
 impl Stream {
     pub(crate) fn read_ref(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let mut inner = self.shared.lock();
+        let mut inner = self.lock();
         if let Some(e) = inner.session_error() {
             return Poll::Ready(Err(e.into()));
         }
@@ -168,7 +173,7 @@ impl Stream {
     }
 
     pub(crate) fn write_ref(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let mut inner = self.shared.lock();
+        let mut inner = self.lock();
         if let Some(e) = inner.session_error() {
             return Poll::Ready(Err(e.into()));
         }
@@ -200,7 +205,7 @@ impl Stream {
     }
 
     pub(crate) fn flush_ref(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut inner = self.shared.lock();
+        let mut inner = self.lock();
         if let Some(e) = inner.session_error() {
             return Poll::Ready(Err(e.into()));
         }
@@ -208,7 +213,7 @@ impl Stream {
     }
 
     pub(crate) fn close_ref(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut inner = self.shared.lock();
+        let mut inner = self.lock();
         if let Some(e) = inner.session_error() {
             return match e {
                 // Closing a stream of a closed session: it is closed.
@@ -227,7 +232,7 @@ impl Stream {
     /// The half-close where the wire has one, the full close where it does not.
     pub(crate) fn close_write_ref(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         {
-            let mut inner = self.shared.lock();
+            let mut inner = self.lock();
             if let Some(e) = inner.session_error() {
                 return match e {
                     Error::SessionClosed => Poll::Ready(Ok(())),
@@ -295,7 +300,7 @@ impl AsyncWrite for Stream {
 impl Drop for Stream {
     fn drop(&mut self) {
         // One lock for both: a stream ended per request pays for one lock, not two.
-        let mut inner = self.shared.lock();
+        let mut inner = self.lock();
         inner.core.drop_handle(self.key);
         inner.release_handle();
     }

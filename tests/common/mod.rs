@@ -727,7 +727,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Faulty<T> {
 /// What a [`Counting`] transport has seen.
 #[derive(Clone, Default)]
 pub struct Counts {
-    inner: Arc<(AtomicU64, AtomicU64)>,
+    /// Bytes written, bytes written before the last flush, writes that moved bytes.
+    inner: Arc<(AtomicU64, AtomicU64, AtomicU64)>,
 }
 
 impl Counts {
@@ -735,13 +736,17 @@ impl Counts {
     pub fn written(&self) -> u64 {
         self.inner.0.load(Ordering::SeqCst)
     }
+    /// Writes to the transport that moved bytes.
+    pub fn writes(&self) -> u64 {
+        self.inner.2.load(Ordering::SeqCst)
+    }
     /// Bytes written to the transport before its last completed flush.
     pub fn flushed(&self) -> u64 {
         self.inner.1.load(Ordering::SeqCst)
     }
 }
 
-/// A transport that counts the bytes written and flushed through it.
+/// A transport that counts the bytes written and flushed through it, and the writes.
 pub struct Counting<T> {
     pub io: T,
     pub counts: Counts,
@@ -766,6 +771,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counting<T> {
         let r = Pin::new(&mut self.io).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             self.counts.inner.0.fetch_add(n as u64, Ordering::SeqCst);
+            if n > 0 {
+                self.counts.inner.2.fetch_add(1, Ordering::SeqCst);
+            }
         }
         r
     }
