@@ -36,6 +36,11 @@ const KEEP_WRITE_BUFFER: usize = 64 * 1024;
 const READ_RETRIES_AFTER_WRITE_ERROR: u32 = 64;
 /// Rounds in one poll before the driver yields to its executor.
 const ROUNDS_PER_POLL: usize = 32;
+/// A data frame's payload at least this long, not yet all read, is read straight into the buffer
+/// it then waits in (see [`Direct`]).
+const DIRECT_PAYLOAD: usize = 16 * 1024;
+/// What the read after a payload read straight into its buffer takes (see [`Driver::peek_next`]).
+const HEADER_PEEK: usize = 64;
 /// Times in a row the driver lets the tasks its reading woke run before it writes what is queued
 /// (see [`Driver::hand_offs`]).
 const MAX_HAND_OFFS: u8 = 2;
@@ -92,6 +97,19 @@ enum ReadOutcome {
     Closed,
 }
 
+/// A data frame whose payload is being read straight into the buffer it then waits in for the
+/// application ([`Core::partial_data`](crate::core::Core::partial_data)), saving its copy out of
+/// the read buffer.
+#[derive(Debug)]
+struct Direct {
+    /// The frame's header.
+    head: [u8; 16],
+    head_len: usize,
+    payload: Vec<u8>,
+    /// Bytes of `payload` read so far.
+    filled: usize,
+}
+
 /// The background future of a session: it owns the transport and moves every frame.
 ///
 /// Spawn it on any executor (or poll it yourself). It resolves when the session ends: `Ok(())` when
@@ -108,9 +126,16 @@ pub struct Driver<T> {
     /// How the session ended, once it has.
     result: Option<Result<(), Error>>,
     rbuf: Vec<u8>,
-    /// Unparsed data is `rbuf[rstart..rend]`.
+    /// Unparsed data is `rbuf[rstart..rend]`, or, while a payload is read straight into its
+    /// buffer, `direct` (then `rbuf` holds nothing unparsed).
     rstart: usize,
     rend: usize,
+    direct: Option<Direct>,
+    /// The last read completed a payload read straight into its buffer: the next read takes only
+    /// [`HEADER_PEEK`] bytes, enough for the next frame's header, so that a large payload behind
+    /// it is read straight into its buffer too rather than into the read buffer and copied out
+    /// (a read more per large frame, a copy less).
+    peek_next: bool,
     read_closed: bool,
     wbuf: Vec<u8>,
     wpos: usize,
@@ -156,6 +181,8 @@ impl<T> Driver<T> {
             rbuf: Vec::new(),
             rstart: 0,
             rend: 0,
+            direct: None,
+            peek_next: false,
             read_closed: false,
             wbuf: Vec::new(),
             wpos: 0,
@@ -372,22 +399,32 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if !self.transport_wake.begin_read() {
             return Ok(ReadOutcome::Nothing);
         }
-        if self.rbuf.is_empty() {
-            self.rbuf = vec![0; READ_BUFFER];
-        }
-        if self.rstart == self.rend {
-            self.rstart = 0;
-            self.rend = 0;
-        } else if self.rbuf.len() - self.rstart < MAX_FRAME_LEN {
-            self.rbuf.copy_within(self.rstart..self.rend, 0);
-            self.rend -= self.rstart;
-            self.rstart = 0;
-        }
-        match Pin::new(&mut self.io).poll_read(io_cx, &mut self.rbuf[self.rend..]) {
+        let polled = match &mut self.direct {
+            Some(d) => Pin::new(&mut self.io).poll_read(io_cx, &mut d.payload[d.filled..]),
+            None => {
+                if self.rbuf.is_empty() {
+                    self.rbuf = vec![0; READ_BUFFER];
+                }
+                if self.rstart == self.rend {
+                    self.rstart = 0;
+                    self.rend = 0;
+                } else if self.rbuf.len() - self.rstart < MAX_FRAME_LEN {
+                    self.rbuf.copy_within(self.rstart..self.rend, 0);
+                    self.rend -= self.rstart;
+                    self.rstart = 0;
+                }
+                let end = if self.peek_next {
+                    (self.rend + HEADER_PEEK).min(self.rbuf.len())
+                } else {
+                    self.rbuf.len()
+                };
+                Pin::new(&mut self.io).poll_read(io_cx, &mut self.rbuf[self.rend..end])
+            }
+        };
+        match polled {
             Poll::Ready(Ok(0)) => self.peer_closed(),
             Poll::Ready(Ok(n)) => {
                 self.transport_wake.read_again();
-                self.rend += n;
                 self.handle_frames(n)?;
                 Ok(ReadOutcome::Moved)
             }
@@ -400,7 +437,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             // reports that in place of end-of-stream). Every frame it sent was read; nothing is
             // lost, so it is the peer's close. With a stream still open it is a failure.
             Poll::Ready(Err(e)) if peer_gone(&e) && self.finished_by_peer() => self.peer_closed(),
-            Poll::Ready(Err(e)) if self.rstart != self.rend => Err(Error::lost_mid_frame(Some(e))),
+            Poll::Ready(Err(e)) if self.mid_frame() => Err(Error::lost_mid_frame(Some(e))),
             Poll::Ready(Err(e)) => Err(e.into()),
             // After a peer-gone write error, end-of-stream is readable at once if the peer
             // closed (a socket sees the peer's FIN before the reset that fails the write).
@@ -426,15 +463,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         self.phase == Phase::Aborting
     }
 
+    /// Part of a frame was read, not all of it.
+    fn mid_frame(&self) -> bool {
+        self.rstart != self.rend || self.direct.is_some()
+    }
+
     /// No partial frame is buffered and the peer closed every stream it had with this side.
     fn finished_by_peer(&self) -> bool {
-        self.rstart == self.rend && !self.shared.lock_driver().core.peer_may_send()
+        !self.mid_frame() && !self.shared.lock_driver().core.peer_may_send()
     }
 
     /// The transport reached end-of-stream.
     fn peer_closed(&mut self) -> Result<ReadOutcome, Error> {
         self.read_closed = true;
-        if self.rstart != self.rend {
+        if self.mid_frame() {
             return Err(Error::lost_mid_frame(None));
         }
         self.shared.lock_driver().transport_ended();
@@ -458,12 +500,35 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             .shrink_output(KEEP_WRITE_BUFFER);
     }
 
-    /// Feeds every whole frame in the read buffer (`n` bytes just read) to the core, under one lock.
+    /// Feeds what was just read (`n` bytes) to the core, under one lock: the payload being read
+    /// straight into its buffer once it is whole, or every whole frame in the read buffer, and
+    /// then sets the payload of a large data frame left partial to be read straight into its own.
     fn handle_frames(&mut self, n: usize) -> Result<(), Error> {
         let shared = self.shared.clone();
         let mut inner = shared.lock_driver();
         let handle = inner.data_received(n);
-        let result = self.handle_frames_locked(&mut inner, handle);
+        let result = match &mut self.direct {
+            Some(d) => {
+                d.filled += n;
+                if d.filled == d.payload.len() {
+                    self.peek_next = true;
+                    let d = self.direct.take().expect("checked");
+                    inner
+                        .core
+                        .handle_data(&d.head[..d.head_len], d.payload, handle)
+                } else {
+                    Ok(())
+                }
+            }
+            None => {
+                self.peek_next = false;
+                self.rend += n;
+                self.handle_frames_locked(&mut inner, handle)
+            }
+        };
+        if result.is_ok() && handle {
+            self.start_direct(&mut inner);
+        }
         // Answers the frames called for are taken by the next round's refill: this round read
         // something, so there is one (the driver's lock never wakes the driver itself).
         drop(inner);
@@ -481,6 +546,30 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             .handle_input(&self.rbuf[self.rstart..self.rend], handle)?;
         self.rstart += used;
         Ok(())
+    }
+
+    /// If what is left in the read buffer starts a data frame with a large payload not yet all
+    /// read, the rest of that payload is read straight into the buffer it will wait in.
+    fn start_direct(&mut self, inner: &mut Inner) {
+        let left = &self.rbuf[self.rstart..self.rend];
+        if self.direct.is_some() || left.is_empty() {
+            return;
+        }
+        let Some((head_len, len)) = inner.core.partial_data(left, DIRECT_PAYLOAD) else {
+            return;
+        };
+        let mut payload = inner.core.payload_buffer(len);
+        let filled = left.len() - head_len;
+        payload[..filled].copy_from_slice(&left[head_len..]);
+        let mut head = [0; 16];
+        head[..head_len].copy_from_slice(&left[..head_len]);
+        self.direct = Some(Direct {
+            head,
+            head_len,
+            payload,
+            filled,
+        });
+        self.rstart = self.rend;
     }
 
     /// A write or flush failed. After the peer closed its end (we read end-of-stream), a peer-gone

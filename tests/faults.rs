@@ -423,7 +423,11 @@ fn peer_vanishes_mid_frame() {
         let mut whole = syn(5);
         whole.extend(psh(5, b"0123456789"));
         // Every cut inside a frame: mid-header of the SYN, mid-header and mid-payload of the PSH.
-        let cuts: Vec<usize> = (1..7).chain(8..whole.len()).collect();
+        let mut cuts: Vec<usize> = (1..7).chain(8..whole.len()).collect();
+        // And inside a large one, whose payload the driver reads straight into its own buffer.
+        let big = whole.len();
+        whole.extend(psh(5, &[7u8; 40_000]));
+        cuts.extend([1, 6, 7, 8, 100, 20_000, 40_006].map(|at| big + at));
         for cut in cuts {
             let (server, r) = vanish_after(&ex, &whole[..cut]).await;
             match &r {

@@ -18,6 +18,7 @@ mod actions;
 mod budget;
 #[cfg(any(test, feature = "fuzzing"))]
 mod check;
+mod direct;
 mod extension;
 mod flow;
 mod id_table;
@@ -45,7 +46,7 @@ pub use self::ids::Direction;
 use self::ids::Ids;
 use self::open_credit::{OpenCredit, OpenGrant};
 use self::queue::{Confirm, Contend, Counted, Flush, Listed, Over, Room};
-use self::recv::RecvPool;
+use self::recv::{Payload, RecvPool};
 use self::slots::Slots;
 pub use self::slots::StreamKey;
 use self::stream_state::Owed;
@@ -399,7 +400,7 @@ impl<W: Default> Core<W> {
                 // Data for an id with no stream is read and discarded.
                 if let Some(key) = self.key_of_wire(sid) {
                     self.heard_about(key);
-                    self.on_psh(key, sid, payload)?;
+                    self.on_psh(key, sid, Payload::Borrowed(payload))?;
                 }
             }
             Frame::Cfm(sid, n) => {
@@ -485,12 +486,19 @@ impl<W: Default> Core<W> {
         Ok(())
     }
 
-    fn on_psh(&mut self, key: StreamKey, sid: u32, payload: &[u8]) -> Result<(), ProtocolError> {
+    fn on_psh(
+        &mut self,
+        key: StreamKey,
+        sid: u32,
+        payload: Payload<'_>,
+    ) -> Result<(), ProtocolError> {
         let flow_controlled = self.wire.flow_controlled();
         let window = self.limits.window as usize;
         let s = self.streams.get_mut(key).expect("a live stream");
         if !s.state().receiving() {
-            return Ok(()); // we closed it (the peer had not seen our FIN yet), or it finished
+            // We closed it (the peer had not seen our FIN yet), or it finished.
+            self.recv_pool.recycle(payload);
+            return Ok(());
         }
         let n = payload.len() as u32;
         if flow_controlled && s.window.receive(n).is_err() {
@@ -502,10 +510,10 @@ impl<W: Default> Core<W> {
         if n > 0 {
             if s.unclaimed {
                 let before = s.recv.capacity();
-                s.recv.extend(payload, &mut self.recv_pool);
+                s.recv.append(payload, &mut self.recv_pool);
                 self.budget.add(s.recv.capacity() - before);
             } else {
-                s.recv.extend(payload, &mut self.recv_pool);
+                s.recv.append(payload, &mut self.recv_pool);
             }
             if !flow_controlled && s.recv.len() > window {
                 // No window on the wire (xtaci v1): past one, reading the transport pauses.

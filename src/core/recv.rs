@@ -18,6 +18,23 @@ const POOL_CHUNKS: usize = 256;
 const MIN_POOL_BYTES: usize = 256 * 1024;
 const POOL_QUEUES: usize = 64;
 
+/// A data frame's payload: in the driver's read buffer, to be copied, or read straight into a
+/// buffer of its own (`RecvPool::payload_buffer`), to be kept as it is.
+#[derive(Debug)]
+pub(crate) enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+impl Payload<'_> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Payload::Borrowed(d) => d.len(),
+            Payload::Owned(b) => b.len(),
+        }
+    }
+}
+
 /// Received bytes: `buf[start..]` is unread.
 #[derive(Debug)]
 struct Chunk {
@@ -73,6 +90,7 @@ impl RecvPool {
         match self.chunks.pop() {
             Some(mut c) => {
                 self.bytes -= c.capacity();
+                c.clear();
                 c.reserve(at_least);
                 c
             }
@@ -87,9 +105,32 @@ impl RecvPool {
         }
     }
 
-    fn put_chunk(&mut self, mut c: Vec<u8>) {
+    /// A buffer of exactly `len` bytes for a payload to be read into: whatever it holds is to be
+    /// overwritten. A recycled chunk keeps the length it was filled to, so that one as long as
+    /// `len` is not zeroed first.
+    pub(crate) fn payload_buffer(&mut self, len: usize) -> Vec<u8> {
+        let mut c = match self.chunks.pop() {
+            Some(c) => {
+                self.bytes -= c.capacity();
+                c
+            }
+            None => Vec::with_capacity(len.max(self.chunk)),
+        };
+        c.resize(len, 0);
+        c
+    }
+
+    /// Takes back a payload nobody will read.
+    pub(crate) fn recycle(&mut self, payload: Payload<'_>) {
+        if let Payload::Owned(buf) = payload {
+            self.put_chunk(buf);
+        }
+    }
+
+    /// Keeps a drained chunk for reuse (with the length it was filled to: see
+    /// [`RecvPool::payload_buffer`]).
+    fn put_chunk(&mut self, c: Vec<u8>) {
         if self.chunks.len() < POOL_CHUNKS && self.bytes + c.capacity() <= self.max_bytes {
-            c.clear();
             self.bytes += c.capacity();
             self.chunks.push(c);
         }
@@ -166,6 +207,20 @@ impl RecvBuf {
         let mut buf = pool.chunk(data.len());
         buf.extend_from_slice(data);
         q.chunks.push_back(Chunk { buf, start: 0 });
+    }
+
+    /// Appends a payload: copied (see [`RecvBuf::extend`]), or, read into a buffer of its own,
+    /// kept as it is.
+    pub(crate) fn append(&mut self, payload: Payload<'_>, pool: &mut RecvPool) {
+        match payload {
+            Payload::Borrowed(data) => self.extend(data, pool),
+            Payload::Owned(buf) if buf.is_empty() => pool.put_chunk(buf),
+            Payload::Owned(buf) => {
+                let q = self.0.get_or_insert_with(|| pool.queue());
+                q.len += buf.len();
+                q.chunks.push_back(Chunk { buf, start: 0 });
+            }
+        }
     }
 
     /// Copies out as much as fits in `out`; drained chunks, and the queue once empty, go back to

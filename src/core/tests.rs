@@ -4,6 +4,7 @@ use super::*;
 use crate::frame::{Cmd, HEADER_LEN, MAX_PAYLOAD};
 
 mod budget;
+mod direct;
 mod growth;
 mod opens;
 mod probes;

@@ -289,6 +289,23 @@ impl Wire {
         }
     }
 
+    /// The header of a data frame at the start of `buf`: its length, the stream id and the
+    /// payload's length. `None` for any other frame, an invalid header, or too few bytes.
+    pub(crate) fn data_header(&self, buf: &[u8]) -> Option<(usize, u32, usize)> {
+        match self {
+            Wire::Detect => None,
+            Wire::Yddeng => {
+                let h = Header::decode(buf.get(..HEADER_LEN)?.try_into().ok()?).ok()?;
+                (h.cmd == Cmd::Psh).then(|| (HEADER_LEN, u32::from(h.sid), h.payload_len()))
+            }
+            Wire::Xtaci(x) => {
+                let head = buf.get(..xtaci::HEADER_LEN)?.try_into().ok()?;
+                let h = xtaci::Header::decode(head, x.version).ok()?;
+                (h.cmd == XCmd::Psh).then(|| (xtaci::HEADER_LEN, h.sid, usize::from(h.len)))
+            }
+        }
+    }
+
     // ----- ids -----
 
     /// The core's id of the stream the peer calls `sid`, if it is alive.
