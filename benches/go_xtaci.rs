@@ -182,7 +182,9 @@ fn serve(listener: TcpListener, job: Job, version: u8) {
 }
 
 /// A client of this crate against the server at `addr`, doing what the Go client's command for
-/// `kind` does and timing it the same way; returns the figure the Go client would print.
+/// `kind` does and timing it the same way; returns the figure the Go client would print. One
+/// thread runs the session's driver and the work, as a client with one connection would run them
+/// (no hop between threads per message).
 fn run_ours(
     addr: SocketAddr,
     version: u8,
@@ -191,14 +193,15 @@ fn run_ours(
     rounds: u64,
 ) -> Result<f64, String> {
     let conn = smol::Async::<TcpStream>::connect(addr);
-    smol::block_on(async move {
+    let ex = smol::LocalExecutor::new();
+    smol::block_on(ex.run(async {
         let conn = conn
             .await
             .map_err(|e| format!("connecting to {addr}: {e}"))?;
         let _ = conn.get_ref().set_nodelay(true);
         let (session, driver) =
             Session::client(conn, Config::default().with_protocol(protocol(version)));
-        let _driver = smol::spawn(driver);
+        let _driver = ex.spawn(driver);
         let work = async {
             match kind {
                 Kind::Bulk => {
@@ -252,7 +255,7 @@ fn run_ours(
             .factor_first()
             .0;
         got
-    })
+    }))
 }
 
 /// Bytes that differ from round to round, so that an echo of the wrong round is caught.
