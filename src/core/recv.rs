@@ -1,7 +1,8 @@
 //! Received data waiting for the application: a queue of chunks per stream, recycled through a
 //! per-session pool of up to a window (and what windows have grown by).
 //!
-//! Each byte is copied in once (from the driver's read buffer) and out once (to the reader). A
+//! Each byte is copied in once (from the driver's read buffer; a large payload is read straight
+//! into a chunk of its own instead: `core/direct.rs`) and out once (to the reader). A
 //! queue of chunks never moves what it holds as it grows, unlike a ring buffer that doubles; an
 //! idle stream holds nothing but one empty pointer; chunks and queues a stream has drained go back
 //! to the session's pool, so a stream that keeps receiving does not allocate for each frame.
