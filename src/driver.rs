@@ -1,8 +1,11 @@
 //! The driver: the one future that owns the transport.
 //!
 //! Each round it reads whatever the transport has into one reusable buffer and feeds every whole
-//! frame to the core under a single lock; then it takes everything queued (frames of all streams,
-//! confirms, answers) as one buffer and writes it, flushing once nothing more is queued. Reading
+//! frame to the core under a single lock (the rest of a large data frame's payload it reads
+//! straight into the buffer the payload then waits in: [`Direct`]); then it takes everything
+//! queued (frames of all streams, confirms, answers) as one buffer and writes it, flushing once
+//! nothing more is queued. A few small frames wait until the tasks its reading woke have run, so
+//! that what those queue leaves in the same write ([`Driver::hand_offs`]). Reading
 //! never waits for writing: a peer that does not read cannot make this side stop reading, so the
 //! two sides cannot deadlock. Only if the peer leaves an absurd amount of answers unread (see
 //! [`CONTROL_SLACK`]) does reading pause until writing moves again.
