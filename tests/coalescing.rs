@@ -9,10 +9,12 @@
 
 mod common;
 
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Context;
 
-use common::{Counting, Counts};
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use common::{wait, Counting, Counts};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use ysmux::{pipe, Config, Protocol, Session};
 
 const CYCLES: u64 = 300;
@@ -75,5 +77,53 @@ fn a_stream_per_request_costs_its_server_one_write_per_request() {
             writes <= CYCLES + CYCLES / 10,
             "{protocol:?}: the server wrote {writes} times for {CYCLES} requests"
         );
+    }
+}
+
+/// The driver waits for the tasks its reading woke only so long: a reader it woke whose task never
+/// runs again (it polled a read once and then went on to wait for something else for good) holds
+/// back nothing another stream writes.
+#[test]
+fn a_woken_reader_that_never_runs_holds_nothing_back() {
+    for protocol in [Protocol::Yddeng, Protocol::Xtaci1, Protocol::Xtaci2] {
+        let ex = smol::LocalExecutor::new();
+        let (a, b) = pipe();
+        let config = Config::default().with_protocol(protocol);
+        let (client, client_driver) = Session::client(a, config.clone());
+        let (server, server_driver) = Session::server(b, config);
+        ex.spawn(client_driver).detach();
+        ex.spawn(server_driver).detach();
+        smol::block_on(ex.run(async {
+            let mut ca = client.open().await.expect("open a");
+            ca.write_all(b"a").await.expect("write a");
+            let mut sa = wait("accept a", server.accept()).await.expect("accept a");
+            let mut one = [0u8; 1];
+            wait("read a", sa.read_exact(&mut one))
+                .await
+                .expect("read a");
+            // A read polled once, with a waker that wakes nobody: the driver will wake it, and it
+            // never runs.
+            let nobody = futures::task::noop_waker();
+            let mut cx = Context::from_waker(&nobody);
+            assert!(Pin::new(&mut sa).poll_read(&mut cx, &mut one).is_pending());
+            ca.write_all(b"more").await.expect("write more on a");
+            // Meanwhile a request on another stream, and its response.
+            let mut cb = client.open().await.expect("open b");
+            cb.write_all(b"ping").await.expect("request");
+            let mut sb = wait("accept b", server.accept()).await.expect("accept b");
+            let mut req = [0u8; 4];
+            wait("read the request", sb.read_exact(&mut req))
+                .await
+                .expect("request");
+            sb.write_all(b"pong").await.expect("response");
+            let mut resp = [0u8; 4];
+            wait("the response", cb.read_exact(&mut resp))
+                .await
+                .expect("response");
+            assert_eq!(&resp, b"pong", "{protocol:?}");
+            let mut more = [0u8; 4];
+            wait("a's data", sa.read_exact(&mut more)).await.expect("a");
+            assert_eq!(&more, b"more", "{protocol:?}");
+        }));
     }
 }
