@@ -40,8 +40,13 @@ const READ_RETRIES_AFTER_WRITE_ERROR: u32 = 64;
 /// Rounds in one poll before the driver yields to its executor.
 const ROUNDS_PER_POLL: usize = 32;
 /// A data frame's payload at least this long, not yet all read, is read straight into the buffer
-/// it then waits in (see [`Direct`]).
-const DIRECT_PAYLOAD: usize = 16 * 1024;
+/// it then waits in (see [`Direct`]). The fuzz targets' inputs are small: with the `fuzzing`
+/// feature almost every payload takes this path, so that they explore it.
+const DIRECT_PAYLOAD: usize = if cfg!(feature = "fuzzing") {
+    32
+} else {
+    16 * 1024
+};
 /// What the read after a payload read straight into its buffer takes (see [`Driver::peek_next`]).
 const HEADER_PEEK: usize = 64;
 /// Times in a row the driver lets the tasks its reading woke run before it writes what is queued
