@@ -165,9 +165,10 @@ pub(crate) struct Inner {
 }
 
 /// Who the driver's reading woke and has not run since: the readers of up to [`WOKEN_TRACKED`]
-/// streams (past that, only that there were more) and the acceptor. The driver lets them run
-/// before it writes a few small frames, so that what they queue (the response, the close) leaves
-/// in the same write (`driver.rs`, hand-off).
+/// streams, and streams just accepted (past that many, only that there were more), and the
+/// acceptor. The driver lets them run before it writes a few small frames, so that what they
+/// queue (the response, the close) leaves in the same write (`driver.rs`, hand-off). A stream's
+/// handle that takes the lock has run; the driver forgets the rest once it writes.
 #[derive(Debug, Default)]
 struct Woken {
     streams: Vec<StreamKey>,
