@@ -307,17 +307,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             // close; whatever it does not take at once is dropped (`write_side`).
             self.phase = Phase::Aborting;
         }
-        let mut hand_off = false;
-        if self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters) {
-            hand_off = self.hand_offs < MAX_HAND_OFFS
-                && self.phase == Phase::Running
-                && inner.woken_unrun()
-                && !inner.core.has_flush_waiters()
-                && inner.core.queued_len() <= HAND_OFF_OUTPUT;
-        }
+        let refills = self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters);
+        let hand_off = refills
+            && self.hand_offs < MAX_HAND_OFFS
+            && self.phase == Phase::Running
+            && inner.woken_unrun()
+            && !inner.core.has_flush_waiters()
+            && inner.core.queued_len() <= HAND_OFF_OUTPUT;
         if hand_off {
             self.hand_offs += 1;
-        } else if self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters) {
+        } else if refills {
             self.hand_offs = 0;
             inner.forget_woken();
             self.wbuf.clear();

@@ -57,16 +57,6 @@ impl<W: Default> Core<W> {
             bytes = payload_len,
             "frame in (payload read directly)"
         );
-        // Data for an id with no stream is read and discarded.
-        match self.key_of_wire(sid) {
-            Some(key) => {
-                self.heard_about(key);
-                self.on_psh(key, sid, payload)
-            }
-            None => {
-                self.recv_pool.recycle(payload);
-                Ok(())
-            }
-        }
+        self.on_data(sid, payload)
     }
 }

@@ -396,13 +396,7 @@ impl<W: Default> Core<W> {
                     self.settle(key, owed);
                 }
             }
-            Frame::Psh(sid, payload) => {
-                // Data for an id with no stream is read and discarded.
-                if let Some(key) = self.key_of_wire(sid) {
-                    self.heard_about(key);
-                    self.on_psh(key, sid, Payload::Borrowed(payload))?;
-                }
-            }
+            Frame::Psh(sid, payload) => self.on_data(sid, Payload::Borrowed(payload))?,
             Frame::Cfm(sid, n) => {
                 if let Some(key) = self.key_of_wire(sid) {
                     self.heard_about(key);
@@ -484,6 +478,21 @@ impl<W: Default> Core<W> {
         self.events.push(Event::Incoming);
         self.enforce_budget();
         Ok(())
+    }
+
+    /// A data frame for the peer's id `sid`, its payload copied or kept
+    /// (`Core::handle_data`): data for an id with no stream is read and discarded.
+    fn on_data(&mut self, sid: u32, payload: Payload<'_>) -> Result<(), ProtocolError> {
+        match self.key_of_wire(sid) {
+            Some(key) => {
+                self.heard_about(key);
+                self.on_psh(key, sid, payload)
+            }
+            None => {
+                self.recv_pool.recycle(payload);
+                Ok(())
+            }
+        }
     }
 
     fn on_psh(

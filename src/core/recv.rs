@@ -117,6 +117,9 @@ impl RecvPool {
             }
             None => Vec::with_capacity(len.max(self.chunk)),
         };
+        if c.capacity() < len {
+            c.clear(); // growing it would copy what it holds, to be overwritten anyway
+        }
         c.resize(len, 0);
         c
     }
