@@ -15,10 +15,13 @@
 //!   rounds; median and p99 of the rounds. Ratio: to the same on one raw connection.
 //! - `churn`: open, write 1 byte, read its echo, close, 20,000 times (quick 2,000) in sequence.
 //!   Ratio: to the same with raw connections (TCP connect + exchange + close, per cycle).
-//! - `stalled`: a stream whose reader never reads, its writer writing for as long as it is let;
-//!   then a second stream moves 64 MiB (quick 32 MiB), five times in turn (quick three), the
-//!   median kept. Ratio: that stream's rate against its rate alone (`solo`). Also shown: how
-//!   much the stalled writer got accepted (flow control should hold it to about one window).
+//! - `stalled`: a stream moves 64 MiB (quick 32 MiB) alone (`solo`); then a stream whose reader
+//!   never reads gets a writer writing for as long as it is let, and once it is stuck another
+//!   stream moves the same beside it (`busy`); then the stalled stream goes. Five such pairs
+//!   (quick three), back to back in one session, each counted transfer after an uncounted one
+//!   in the same state; medians kept.
+//!   Ratio: the median of the pairs' busy/solo rates. Also shown: how much the stalled writer got
+//!   accepted (flow control should hold it to about one window).
 //! - `idle`: RSS growth per stream pair (both ends) with 10,000 open idle streams, each measured in
 //!   a fresh process (this binary re-executed with `--idle-child`).
 //! - `wan`: one long, fat link: loopback TCP through a link emulator in user space
@@ -408,32 +411,22 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
             let bytes = cfg.stalled_bytes;
             let reps = if cfg.quick { 3 } else { 5 };
             for &imp in &cfg.impls {
-                if imp == Impl::Raw {
+                if imp == Impl::Raw || failed(res, Metric::StalledBusy, imp) {
                     continue;
                 }
-                for stall in [false, true] {
-                    let m = if stall {
-                        Metric::StalledBusy
-                    } else {
-                        Metric::StalledSolo
-                    };
-                    if failed(res, m, imp) {
-                        continue;
+                match run_one(cfg, rtk, netk, imp, move |sp, c, s| {
+                    scenarios::stalled(sp, c, s, bytes, reps)
+                }) {
+                    Ok(r) => {
+                        res.add(key(Metric::StalledSolo, imp), bytes as f64 / secs(r.solo));
+                        res.add(key(Metric::StalledBusy, imp), bytes as f64 / secs(r.busy));
+                        res.add(
+                            key(Metric::StalledCommitted, imp),
+                            r.stalled_committed as f64,
+                        );
+                        res.add(key(Metric::StalledRatio, imp), r.ratio);
                     }
-                    match run_one(cfg, rtk, netk, imp, move |sp, c, s| {
-                        scenarios::stalled(sp, c, s, bytes, stall, reps)
-                    }) {
-                        Ok(r) => {
-                            res.add(key(m, imp), bytes as f64 / secs(r.busy));
-                            if stall {
-                                res.add(
-                                    key(Metric::StalledCommitted, imp),
-                                    r.stalled_committed as f64,
-                                );
-                            }
-                        }
-                        Err(e) => res.fail(key(m, imp), e),
-                    }
+                    Err(e) => res.fail(key(Metric::StalledBusy, imp), e),
                 }
             }
         }

@@ -21,6 +21,9 @@ pub enum Metric {
     StalledSolo,
     /// Bytes the stalled stream's writer got accepted.
     StalledCommitted,
+    /// The busy stream's rate beside the stalled one, of its rate alone, in one session (the
+    /// median of back-to-back pairs); shown as the ratio of the busy row, not as a row.
+    StalledRatio,
     /// RSS growth per idle stream pair, bytes.
     Idle,
     /// Through the link emulator, raw TCP: the median round trip of a 1-byte ping, seconds.
@@ -47,6 +50,7 @@ impl Metric {
             Metric::StalledBusy => "stalled: busy GiB/s".into(),
             Metric::StalledSolo => "stalled: solo GiB/s".into(),
             Metric::StalledCommitted => "stalled: unread KiB".into(),
+            Metric::StalledRatio => "stalled: busy/solo".into(),
             Metric::Idle => "idle bytes/pair".into(),
             Metric::WanPing => "link self-check: ping ms".into(),
             Metric::Wan(s) => format!("wan {s} stream{} MiB/s", if s == 1 { "" } else { "s" }),
@@ -68,6 +72,7 @@ impl Metric {
             Metric::RttP50 | Metric::RttP99 => format!("{:.1}", v * 1e6),
             Metric::Churn => format!("{:.1}", v / 1e3),
             Metric::StalledCommitted => format!("{:.0}", v / 1024.0),
+            Metric::StalledRatio => format!("{v:.2}"),
             Metric::Idle => format!("{v:.0}"),
             Metric::WanPing => format!("{:.1}", v * 1e3),
             Metric::Wan(_) | Metric::WanOriginal { .. } | Metric::Pool(_) => {
@@ -137,9 +142,7 @@ impl Results {
             Metric::RttP50 | Metric::RttP99 | Metric::Churn if imp != Impl::Raw => {
                 raw(m).map(|r| v / r)
             }
-            Metric::StalledBusy => self
-                .med(&(net, rt, Metric::StalledSolo, imp))
-                .map(|r| v / r),
+            Metric::StalledBusy => self.med(&(net, rt, Metric::StalledRatio, imp)),
             Metric::Wan(_) | Metric::WanOriginal { .. } if imp != Impl::Raw => {
                 raw(Metric::Wan(1)).map(|r| v / r)
             }
@@ -203,6 +206,7 @@ impl Results {
             let metrics: Vec<Metric> = self
                 .present(|k| k.2)
                 .into_iter()
+                .filter(|m| *m != Metric::StalledRatio)
                 .filter(|m| {
                     impls.iter().any(|i| {
                         let k = (net, rt, *m, *i);

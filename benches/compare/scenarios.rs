@@ -216,31 +216,73 @@ pub async fn churn(sp: Spawner, c: Side, s: Side, rounds: usize) -> io::Result<D
 }
 
 pub struct Stalled {
+    /// The busy stream's transfer time alone (median).
+    pub solo: Duration,
+    /// The same beside the stalled stream (median).
     pub busy: Duration,
-    /// Bytes the never-read stream's writer got accepted (flow control should hold it to about one
-    /// window).
+    /// The median of the pairs' busy/solo rate ratios.
+    pub ratio: f64,
+    /// Bytes the never-read stream's writer got accepted, at most (flow control should hold it to
+    /// about one window).
     pub stalled_committed: u64,
 }
 
-/// stalled: with `stall`, a first stream whose reader never reads gets a writer that writes as
-/// long as it is let; once it is stuck, a second stream moves `bytes`, timed from its open until
-/// the server counted them (median of `reps` such streams, one after the other). Without `stall`,
-/// only the second stream runs (its solo rate).
+/// stalled: `reps` pairs of transfers: a new stream moves `bytes` alone, timed from its open until
+/// the server counted them; then a stream whose reader never reads gets a writer that writes as
+/// long as it is let, and once that writer is stuck, another new stream moves `bytes` beside it;
+/// then the stalled stream goes. The two transfers of a pair are measured back to back in one
+/// session, so their ratio compares like with like: measured in separate sessions (a fresh runtime
+/// each), it moved by more than the effect it measures. Each counted transfer directly follows an
+/// uncounted one in the same state: the first transfer after the session idled for the stall to
+/// settle (100 ms or more) runs slower over loopback TCP (benches/README.md), and that would be
+/// counted against the busy stream alone.
 pub async fn stalled(
     sp: Spawner,
     c: Side,
     s: Side,
     bytes: u64,
-    stall: bool,
     reps: usize,
 ) -> io::Result<Stalled> {
-    let committed = Arc::new(AtomicU64::new(0));
-    let mut keep = Vec::new();
-    if stall {
+    let (mut solo, mut busy, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut committed = 0;
+    for _ in 0..reps {
+        transfer(&sp, &c, &s, bytes).await?;
+        let alone = transfer(&sp, &c, &s, bytes).await?;
+        let stall = Stall::start(&sp, &c, &s).await?;
+        transfer(&sp, &c, &s, bytes).await?;
+        let beside = transfer(&sp, &c, &s, bytes).await?;
+        committed = committed.max(stall.committed.load(Ordering::Relaxed));
+        drop(stall);
+        ratios.push(alone.as_secs_f64() / beside.as_secs_f64());
+        solo.push(alone);
+        busy.push(beside);
+    }
+    solo.sort();
+    busy.sort();
+    ratios.sort_by(f64::total_cmp);
+    Ok(Stalled {
+        solo: solo[reps / 2],
+        busy: busy[reps / 2],
+        ratio: ratios[reps / 2],
+        stalled_committed: committed,
+    })
+}
+
+/// A stream whose reader never reads, its writer writing as long as it is let; dropping this
+/// drops both ends.
+struct Stall {
+    committed: Arc<AtomicU64>,
+    _tasks: Vec<futures::future::RemoteHandle<()>>,
+}
+
+impl Stall {
+    /// Opens the stream and returns once its writer is stuck: no progress over 50 ms (at most 2 s).
+    async fn start(sp: &Spawner, c: &Side, s: &Side) -> io::Result<Stall> {
+        let committed = Arc::new(AtomicU64::new(0));
         let st = c.open().await?;
-        let mut w = c.write_half(&sp, st);
+        let mut w = c.write_half(sp, st);
         let count = committed.clone();
-        keep.push(sp.spawn(async move {
+        let writer = sp.spawn(async move {
             while let Ok(n) = w.write(&DATA).await {
                 if n == 0 {
                     break;
@@ -248,9 +290,8 @@ pub async fn stalled(
                 count.fetch_add(n as u64, Ordering::Relaxed);
             }
             drop(w);
-        }));
+        });
         let never_read = s.accept_reader().await?;
-        // Wait until the stalled writer is stuck: no progress over 50 ms (at most 2 s).
         let mut last = u64::MAX;
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
@@ -261,53 +302,50 @@ pub async fn stalled(
             }
             last = now;
         }
-        keep.push(sp.spawn(async move {
+        let holder = sp.spawn(async move {
             let _hold = never_read;
             futures::future::pending::<()>().await;
-        }));
+        });
+        Ok(Stall {
+            committed,
+            _tasks: vec![writer, holder],
+        })
     }
-    // The busy stream's transfer, `reps` times (a new stream each time): the median is kept, as
-    // one transfer over the pipe lasts only some milliseconds.
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let start = Instant::now();
-        let st = c.open().await?;
-        let w = c.write_half(&sp, st);
-        let writer = sp.spawn(write_n(w, bytes));
-        // Accept and read with a watchdog: a busy stream that makes no progress for 2 s is stuck
-        // behind the stalled one (head-of-line blocking), and the run fails then rather than at
-        // its timeout.
-        let progress = Arc::new(AtomicU64::new(0));
-        let p = progress.clone();
-        let s = s.clone();
-        let mut reader =
-            sp.spawn(async move { read_count(s.accept_reader().await?, bytes, Some(p)).await });
-        let mut seen = (0, Instant::now());
-        let r = loop {
-            if let Some(r) = sp.timeout(Duration::from_millis(100), &mut reader).await {
-                break r?;
-            }
-            let now = progress.load(Ordering::Relaxed);
-            if now != seen.0 {
-                seen = (now, Instant::now());
-            } else if seen.1.elapsed() > Duration::from_secs(2) {
-                return Err(io::Error::other(format!(
-                    "stuck: no progress in 2 s, at {} of {} KiB",
-                    now >> 10,
-                    bytes >> 10
-                )));
-            }
-        };
-        times.push(start.elapsed());
-        let w = writer.await?;
-        drop((r, w));
-    }
-    drop(keep);
-    times.sort();
-    Ok(Stalled {
-        busy: times[times.len() / 2],
-        stalled_committed: committed.load(Ordering::Relaxed),
-    })
+}
+
+/// One new stream moving `bytes`, timed from its open until the server counted them. The read
+/// runs with a watchdog: a stream that makes no progress for 2 s is stuck (behind a stalled one:
+/// head-of-line blocking), and the run fails then rather than at its timeout.
+async fn transfer(sp: &Spawner, c: &Side, s: &Side, bytes: u64) -> io::Result<Duration> {
+    let start = Instant::now();
+    let st = c.open().await?;
+    let w = c.write_half(sp, st);
+    let writer = sp.spawn(write_n(w, bytes));
+    let progress = Arc::new(AtomicU64::new(0));
+    let p = progress.clone();
+    let s = s.clone();
+    let mut reader =
+        sp.spawn(async move { read_count(s.accept_reader().await?, bytes, Some(p)).await });
+    let mut seen = (0, Instant::now());
+    let r = loop {
+        if let Some(r) = sp.timeout(Duration::from_millis(100), &mut reader).await {
+            break r?;
+        }
+        let now = progress.load(Ordering::Relaxed);
+        if now != seen.0 {
+            seen = (now, Instant::now());
+        } else if seen.1.elapsed() > Duration::from_secs(2) {
+            return Err(io::Error::other(format!(
+                "stuck: no progress in 2 s, at {} of {} KiB",
+                now >> 10,
+                bytes >> 10
+            )));
+        }
+    };
+    let elapsed = start.elapsed();
+    let w = writer.await?;
+    drop((r, w));
+    Ok(elapsed)
 }
 
 /// idle: opens `n` stream pairs, each exchanging one byte each way (so that every implementation
