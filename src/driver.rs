@@ -81,8 +81,19 @@ enum Round {
     Failed(Error),
     /// A few small frames are queued and tasks the driver woke have not run yet: let them run
     /// before writing, so that what they queue leaves in the same write (see
-    /// [`Driver::hand_offs`]).
+    /// [`Driver::hand_offs`]); or nothing is left to do but look again whether the writers just
+    /// woken for room wrote (see [`crate::core::Core::room_recheck`]).
     HandOff,
+}
+
+/// What [`Driver::refill`] found.
+struct Refill {
+    /// Reading must pause: the peer leaves too many answers unread.
+    paused: bool,
+    /// Hand off to woken tasks before taking what is queued ([`Driver::hand_offs`]).
+    hand_off: bool,
+    /// Writers were woken for room and nothing is queued: come back even if nothing else moves.
+    recheck_room: bool,
 }
 
 /// What the write side did.
@@ -254,7 +265,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// One round: refill the write buffer, write, flush, read and handle. `cx` is the driver's
     /// task, for the session's handles; `io_cx` is for the transport.
     fn round(&mut self, cx: &mut Context<'_>, io_cx: &mut Context<'_>) -> Round {
-        let (paused, hand_off) = self.refill(cx);
+        let Refill {
+            paused,
+            hand_off,
+            recheck_room,
+        } = self.refill(cx);
         if hand_off {
             return Round::HandOff;
         }
@@ -286,15 +301,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             Ok(ReadOutcome::Closed) => Round::Closed,
             Ok(ReadOutcome::Moved) => Round::Busy,
             Ok(ReadOutcome::Nothing) if wrote == Wrote::Moved => Round::Busy,
+            Ok(ReadOutcome::Nothing) if recheck_room => Round::HandOff,
             Ok(ReadOutcome::Nothing) => Round::Idle,
         }
     }
 
     /// Registers the driver's waker, starts closing if the session ended or lost its last handle,
-    /// and takes what the core queued once the write buffer is empty. Returns whether reading
-    /// must pause (the peer leaves too many answers unread), and whether to hand off to woken
-    /// tasks before taking what is queued ([`Driver::hand_offs`]).
-    fn refill(&mut self, cx: &mut Context<'_>) -> (bool, bool) {
+    /// and takes what the core queued once the write buffer is empty.
+    fn refill(&mut self, cx: &mut Context<'_>) -> Refill {
         let mut inner = self.shared.lock_driver();
         inner.core.set_clock(self.started.elapsed());
         inner.data_sent(std::mem::take(&mut self.unreported_out));
@@ -327,7 +341,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         // Also when a stream holds more than its window unread on a wire without flow control
         // (xtaci v1): not reading the transport is the only backpressure left.
         let paused = inner.core.queued_len() > self.write_limit || inner.core.input_paused();
-        (paused, hand_off)
+        Refill {
+            paused,
+            hand_off,
+            recheck_room: refills && !hand_off && inner.core.room_recheck(),
+        }
     }
 
     /// Writes what is in the write buffer; flushes once nothing more is queued, or at once when a

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use futures::io::AsyncWriteExt;
-use ysmux::{Config, Session};
+use ysmux::{Config, Protocol, Session};
 
 /// A waker that, when woken, enters the session (takes its lock) and counts.
 struct Reentrant {
@@ -219,5 +219,50 @@ fn closing_the_write_half_wakes_a_write_parked_for_credit() {
     match std::pin::Pin::new(&mut tx).poll_write(&mut cx, &data) {
         Poll::Ready(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotConnected),
         other => panic!("write after the close: {other:?}"),
+    }
+}
+
+/// Writers woken for room that never write again (their writes were abandoned after the wake)
+/// must not leave the others asleep while room is free: the driver wakes a batch at a time, and
+/// when a batch leaves nothing to write it comes back at once and wakes everyone. On every wire.
+#[test]
+fn writers_woken_for_room_that_never_write_hold_nobody_back() {
+    for protocol in [Protocol::Yddeng, Protocol::Xtaci1, Protocol::Xtaci2] {
+        run(|ex| async move {
+            let (a, b) = ysmux::pipe();
+            let config = Config::default().with_protocol(protocol);
+            let p = sessions(&ex, a, b, config.clone(), config);
+            serve_drain(&ex, p.server.clone());
+            const N: usize = 200;
+            let mut streams = Vec::with_capacity(N);
+            for _ in 0..N {
+                streams.push(p.client.open().await.expect("open"));
+            }
+            // Each stream polls one write of 64 KiB, with a waker of its own that only counts:
+            // after a wake, nobody polls again. The queue takes 256 KiB, so most wait.
+            let chunk = vec![7u8; 64 * 1024];
+            let mut waiting = Vec::new();
+            for s in &mut streams {
+                let c = Arc::new(Counter::default());
+                let w = Waker::from(c.clone());
+                let mut write = pin!(s.write(&chunk));
+                if write
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&w))
+                    .is_pending()
+                {
+                    waiting.push(c);
+                }
+            }
+            assert!(
+                waiting.len() > N / 2,
+                "{protocol:?}: {} wait",
+                waiting.len()
+            );
+            until("every waiting writer to be woken", || {
+                waiting.iter().all(|c| c.0.load(Ordering::SeqCst) > 0)
+            })
+            .await;
+        });
     }
 }

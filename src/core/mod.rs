@@ -207,6 +207,9 @@ pub struct Core<W> {
     batches: u32,
     /// Contenders woken by the last `take_output`.
     woken_contenders: Vec<StreamKey>,
+    /// The last `take_output` took nothing and woke only some of the writers waiting for room:
+    /// the next one, if it takes nothing either, wakes them all ([`Core::room_recheck`]).
+    room_recheck: bool,
     vrm_answers: Vec<Header>,
     /// The answer we expect to our own probe, if one is out.
     ping: Option<Header>,
@@ -262,6 +265,7 @@ impl<W: Default> Core<W> {
             frames_out_at_nop: 0,
             nop_answered: false,
             woken_contenders: Vec::new(),
+            room_recheck: false,
             batches: 1,
             recv_pool: RecvPool::new(limits.window),
             vrm_answers: Vec::new(),

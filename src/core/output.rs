@@ -71,14 +71,18 @@ impl<W: Default> Core<W> {
                 }
             }
         }
-        // Wake the writers waiting for room, oldest first: only about as many as the queue takes
-        // while there is output in flight (waking a thousand to let five in costs more than it
-        // moves), and all of them when the queue is empty, so that none sleeps while room is free
-        // (the driver comes back here whenever waiters remain and its buffer is written).
-        let wake = if into.is_empty() {
+        // Wake the writers waiting for room, oldest first, about as many as the queue takes:
+        // waking thousands to let ten in costs more than it moves, as each runs, finds the room
+        // taken and waits again, and the next batch wakes them all again. None may sleep while
+        // room is free, though, and a writer woken may never write (its write was abandoned).
+        // The driver comes back here whenever waiters remain and its buffer is written; when
+        // this batch leaves nothing to write, it comes back at once (`room_recheck`), and if
+        // still nothing was queued then, every waiter is woken.
+        let batch = self.limits.write_buffer / self.limits.max_frame as usize + 2;
+        let wake = if into.is_empty() && self.room_recheck {
             usize::MAX
         } else {
-            self.limits.write_buffer / self.limits.max_frame as usize + 2
+            batch
         };
         let mut woken = 0;
         while woken < wake {
@@ -91,6 +95,14 @@ impl<W: Default> Core<W> {
             self.events.push(Event::Writable(key));
             woken += 1;
         }
+        self.room_recheck = into.is_empty() && !self.queue_waiters.is_empty();
+    }
+
+    /// Whether the last [`Core::take_output`] took nothing and woke only some of the writers
+    /// waiting for room: the driver must call it again soon, without waiting for those writers
+    /// (which may never write), so that it wakes the rest if they did not.
+    pub fn room_recheck(&self) -> bool {
+        self.room_recheck
     }
 
     /// Whether writers wait for room in the output queue.

@@ -621,12 +621,75 @@ fn only_as_many_waiters_as_fit_are_woken_while_output_flows() {
     let first = woken(&mut c);
     assert!((1..=8).contains(&first), "{first} woken");
     assert!(c.has_queue_waiters());
-    // Nothing in flight (the woken ones did not write): every waiter is woken, none sleeps.
+    assert!(
+        !c.room_recheck(),
+        "output is in flight: the driver comes back after writing it"
+    );
+    // Nothing to write (the woken ones did not write): another batch only, and the driver is
+    // told to come back at once rather than when output flows.
     let mut out = Vec::new();
     c.take_output(&mut out);
     assert!(out.is_empty());
-    assert_eq!(woken(&mut c), waiting.len() - first);
+    let second = woken(&mut c);
+    assert_eq!(second, first, "a batch, not everyone");
+    assert!(c.room_recheck());
+    // Back, and still nothing was written (those woken may never write): every waiter is woken,
+    // so none sleeps while room is free.
+    let mut out = Vec::new();
+    c.take_output(&mut out);
+    assert!(out.is_empty());
+    assert_eq!(woken(&mut c), waiting.len() - first - second);
     assert!(!c.has_queue_waiters());
+    assert!(!c.room_recheck());
+}
+
+#[test]
+fn woken_writers_that_write_keep_the_wakes_to_a_batch() {
+    // Thousands of writers waiting for room, and a driver that comes back before the ones it
+    // woke have run (a busy executor): as long as they write, every take wakes one batch, so
+    // the writers are woken about once each, not once per batch.
+    let mut c = client();
+    let keys: Vec<_> = (0..1000).map(|_| c.open().unwrap()).collect();
+    let chunk = vec![0u8; 16 * 1024];
+    let mut waiting = 0;
+    for &k in &keys {
+        if c.write(k, &chunk) == Write::QueueFull {
+            waiting += 1;
+        }
+    }
+    assert!(waiting > 900, "most writers wait for room");
+    let mut wakes = 0;
+    let mut events = Vec::new();
+    c.take_events(&mut events);
+    for _ in 0..10_000 {
+        if !c.has_queue_waiters() {
+            break;
+        }
+        let mut out = Vec::new();
+        c.take_output(&mut out);
+        events.clear();
+        c.take_events(&mut events);
+        // The driver takes again before they ran (nothing to write yet), then they all write.
+        let mut out = Vec::new();
+        c.take_output(&mut out);
+        c.take_events(&mut events);
+        let woken: Vec<StreamKey> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Writable(k) => Some(*k),
+                _ => None,
+            })
+            .collect();
+        wakes += woken.len();
+        for k in woken {
+            let _ = c.write(k, &chunk);
+        }
+    }
+    assert!(!c.has_queue_waiters(), "every writer got room");
+    assert!(
+        wakes <= 2 * waiting,
+        "{wakes} wakes for {waiting} waiting writers"
+    );
 }
 
 #[test]
