@@ -92,7 +92,8 @@ struct Refill {
     paused: bool,
     /// Hand off to woken tasks before taking what is queued ([`Driver::hand_offs`]).
     hand_off: bool,
-    /// Writers were woken for room and nothing is queued: come back even if nothing else moves.
+    /// Writers were woken for room with nothing to write: come back even if nothing else moves
+    /// (see [`crate::core::Core::room_recheck`]).
     recheck_room: bool,
 }
 
@@ -240,8 +241,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
         this.transport_wake.register(cx.waker());
         let io_waker = this.transport_wake.waker().clone();
         let mut io_cx = Context::from_waker(&io_waker);
-        for _ in 0..ROUNDS_PER_POLL {
-            match this.round(cx, &mut io_cx) {
+        for i in 0..ROUNDS_PER_POLL {
+            match this.round(cx, &mut io_cx, i == 0) {
                 Round::Busy => continue,
                 Round::Idle => {
                     this.shrink_idle_buffers();
@@ -263,13 +264,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// One round: refill the write buffer, write, flush, read and handle. `cx` is the driver's
-    /// task, for the session's handles; `io_cx` is for the transport.
-    fn round(&mut self, cx: &mut Context<'_>, io_cx: &mut Context<'_>) -> Round {
+    /// task, for the session's handles; `io_cx` is for the transport. `first`: the first round of
+    /// a poll, so the executor has had a turn since the last round.
+    fn round(&mut self, cx: &mut Context<'_>, io_cx: &mut Context<'_>, first: bool) -> Round {
         let Refill {
             paused,
             hand_off,
             recheck_room,
-        } = self.refill(cx);
+        } = self.refill(cx, first);
         if hand_off {
             return Round::HandOff;
         }
@@ -307,10 +309,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     /// Registers the driver's waker, starts closing if the session ended or lost its last handle,
-    /// and takes what the core queued once the write buffer is empty.
-    fn refill(&mut self, cx: &mut Context<'_>) -> Refill {
+    /// and takes what the core queued once the write buffer is empty. In the first round of a
+    /// poll, writers woken for room in the last have had their turn ([`Core::room_rechecked`]).
+    ///
+    /// [`Core::room_rechecked`]: crate::core::Core::room_rechecked
+    fn refill(&mut self, cx: &mut Context<'_>, first: bool) -> Refill {
         let mut inner = self.shared.lock_driver();
         inner.core.set_clock(self.started.elapsed());
+        if first {
+            inner.core.room_rechecked();
+        }
         inner.data_sent(std::mem::take(&mut self.unreported_out));
         if inner.start_round(cx.waker()) && self.phase == Phase::Running {
             self.phase = Phase::Closing;
@@ -344,7 +352,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         Refill {
             paused,
             hand_off,
-            recheck_room: refills && !hand_off && inner.core.room_recheck(),
+            recheck_room: inner.core.room_recheck() && self.wpos == self.wbuf.len(),
         }
     }
 

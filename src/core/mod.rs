@@ -207,8 +207,8 @@ pub struct Core<W> {
     batches: u32,
     /// Contenders woken by the last `take_output`.
     woken_contenders: Vec<StreamKey>,
-    /// The last `take_output` took nothing and woke only some of the writers waiting for room:
-    /// the next one, if it takes nothing either, wakes them all ([`Core::room_recheck`]).
+    /// The last `take_output` took nothing and woke only some of the writers waiting for room,
+    /// and more wait ([`Core::room_recheck`]).
     room_recheck: bool,
     vrm_answers: Vec<Header>,
     /// The answer we expect to our own probe, if one is out.

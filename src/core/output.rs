@@ -73,19 +73,23 @@ impl<W: Default> Core<W> {
         }
         // Wake the writers waiting for room, oldest first, about as many as the queue takes:
         // waking thousands to let ten in costs more than it moves, as each runs, finds the room
-        // taken and waits again, and the next batch wakes them all again. None may sleep while
-        // room is free, though, and a writer woken may never write (its write was abandoned).
-        // The driver comes back here whenever waiters remain and its buffer is written; when
-        // this batch leaves nothing to write, it comes back at once (`room_recheck`), and if
-        // still nothing was queued then, every waiter is woken.
+        // taken and waits again, and the next batch wakes them all again. While a batch woken
+        // when nothing was queued has not had its turn, another take that finds nothing queued
+        // wakes nobody more. None may sleep while room is free, though, and a writer woken may
+        // never write (its write was abandoned): see `room_recheck`.
         let batch = self.limits.write_buffer / self.limits.max_frame as usize + 2;
         let wake = if into.is_empty() && self.room_recheck {
-            usize::MAX
+            0
         } else {
             batch
         };
-        let mut woken = 0;
-        while woken < wake {
+        self.wake_room_waiters(wake);
+        self.room_recheck = into.is_empty() && !self.queue_waiters.is_empty();
+    }
+
+    /// Wakes up to `n` writers waiting for room, oldest first.
+    fn wake_room_waiters(&mut self, n: usize) {
+        for _ in 0..n {
             let Some(key) = self.queue_waiters.pop(&mut self.streams) else {
                 break;
             };
@@ -93,16 +97,23 @@ impl<W: Default> Core<W> {
                 self.woken_contenders.push(key);
             }
             self.events.push(Event::Writable(key));
-            woken += 1;
         }
-        self.room_recheck = into.is_empty() && !self.queue_waiters.is_empty();
     }
 
-    /// Whether the last [`Core::take_output`] took nothing and woke only some of the writers
-    /// waiting for room: the driver must call it again soon, without waiting for those writers
-    /// (which may never write), so that it wakes the rest if they did not.
+    /// Whether a take found nothing queued, woke a batch of the writers waiting for room, and
+    /// more wait: the driver must then not sleep until those writers write (they may never), but
+    /// give them a turn and come back to [`Core::room_rechecked`].
     pub fn room_recheck(&self) -> bool {
         self.room_recheck
+    }
+
+    /// The driver is back after giving the tasks it woke a turn. If a batch of writers was woken
+    /// for room with nothing queued and they have queued nothing since, they may never write:
+    /// every writer still waiting for room is woken, so that none sleeps while room is free.
+    pub fn room_rechecked(&mut self) {
+        if std::mem::take(&mut self.room_recheck) && self.out.is_empty() {
+            self.wake_room_waiters(usize::MAX);
+        }
     }
 
     /// Whether writers wait for room in the output queue.

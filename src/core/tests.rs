@@ -626,21 +626,56 @@ fn only_as_many_waiters_as_fit_are_woken_while_output_flows() {
         "output is in flight: the driver comes back after writing it"
     );
     // Nothing to write (the woken ones did not write): another batch only, and the driver is
-    // told to come back at once rather than when output flows.
+    // told to come back after giving them a turn rather than when output flows.
     let mut out = Vec::new();
     c.take_output(&mut out);
     assert!(out.is_empty());
     let second = woken(&mut c);
     assert_eq!(second, first, "a batch, not everyone");
     assert!(c.room_recheck());
-    // Back, and still nothing was written (those woken may never write): every waiter is woken,
-    // so none sleeps while room is free.
+    // Another take before they had their turn (the driver's next round) wakes nobody more.
     let mut out = Vec::new();
     c.take_output(&mut out);
     assert!(out.is_empty());
+    assert_eq!(woken(&mut c), 0);
+    assert!(c.room_recheck());
+    // Back after their turn, and still nothing was written (those woken may never write): every
+    // waiter is woken, so none sleeps while room is free.
+    c.room_rechecked();
     assert_eq!(woken(&mut c), waiting.len() - first - second);
     assert!(!c.has_queue_waiters());
     assert!(!c.room_recheck());
+}
+
+#[test]
+fn woken_writers_that_wrote_are_not_followed_by_everyone() {
+    let mut c = client();
+    let keys: Vec<_> = (0..100).map(|_| c.open().unwrap()).collect();
+    let chunk = vec![0u8; 65_536];
+    for &k in &keys {
+        let _ = c.write(k, &chunk);
+    }
+    let mut out = Vec::new();
+    c.take_output(&mut out); // the queue's first 256 KiB
+    let mut events = Vec::new();
+    c.take_events(&mut events);
+    let mut out = Vec::new();
+    c.take_output(&mut out); // nothing: a batch is woken
+    events.clear();
+    c.take_events(&mut events);
+    assert!(c.room_recheck());
+    // One of them writes before the driver is back: the rest of the batch may yet write too,
+    // and the others are not woken.
+    let Some(Event::Writable(k)) = events.iter().find(|e| matches!(e, Event::Writable(_))) else {
+        panic!("a batch was woken: {events:?}");
+    };
+    assert!(matches!(c.write(*k, &chunk), Write::Queued(_)));
+    c.room_rechecked();
+    events.clear();
+    c.take_events(&mut events);
+    assert!(events.is_empty(), "{events:?}");
+    assert!(!c.room_recheck());
+    assert!(c.has_queue_waiters());
 }
 
 #[test]
