@@ -5,10 +5,15 @@
 //! straight into the buffer the payload then waits in: [`Direct`]); then it takes everything
 //! queued (frames of all streams, confirms, answers) as one buffer and writes it, flushing once
 //! nothing more is queued. A few small frames wait until the tasks its reading woke have run, so
-//! that what those queue leaves in the same write ([`Driver::hand_offs`]). Reading
+//! that what those queue leaves in the same write ([`Driver::hand_offs`]). Writers waiting for
+//! room are woken a batch at a time; when a batch leaves nothing to write, the driver gives it
+//! the executor's turn and looks again ([`Core::room_rechecked`]), so a writer that never comes
+//! back holds nobody back. Reading
 //! never waits for writing: a peer that does not read cannot make this side stop reading, so the
 //! two sides cannot deadlock. Only if the peer leaves an absurd amount of answers unread (see
 //! [`CONTROL_SLACK`]) does reading pause until writing moves again.
+//!
+//! [`Core::room_rechecked`]: crate::core::Core::room_rechecked
 
 use std::future::Future;
 use std::io;
