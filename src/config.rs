@@ -182,7 +182,7 @@ impl Config {
     /// its [`Session::open`](crate::Session::open) waits for room instead of being refused. Only
     /// a burst at a session's very start, before the first grant arrives, may meet a backlog
     /// below 16 (the room an opener assumes until then); such a refusal is
-    /// [`Error::Refused`](crate::Error::Refused).
+    /// [`Error::Refused`].
     pub fn with_accept_backlog(mut self, streams: usize) -> Self {
         if streams > 65_535 {
             self.invalid.get_or_insert(ConfigError::number(

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use super::slots::{Slots, StreamKey};
 use super::stream_state::StreamState;
 
-/// A stream's memberships; each flag belongs to one list (or, `contending`, to [`Contenders`]).
+/// A stream's memberships; each flag belongs to one list (or, `contending`, to a [`Counted`] count).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Listings {
     confirm: bool,

@@ -20,7 +20,7 @@
 //!   nothing here has seen fail yet, stops taking streams long before a keepalive gives up;
 //! - [`Pool::shutdown`] shuts every session down gracefully until the deadline you give.
 //!
-//! [`serve`] is the other side: every session of a listener's connections through one
+//! [`serve()`] is the other side: every session of a listener's connections through one
 //! `tower::Service<Stream>`, with the per-session backpressure of [`Session::serve`].
 //!
 //! ```
