@@ -175,9 +175,23 @@ impl Side {
         }
     }
 
+    /// A driver's poll: the writers woken for room last time have had their turn, then the
+    /// driver takes what is queued. Nobody may sleep while room is free: with nothing to write
+    /// and writers waiting, a recheck is due, and a recheck that finds nothing queued wakes them.
     fn take(&mut self) {
+        let recheck = self.core.room_recheck();
+        let queued = self.core.queued_len() > 0;
+        self.core.room_rechecked();
+        assert!(
+            !(recheck && !queued && self.core.has_queue_waiters()),
+            "a recheck with nothing queued left writers waiting for room"
+        );
         let mut out = Vec::new();
         self.core.take_output(&mut out);
+        assert!(
+            !(out.is_empty() && self.core.has_queue_waiters() && !self.core.room_recheck()),
+            "writers wait for room, nothing is left to write, and no recheck is due"
+        );
         let frames = split(self.protocol, &out).unwrap_or_else(|e| panic!("bad output: {e}"));
         let mut opened = std::mem::take(&mut self.opened).into_iter();
         for Sent { syn, psh, bytes } in frames {
