@@ -26,6 +26,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::config::Config;
 use crate::core::wire::Wire;
+use crate::core::DataHead;
 use crate::error::{Error, ProtocolError};
 use crate::keepalive::KeepaliveTask;
 use crate::shared::{Inner, Shared};
@@ -128,8 +129,7 @@ enum ReadOutcome {
 #[derive(Debug)]
 struct Direct {
     /// The frame's header.
-    head: [u8; 16],
-    head_len: usize,
+    head: DataHead,
     payload: Vec<u8>,
     /// Bytes of `payload` read so far.
     filled: usize,
@@ -551,9 +551,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 if d.filled == d.payload.len() {
                     self.peek_next = true;
                     let d = self.direct.take().expect("checked");
-                    inner
-                        .core
-                        .handle_data(&d.head[..d.head_len], d.payload, handle)
+                    inner.core.handle_data(d.head, d.payload, handle)
                 } else {
                     Ok(())
                 }
@@ -593,17 +591,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if self.direct.is_some() || left.is_empty() {
             return;
         }
-        let Some((head_len, len)) = inner.core.partial_data(left, DIRECT_PAYLOAD) else {
+        let Some(head) = inner.core.partial_data(left, DIRECT_PAYLOAD) else {
             return;
         };
-        let mut payload = inner.core.payload_buffer(len);
-        let filled = left.len() - head_len;
-        payload[..filled].copy_from_slice(&left[head_len..]);
-        let mut head = [0; 16];
-        head[..head_len].copy_from_slice(&left[..head_len]);
+        let mut payload = inner.core.payload_buffer(head.payload);
+        let filled = left.len() - head.len;
+        payload[..filled].copy_from_slice(&left[head.len..]);
         self.direct = Some(Direct {
             head,
-            head_len,
             payload,
             filled,
         });

@@ -15,7 +15,7 @@ use std::task::Context;
 
 use common::{wait, Counting, Counts};
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use ysmux::{pipe, Config, Protocol, Session};
+use ysmux::{pipe, Config, Protocol, Session, Stream};
 
 const CYCLES: u64 = 300;
 
@@ -94,13 +94,8 @@ fn a_woken_reader_that_never_runs_holds_nothing_back() {
         ex.spawn(client_driver).detach();
         ex.spawn(server_driver).detach();
         smol::block_on(ex.run(async {
-            let mut ca = client.open().await.expect("open a");
-            ca.write_all(b"a").await.expect("write a");
-            let mut sa = wait("accept a", server.accept()).await.expect("accept a");
+            let (mut ca, mut sa) = open_with(&client, &server, b"a").await;
             let mut one = [0u8; 1];
-            wait("read a", sa.read_exact(&mut one))
-                .await
-                .expect("read a");
             // A read polled once, with a waker that wakes nobody: the driver will wake it, and it
             // never runs.
             let nobody = futures::task::noop_waker();
@@ -108,13 +103,7 @@ fn a_woken_reader_that_never_runs_holds_nothing_back() {
             assert!(Pin::new(&mut sa).poll_read(&mut cx, &mut one).is_pending());
             ca.write_all(b"more").await.expect("write more on a");
             // Meanwhile a request on another stream, and its response.
-            let mut cb = client.open().await.expect("open b");
-            cb.write_all(b"ping").await.expect("request");
-            let mut sb = wait("accept b", server.accept()).await.expect("accept b");
-            let mut req = [0u8; 4];
-            wait("read the request", sb.read_exact(&mut req))
-                .await
-                .expect("request");
+            let (mut cb, mut sb) = open_with(&client, &server, b"ping").await;
             sb.write_all(b"pong").await.expect("response");
             let mut resp = [0u8; 4];
             wait("the response", cb.read_exact(&mut resp))
@@ -126,4 +115,15 @@ fn a_woken_reader_that_never_runs_holds_nothing_back() {
             assert_eq!(&more, b"more", "{protocol:?}");
         }));
     }
+}
+
+/// Opens a stream on `client` that carries `first`, and accepts it on `server`, which reads it.
+async fn open_with(client: &Session, server: &Session, first: &[u8]) -> (Stream, Stream) {
+    let mut c = client.open().await.expect("open");
+    c.write_all(first).await.expect("write");
+    let mut s = wait("accept", server.accept()).await.expect("accept");
+    let mut got = vec![0u8; first.len()];
+    wait("read", s.read_exact(&mut got)).await.expect("read");
+    assert_eq!(got, first);
+    (c, s)
 }

@@ -11,13 +11,25 @@ use super::recv::Payload;
 use super::Core;
 use crate::error::ProtocolError;
 
+/// The header of a data frame whose payload is to be read straight into its buffer, as
+/// [`Core::partial_data`] decoded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataHead {
+    /// The header's length on the wire.
+    pub len: usize,
+    /// The peer's id of the stream.
+    pub sid: u32,
+    /// The payload's length.
+    pub payload: usize,
+}
+
 impl<W: Default> Core<W> {
     /// If `input` (what [`Core::handle_input`] left unread: never a whole frame) starts with the
     /// header of a data frame whose payload has at least `min` bytes, not all of them in
-    /// `input`: the header's length and the payload's.
-    pub fn partial_data(&self, input: &[u8], min: usize) -> Option<(usize, usize)> {
-        let (head, _, len) = self.wire.data_header(input)?;
-        (len >= min && input.len() < head + len).then_some((head, len))
+    /// `input`: that header.
+    pub fn partial_data(&self, input: &[u8], min: usize) -> Option<DataHead> {
+        let (len, sid, payload) = self.wire.data_header(input)?;
+        (payload >= min && input.len() < len + payload).then_some(DataHead { len, sid, payload })
     }
 
     /// A buffer of exactly `len` bytes to read a payload into (recycled from the streams' buffers:
@@ -31,20 +43,16 @@ impl<W: Default> Core<W> {
     /// ended, it is only skipped); the payload is kept as it is, not copied.
     ///
     /// # Panics
-    /// If `head` is not the header of a data frame of `payload.len()` bytes on this wire (the
-    /// caller got both from [`Core::partial_data`]).
+    /// If `payload` is not as long as `head` announced (the caller got `head` from
+    /// [`Core::partial_data`]).
     #[must_use = "a protocol error must end the session"]
     pub fn handle_data(
         &mut self,
-        head: &[u8],
+        head: DataHead,
         payload: Vec<u8>,
         handle: bool,
     ) -> Result<(), ProtocolError> {
-        let (len, sid, payload_len) = self.wire.data_header(head).expect("a data frame's header");
-        assert!(
-            len == head.len() && payload_len == payload.len(),
-            "the frame as announced"
-        );
+        assert_eq!(head.payload, payload.len(), "the frame as announced");
         let payload = Payload::Owned(payload);
         if !handle {
             self.recv_pool.recycle(payload);
@@ -53,10 +61,10 @@ impl<W: Default> Core<W> {
         self.counters.frames_in += 1;
         trace_event!(
             debug,
-            stream = sid,
-            bytes = payload_len,
+            stream = head.sid,
+            bytes = head.payload,
             "frame in (payload read directly)"
         );
-        self.on_data(sid, payload)
+        self.on_data(head.sid, payload)
     }
 }

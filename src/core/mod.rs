@@ -38,6 +38,7 @@ pub(crate) mod wire;
 use std::collections::VecDeque;
 
 use self::budget::Budget;
+pub use self::direct::DataHead;
 pub(crate) use self::extension::OFFER;
 use self::extension::{ExtVrm, Extension, ACCEPT};
 use self::flow::{RecvWindow, SendCredit};

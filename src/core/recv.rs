@@ -213,12 +213,12 @@ impl RecvBuf {
         q.chunks.push_back(Chunk { buf, start: 0 });
     }
 
-    /// Appends a payload: copied (see [`RecvBuf::extend`]), or, read into a buffer of its own,
-    /// kept as it is.
+    /// Appends a payload (never empty): copied (see [`RecvBuf::extend`]), or, read into a buffer
+    /// of its own, kept as it is.
     pub(crate) fn append(&mut self, payload: Payload<'_>, pool: &mut RecvPool) {
+        debug_assert!(payload.len() > 0, "an empty payload holds nothing to read");
         match payload {
             Payload::Borrowed(data) => self.extend(data, pool),
-            Payload::Owned(buf) if buf.is_empty() => pool.put_chunk(buf),
             Payload::Owned(buf) => {
                 let q = self.0.get_or_insert_with(|| pool.queue());
                 q.len += buf.len();

@@ -18,14 +18,14 @@ fn psh_bytes(sid: u16, len: usize) -> Vec<u8> {
 fn feed_split(core: &mut Core<()>, frame: &[u8], have: usize) -> Result<(), ProtocolError> {
     let input = &frame[..have];
     assert_eq!(core.handle_input(input, true)?, 0, "not a whole frame");
-    let (head, len) = core
+    let head = core
         .partial_data(input, 16 * 1024)
         .expect("a large data frame, partly there");
-    assert_eq!(head + len, frame.len());
-    let mut payload = core.payload_buffer(len);
-    assert_eq!(payload.len(), len);
-    payload.copy_from_slice(&frame[head..]);
-    core.handle_data(&frame[..head], payload, true)
+    assert_eq!(head.len + head.payload, frame.len());
+    let mut payload = core.payload_buffer(head.payload);
+    assert_eq!(payload.len(), head.payload);
+    payload.copy_from_slice(&frame[head.len..]);
+    core.handle_data(head, payload, true)
 }
 
 fn read_all(core: &mut Core<()>, key: StreamKey) -> Vec<u8> {
@@ -61,11 +61,19 @@ fn only_a_large_data_frame_not_all_there_is_read_straight() {
     let big = psh_bytes(1, 40_000);
     assert_eq!(
         s.partial_data(&big[..100], 16 * 1024),
-        Some((HEADER_LEN, 40_000))
+        Some(DataHead {
+            len: HEADER_LEN,
+            sid: 1,
+            payload: 40_000
+        })
     );
     assert_eq!(
         s.partial_data(&big[..HEADER_LEN], 16 * 1024),
-        Some((HEADER_LEN, 40_000))
+        Some(DataHead {
+            len: HEADER_LEN,
+            sid: 1,
+            payload: 40_000
+        })
     );
     // A header not whole yet, a whole frame, a small payload, another command: no.
     assert_eq!(s.partial_data(&big[..HEADER_LEN - 1], 16 * 1024), None);
@@ -100,8 +108,11 @@ fn a_payload_read_straight_for_no_stream_or_after_the_end_is_dropped() {
     frame(&mut s, Cmd::Syn, 1, 0).unwrap();
     let key = s.accept().expect("accepted");
     let big = psh_bytes(1, 30_000);
+    let head = s
+        .partial_data(&big[..100], 16 * 1024)
+        .expect("a large data frame");
     let payload = s.payload_buffer(30_000);
-    s.handle_data(&big[..HEADER_LEN], payload, false).unwrap();
+    s.handle_data(head, payload, false).unwrap();
     assert_eq!(read_all(&mut s, key), b"");
 }
 
@@ -126,13 +137,18 @@ fn on_xtaci_wire_a_payload_is_read_straight_too() {
     .to_vec();
     big.extend((0..30_000).map(|i| (i % 7) as u8));
     assert_eq!(s.handle_input(&big[..500], true).unwrap(), 0);
+    let head = s.partial_data(&big[..500], 16 * 1024);
     assert_eq!(
-        s.partial_data(&big[..500], 16 * 1024),
-        Some((xtaci::HEADER_LEN, 30_000))
+        head,
+        Some(DataHead {
+            len: xtaci::HEADER_LEN,
+            sid: 3,
+            payload: 30_000
+        })
     );
     let mut payload = s.payload_buffer(30_000);
     payload.copy_from_slice(&big[xtaci::HEADER_LEN..]);
-    s.handle_data(&big[..xtaci::HEADER_LEN], payload, true)
+    s.handle_data(head.expect("checked"), payload, true)
         .unwrap();
     assert_eq!(read_all(&mut s, key), big[xtaci::HEADER_LEN..]);
 }
