@@ -328,6 +328,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if inner.start_round(cx.waker()) && self.phase == Phase::Running {
             self.phase = Phase::Closing;
         }
+        if self.wpos < self.wbuf.len() {
+            inner.driver_returns();
+        }
         let waiters = inner.core.has_queue_waiters();
         if inner.aborting() {
             // `shutdown`'s deadline passed: write what the transport takes without waiting, then

@@ -142,6 +142,9 @@ pub(crate) struct Inner {
     abort: bool,
     driver_waker: Option<Waker>,
     driver_notified: bool,
+    /// This round of the driver began with bytes still to write: it takes the queue again
+    /// without being woken for it ([`Inner::driver_returns`]).
+    driver_returns: bool,
     /// Output position known written and flushed.
     flushed: u64,
     /// Session handles plus stream handles: when none is left, the driver closes the session.
@@ -199,6 +202,7 @@ impl Shared {
                 abort: false,
                 driver_waker: None,
                 driver_notified: false,
+                driver_returns: false,
                 flushed: 0,
                 handles: 1,
                 pongs: 0,
@@ -315,7 +319,10 @@ impl Drop for Locked<'_> {
         if guard.core.has_events() {
             guard.collect_wakers(self.driver);
         }
-        if !self.driver && (guard.core.has_output() || guard.core.has_queue_waiters()) {
+        if !self.driver
+            && !guard.driver_returns
+            && (guard.core.has_output() || guard.core.has_queue_waiters())
+        {
             guard.notify_driver();
         }
         if guard.deferred.is_empty() {
@@ -368,6 +375,16 @@ impl Inner {
             return true;
         }
         false
+    }
+
+    /// The driver starts a round with bytes of its last still to write: it takes the queue
+    /// again without being woken (the write completes and another round follows, or the
+    /// transport wakes it once it takes more), so frames queued meanwhile need not wake it.
+    /// Only frames and waiting writers wait so: anything else that needs the driver (a
+    /// shutdown's deadline, the last handle gone) still wakes it, since a transport that takes
+    /// nothing more (a peer that stopped reading) would never wake it.
+    pub(crate) fn driver_returns(&mut self) {
+        self.driver_returns = true;
     }
 
     /// Whether `shutdown`'s deadline passed: drop what is queued and close at once.
@@ -426,6 +443,7 @@ impl Inner {
     /// Called by the driver at the top of each round.
     fn register_driver(&mut self, waker: &Waker) {
         self.driver_notified = false;
+        self.driver_returns = false;
         match &self.driver_waker {
             Some(w) if w.will_wake(waker) => {}
             _ => self.driver_waker = Some(waker.clone()),

@@ -4,14 +4,14 @@
 mod common;
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use common::*;
-use futures::io::AsyncWriteExt;
+use futures::io::{AsyncWrite, AsyncWriteExt};
 use ysmux::{Config, Protocol, Session};
 
 /// A waker that, when woken, enters the session (takes its lock) and counts.
@@ -263,6 +263,78 @@ fn writers_woken_for_room_that_never_write_hold_nobody_back() {
                 waiting.iter().all(|c| c.0.load(Ordering::SeqCst) > 0)
             })
             .await;
+        });
+    }
+}
+
+/// A driver whose transport takes nothing more is woken by the transport once it does, and takes
+/// the queue then: frames queued meanwhile do not wake it one by one (each wake can cost a thread
+/// its sleep under a multi-threaded executor), and none of them is lost.
+#[test]
+fn a_driver_blocked_on_its_transport_is_not_woken_for_each_frame() {
+    for protocol in [Protocol::Yddeng, Protocol::Xtaci1, Protocol::Xtaci2] {
+        without_deadlock("a driver blocked on its transport", move || {
+            let (a, mut b) = ysmux::pipe();
+            let (client, driver) = Session::client(a, Config::default().with_protocol(protocol));
+            let counter = Arc::new(Counter::default());
+            let w = Waker::from(counter.clone());
+            let mut cx = Context::from_waker(&w);
+            let noop = futures::task::noop_waker();
+            let mut ncx = Context::from_waker(&noop);
+            let mut driver = Box::pin(driver);
+            let mut streams: Vec<_> = (0..8)
+                .map(|_| smol::block_on(client.open()).expect("open"))
+                .collect();
+            // Nobody reads the other end: write until nothing more is taken.
+            let chunk = [1u8; 4096];
+            let mut written = 0usize;
+            loop {
+                let mut moved = false;
+                for s in &mut streams {
+                    if let Poll::Ready(Ok(n)) = Pin::new(s).poll_write(&mut ncx, &chunk) {
+                        written += n;
+                        moved = true;
+                    }
+                }
+                assert!(driver.as_mut().poll(&mut cx).is_pending());
+                if !moved {
+                    break;
+                }
+                assert!(
+                    written < 64 << 20,
+                    "{protocol:?}: the transport never filled"
+                );
+            }
+            assert!(driver.as_mut().poll(&mut cx).is_pending());
+            // Each close queues a FIN; the driver is polled after each, as an executor would.
+            counter.0.store(0, Ordering::SeqCst);
+            for s in &mut streams {
+                let _ = Pin::new(s).poll_close(&mut ncx);
+                assert!(driver.as_mut().poll(&mut cx).is_pending());
+            }
+            assert_eq!(
+                counter.0.load(Ordering::SeqCst),
+                0,
+                "{protocol:?}: the blocked driver was woken for frames it cannot write yet"
+            );
+            // The other end reads: the transport wakes the driver, which then writes it all.
+            let reader = std::thread::spawn(move || {
+                let mut sink = Vec::new();
+                smol::block_on(futures::io::AsyncReadExt::read_to_end(&mut b, &mut sink))
+                    .expect("read");
+                sink.len()
+            });
+            while counter.0.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(streams);
+            drop(client);
+            smol::block_on(driver).expect("the driver writes everything and closes");
+            let read = reader.join().expect("reader");
+            assert!(
+                read > written,
+                "{protocol:?}: {read} bytes of {written} arrived"
+            );
         });
     }
 }
