@@ -250,18 +250,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
             match this.round(cx, &mut io_cx, i == 0) {
                 Round::Busy => continue,
                 Round::Idle => {
+                    if !this.shared.lock_driver().driver_idles() {
+                        continue; // asked for something since the round began
+                    }
                     this.shrink_idle_buffers();
                     return Poll::Pending;
                 }
                 Round::Failed(e) => return Poll::Ready(this.finish(Some(e))),
                 Round::Closed => return Poll::Ready(this.finish(None)),
                 Round::HandOff => {
+                    this.shared.lock_driver().driver_yields();
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
             }
         }
         // Still busy: give the executor a turn, and come back.
+        this.shared.lock_driver().driver_yields();
         cx.waker().wake_by_ref();
         Poll::Pending
     }

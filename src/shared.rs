@@ -13,6 +13,12 @@
 //! only then wakes. A woken task on another thread never contends for a lock still held, a waker
 //! that re-enters the session cannot deadlock, and no call site has a wakeup of its own to forget.
 //!
+//! **The driver is woken when it has something new to do, and only then.** Asked while it runs
+//! (from the start of one of its rounds until it returns), it is not woken: it looks again before
+//! it returns ([`Inner::driver_idles`]). Frames queued while it still has bytes to write wait
+//! for the transport, which wakes it when it takes more ([`Inner::driver_returns`]). Otherwise
+//! it is woken once, however many ask, until its next round.
+//!
 //! **Lock order.** This lock is the innermost of the crate: nothing else is locked while it is
 //! held, and no user code (a waker, a timer, a connector) runs under it. A pool's lock
 //! (`pool/state.rs`) may be held while this one is taken, never the reverse.
@@ -142,6 +148,11 @@ pub(crate) struct Inner {
     abort: bool,
     driver_waker: Option<Waker>,
     driver_notified: bool,
+    /// The driver is in a poll: what it is asked meanwhile it finds before it returns
+    /// ([`Inner::driver_idles`]), so asking it wakes nobody.
+    driver_running: bool,
+    /// The driver was asked for something while it ran.
+    driver_asked: bool,
     /// This round of the driver began with bytes still to write: it takes the queue again
     /// without being woken for it ([`Inner::driver_returns`]).
     driver_returns: bool,
@@ -202,6 +213,8 @@ impl Shared {
                 abort: false,
                 driver_waker: None,
                 driver_notified: false,
+                driver_running: false,
+                driver_asked: false,
                 driver_returns: false,
                 flushed: 0,
                 handles: 1,
@@ -387,6 +400,23 @@ impl Inner {
         self.driver_returns = true;
     }
 
+    /// The driver's round found nothing to do. Returns whether it may return now: not if it was
+    /// asked for something since the round began (it goes on instead); once it may, asking it
+    /// wakes it again.
+    pub(crate) fn driver_idles(&mut self) -> bool {
+        if std::mem::take(&mut self.driver_asked) {
+            return false;
+        }
+        self.driver_running = false;
+        true
+    }
+
+    /// The driver returns with its own wakeup set (it yields to the executor): asking it wakes it
+    /// as when it idles.
+    pub(crate) fn driver_yields(&mut self) {
+        self.driver_running = false;
+    }
+
     /// Whether `shutdown`'s deadline passed: drop what is queued and close at once.
     pub(crate) fn aborting(&self) -> bool {
         self.abort
@@ -424,6 +454,7 @@ impl Inner {
             None => Ok(()),
         };
         self.life.finish(error);
+        self.driver_running = false;
         if let Some(End::Failed(_)) = self.life.end() {
             self.core.clear_backlog();
         }
@@ -432,9 +463,12 @@ impl Inner {
         result
     }
 
-    /// Asks the driver to run (once per driver poll, however many times it is called).
+    /// Asks the driver to run: wakes it once per driver poll, however many times it is called,
+    /// and not at all while it runs (it looks again before it returns).
     pub(crate) fn notify_driver(&mut self) {
-        if !self.driver_notified {
+        if self.driver_running {
+            self.driver_asked = true;
+        } else if !self.driver_notified {
             self.driver_notified = true;
             self.deferred.driver = self.driver_waker.clone();
         }
@@ -442,6 +476,8 @@ impl Inner {
 
     /// Called by the driver at the top of each round.
     fn register_driver(&mut self, waker: &Waker) {
+        self.driver_running = true;
+        self.driver_asked = false;
         self.driver_notified = false;
         self.driver_returns = false;
         match &self.driver_waker {

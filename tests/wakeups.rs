@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use common::*;
-use futures::io::{AsyncWrite, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use ysmux::{Config, Protocol, Session};
 
 /// A waker that, when woken, enters the session (takes its lock) and counts.
@@ -335,6 +335,190 @@ fn a_driver_blocked_on_its_transport_is_not_woken_for_each_frame() {
                 read > written,
                 "{protocol:?}: {read} bytes of {written} arrived"
             );
+        });
+    }
+}
+
+/// A future that counts its polls and the wakes of its task (forwarding them).
+struct Counted<F> {
+    inner: Pin<Box<F>>,
+    wakes: Arc<Counter>,
+    polls: usize,
+}
+
+struct Forward(Waker, Arc<Counter>);
+
+impl Wake for Forward {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.1 .0.fetch_add(1, Ordering::SeqCst);
+        self.0.wake_by_ref();
+    }
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = (F::Output, usize);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.polls += 1;
+        let w = Waker::from(Arc::new(Forward(cx.waker().clone(), self.wakes.clone())));
+        match self.inner.as_mut().poll(&mut Context::from_waker(&w)) {
+            Poll::Ready(out) => Poll::Ready((out, self.polls)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A driver is woken about once for each time it has something new to do, not once more for
+/// every handle that queued a frame while its transport was full: each wake can cost a poll, and
+/// under a multi-threaded executor a thread's sleep. On one thread, 8 writers moving 8 MiB: the
+/// sending driver was woken 1.8-1.9 times per poll before, 1.0-1.15 times now.
+#[test]
+fn a_driver_is_woken_about_once_per_poll() {
+    let streams = 8;
+    for protocol in [Protocol::Yddeng, Protocol::Xtaci1, Protocol::Xtaci2] {
+        let ex = Arc::new(smol::Executor::new());
+        let (a, b) = ysmux::pipe();
+        let config = Config::default().with_protocol(protocol);
+        let (client, cd) = Session::client(a, config.clone());
+        let (server, sd) = Session::server(b, config);
+        let wakes = Arc::new(Counter::default());
+        let driver = ex.spawn(Counted {
+            inner: Box::pin(cd),
+            wakes: wakes.clone(),
+            polls: 0,
+        });
+        ex.spawn(sd).detach();
+        let total = 8usize << 20;
+        let ex2 = ex.clone();
+        let polls = smol::block_on(ex.run(async move {
+            let readers = ex2.spawn({
+                let ex = ex2.clone();
+                async move {
+                    let mut tasks = Vec::new();
+                    for _ in 0..streams {
+                        let mut s = server.accept().await.expect("accept");
+                        tasks.push(ex.spawn(async move {
+                            let mut sink = Vec::new();
+                            s.read_to_end(&mut sink).await.expect("read");
+                            sink.len()
+                        }));
+                    }
+                    let mut n = 0;
+                    for t in tasks {
+                        n += t.await;
+                    }
+                    n
+                }
+            });
+            let mut writers = Vec::new();
+            for _ in 0..streams {
+                let mut s = client.open().await.expect("open");
+                writers.push(ex2.spawn(async move {
+                    let chunk = vec![1u8; 16 * 1024];
+                    for _ in 0..total / streams / chunk.len() {
+                        s.write_all(&chunk).await.expect("write");
+                    }
+                    s.close().await.expect("close");
+                }));
+            }
+            for w in writers {
+                w.await;
+            }
+            assert_eq!(readers.await, total);
+            drop(client);
+            let (result, polls) = driver.await;
+            result.expect("the driver ends cleanly");
+            polls
+        }));
+        let wakes = wakes.0.load(Ordering::SeqCst);
+        assert!(
+            wakes * 4 <= polls * 5,
+            "{protocol:?}: {wakes} wakes for {polls} polls"
+        );
+    }
+}
+
+/// A task that, when woken, runs at once (as on another thread): reads what its stream got, and
+/// answers on another stream.
+struct AnswersOnWake(std::sync::Mutex<(ysmux::Stream, ysmux::Stream, usize)>);
+
+impl Wake for AnswersOnWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let noop = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&noop);
+        let mut guard = self.0.lock().expect("streams");
+        let (reader, writer, got) = &mut *guard;
+        let mut buf = [0u8; 16];
+        if let Poll::Ready(Ok(n)) = Pin::new(&mut *reader).poll_read(&mut cx, &mut buf) {
+            *got += n;
+        }
+        let written = Pin::new(&mut *writer).poll_write(&mut cx, b"y");
+        assert!(matches!(written, Poll::Ready(Ok(1))));
+    }
+}
+
+/// A frame queued while the driver runs (here by a task it woke, which runs at once, as it may
+/// on another thread) does not wake the driver: it looks again before it returns, and writes the
+/// frame in the same poll.
+#[test]
+fn a_frame_queued_while_the_driver_runs_does_not_wake_it() {
+    for protocol in [Protocol::Yddeng, Protocol::Xtaci1, Protocol::Xtaci2] {
+        without_deadlock("a frame queued while the driver runs", move || {
+            let (a, b) = ysmux::pipe();
+            let config = Config::default().with_protocol(protocol);
+            let (client, driver) = Session::client(a, config.clone());
+            let (server, sd) = Session::server(b, config);
+            std::thread::spawn(move || smol::block_on(sd));
+            let counter = Arc::new(Counter::default());
+            let w = Waker::from(counter.clone());
+            let mut cx = Context::from_waker(&w);
+            let mut driver = Box::pin(driver);
+            let mut reader = smol::block_on(client.open()).expect("open");
+            let writer = smol::block_on(client.open()).expect("open");
+            // Both SYNs out, and the first stream's byte, so that the server accepts it.
+            smol::block_on(reader.write_all(b"x")).expect("write");
+            assert!(driver.as_mut().poll(&mut cx).is_pending());
+            let mut first = smol::block_on(server.accept()).expect("accept");
+            let mut second = smol::block_on(server.accept()).expect("accept");
+            // The reader waits; when woken, it reads and answers on the other stream.
+            let task = Arc::new(AnswersOnWake(std::sync::Mutex::new((reader, writer, 0))));
+            let on_wake = Waker::from(task.clone());
+            {
+                let mut guard = task.0.lock().expect("streams");
+                let mut buf = [0u8; 1];
+                let read =
+                    Pin::new(&mut guard.0).poll_read(&mut Context::from_waker(&on_wake), &mut buf);
+                assert!(read.is_pending());
+            }
+            smol::block_on(first.write_all(b"z")).expect("server write");
+            // Poll each time the transport wakes the driver (the server's grants may come first),
+            // until a poll reads the byte and wakes the reader, which queues a frame at once.
+            loop {
+                while counter.0.load(Ordering::SeqCst) == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                counter.0.store(0, Ordering::SeqCst);
+                assert!(driver.as_mut().poll(&mut cx).is_pending());
+                if task.0.lock().expect("streams").2 == 1 {
+                    break;
+                }
+            }
+            assert_eq!(
+                counter.0.load(Ordering::SeqCst),
+                0,
+                "{protocol:?}: the frame queued during the poll woke the driver"
+            );
+            // ... and that poll wrote it.
+            let mut got = [0u8; 1];
+            smol::block_on(second.read_exact(&mut got))
+                .expect("the frame queued during the poll arrives");
+            assert_eq!(&got, b"y");
+            drop(driver);
         });
     }
 }
