@@ -4,7 +4,10 @@
 //! frame to the core under a single lock (the rest of a large data frame's payload it reads
 //! straight into the buffer the payload then waits in: [`Direct`]); then it takes everything
 //! queued (frames of all streams, confirms, answers) as one buffer and writes it, flushing once
-//! nothing more is queued. A few small frames wait until the tasks its reading woke have run, so
+//! nothing more is queued. It is woken only for what it would not find by itself: before it
+//! returns it looks for what handles asked while it ran ([`Inner::driver_idles`]), and frames
+//! queued while it still has bytes to write wait for the transport to take those
+//! ([`Inner::driver_returns`]). A few small frames wait until the tasks its reading woke have run, so
 //! that what those queue leaves in the same write ([`Driver::hand_offs`]). Writers waiting for
 //! room are woken a batch at a time; when a batch leaves nothing to write, the driver gives it
 //! the executor's turn and looks again ([`Core::room_rechecked`]), so a writer that never comes
