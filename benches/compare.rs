@@ -13,8 +13,14 @@
 //!   connection moving the same N bytes.
 //! - `rtt`: one stream, 64-byte messages echoed, 20,000 rounds (quick 2,000) after 200 warm-up
 //!   rounds; median and p99 of the rounds. Ratio: to the same on one raw connection.
-//! - `churn`: open, write 1 byte, read its echo, close, 20,000 times (quick 2,000) in sequence.
-//!   Ratio: to the same with raw connections (TCP connect + exchange + close, per cycle).
+//! - `churn`: open, write 1 byte, read its echo, close, 20,000 times (quick 2,000) in sequence,
+//!   after 100 warm-up cycles. Ratio: to the same with raw connections (TCP connect + exchange +
+//!   close, per cycle).
+//!
+//!   These two rows tell apart differences of a few percent, and on a shared virtual machine the
+//!   same code's round trip moves by a third between processes a second apart. So every
+//!   implementation's session runs side by side in one runtime, and the rounds go in 20 blocks,
+//!   the implementations taking turns block by block (`lanes`): each sees the same machine.
 //! - `stalled`: a stream moves 64 MiB (quick 32 MiB) alone (`solo`); then a stream whose reader
 //!   never reads gets a writer writing for as long as it is let, and once it is stuck another
 //!   stream moves the same beside it (`busy`); then the stalled stream goes. Five such pairs
@@ -38,8 +44,8 @@
 //!   sessions moving 8 streams for the wan time. Ratio: to as many raw connections through the
 //!   same link, one writer each. Run like `wan`.
 //!
-//! Every run gets a fresh runtime; runs are interleaved (run 1 of every implementation, then run 2,
-//! ...) and repeated (`SMUX_BENCH_RUNS`, default 3), and the table shows medians. How each peer is
+//! Every run gets a fresh runtime (rtt and churn: one for all implementations, see above); runs are
+//! interleaved (run 1 of every implementation, then run 2, ...) and repeated (`SMUX_BENCH_RUNS`, default 3), and the table shows medians. How each peer is
 //! made to run each scenario fairly: see `compare/peers.rs`.
 //!
 //! Environment: `SMUX_BENCH_QUICK=1`, `SMUX_BENCH_RUNS`, `SMUX_BENCH_SCENARIOS` (bulk,rtt,churn,
@@ -74,6 +80,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures::channel::{mpsc, oneshot};
+use futures::future::RemoteHandle;
 
 use peers::{Impl, Side};
 use report::{Metric, Results};
@@ -233,6 +242,92 @@ where
     })
 }
 
+/// Blocks each lane runs, taking turns.
+const BLOCKS: usize = 20;
+
+/// rtt and churn, interleaved finely: every implementation's session is set up side by side in one
+/// runtime (a lane each, `lane` running in it), then each runs `warmup` uncounted rounds, then
+/// `cfg.rounds` in [`BLOCKS`] blocks, the lanes taking turns block by block (the order rotating).
+/// On this shared virtual machine the same code's round trip moves by a third between processes
+/// run a second apart, more than these rows tell apart; blocks of a few tens of milliseconds in
+/// turn give every implementation the same machine. Returns each lane's blocks, or why it failed.
+#[allow(clippy::type_complexity)]
+fn lanes<T, F, Fut>(
+    cfg: &Cfg,
+    res: &Results,
+    metric: Metric,
+    rtk: RtKind,
+    netk: NetKind,
+    warmup: usize,
+    lane: F,
+) -> Vec<(Impl, Result<Vec<T>, String>)>
+where
+    T: Send + 'static,
+    F: Fn(Spawner, Side, Side, mpsc::UnboundedReceiver<scenarios::Block<T>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let rt = Rt::new(rtk);
+    let sp = rt.spawner();
+    struct Lane<T> {
+        imp: Impl,
+        blocks: mpsc::UnboundedSender<scenarios::Block<T>>,
+        done: Result<Vec<T>, String>,
+        _task: RemoteHandle<()>,
+    }
+    let mut lanes = Vec::new();
+    for &imp in &cfg.impls {
+        // What failed (timed out, stuck) in an earlier run is not run again.
+        if res.failures.contains_key(&(netk, rtk, metric, imp)) {
+            continue;
+        }
+        let sp2 = sp.clone();
+        let sides = rt.run(async move {
+            let net = Arc::new(Net::new(netk, rtk).await?);
+            peers::pair(imp, &sp2, net).await
+        });
+        let (tx, rx) = mpsc::unbounded();
+        let (done, task) = match sides {
+            Ok((c, s)) => (Ok(Vec::new()), sp.spawn(lane(sp.clone(), c, s, rx))),
+            Err(e) => (Err(format!("session: {e}")), sp.spawn(async {})),
+        };
+        lanes.push(Lane {
+            imp,
+            blocks: tx,
+            done,
+            _task: task,
+        });
+    }
+    let per_block = cfg.rounds.div_ceil(BLOCKS);
+    let asks = std::iter::once(warmup)
+        .chain((0..BLOCKS).map(|b| per_block.min(cfg.rounds.saturating_sub(b * per_block))));
+    for (b, n) in asks.enumerate() {
+        let count = lanes.len();
+        for i in 0..count {
+            let l = &mut lanes[(i + b) % count];
+            let Ok(kept) = &mut l.done else { continue };
+            let (tx, rx) = oneshot::channel();
+            if n == 0 || l.blocks.unbounded_send((n, tx)).is_err() {
+                continue;
+            }
+            let (sp2, timeout) = (sp.clone(), cfg.timeout);
+            let got = rt.run(async move {
+                match sp2.timeout(timeout, rx).await {
+                    Some(Ok(Ok(v))) => Ok(v),
+                    Some(Ok(Err(e))) => Err(format!("{e}")),
+                    Some(Err(_)) => Err("the lane ended".to_string()),
+                    None => Err(format!("timed out after {} s", timeout.as_secs())),
+                }
+            });
+            match got {
+                Ok(v) if b > 0 => kept.push(v),
+                Ok(_) => {} // the warm-up
+                Err(e) => l.done = Err(e),
+            }
+        }
+    }
+    lanes.into_iter().map(|l| (l.imp, l.done)).collect()
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64().max(1e-9)
 }
@@ -377,15 +472,19 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
             }
         }
         Scenario::Rtt => {
-            let rounds = cfg.rounds;
-            for &imp in &cfg.impls {
-                if failed(res, Metric::RttP50, imp) {
-                    continue;
-                }
-                match run_one(cfg, rtk, netk, imp, move |sp, c, s| {
-                    scenarios::rtt(sp, c, s, 64, rounds, 200)
-                }) {
-                    Ok(mut t) => {
+            let lanes = lanes(
+                cfg,
+                res,
+                Metric::RttP50,
+                rtk,
+                netk,
+                200,
+                |sp, c, s, blocks| scenarios::rtt_lane(sp, c, s, 64, blocks),
+            );
+            for (imp, r) in lanes {
+                match r {
+                    Ok(blocks) => {
+                        let mut t: Vec<Duration> = blocks.into_iter().flatten().collect();
                         res.add(key(Metric::RttP50, imp), secs(percentile(&mut t, 0.5)));
                         res.add(key(Metric::RttP99, imp), secs(percentile(&mut t, 0.99)));
                     }
@@ -394,15 +493,21 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
             }
         }
         Scenario::Churn => {
-            let rounds = cfg.rounds;
-            for &imp in &cfg.impls {
-                if failed(res, Metric::Churn, imp) {
-                    continue;
-                }
-                match run_one(cfg, rtk, netk, imp, move |sp, c, s| {
-                    scenarios::churn(sp, c, s, rounds)
-                }) {
-                    Ok(d) => res.add(key(Metric::Churn, imp), rounds as f64 / secs(d)),
+            let lanes = lanes(
+                cfg,
+                res,
+                Metric::Churn,
+                rtk,
+                netk,
+                100,
+                scenarios::churn_lane,
+            );
+            for (imp, r) in lanes {
+                match r {
+                    Ok(blocks) => {
+                        let took: Duration = blocks.into_iter().sum();
+                        res.add(key(Metric::Churn, imp), cfg.rounds as f64 / secs(took));
+                    }
                     Err(e) => res.fail(key(Metric::Churn, imp), e),
                 }
             }

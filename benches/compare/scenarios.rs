@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::channel::{mpsc, oneshot};
+use futures::future::{BoxFuture, RemoteHandle};
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use futures::StreamExt;
 
 use crate::peers::{BoxW, Side};
 use crate::rt::{BoxFio, Spawner};
@@ -164,34 +167,81 @@ pub async fn rtt(
     rounds: usize,
     warmup: usize,
 ) -> io::Result<Vec<Duration>> {
-    let mut st = c.open().await?;
-    let msg = vec![7u8; size];
-    let mut back = vec![0u8; size];
-    // The first message makes the stream known to the peer (yamux and tokio-yamux send SYN with
-    // it).
-    st.write_all(&msg).await?;
-    let srv = s.accept().await?;
-    let server = sp.spawn(echo(srv, size));
-    st.read_exact(&mut back).await?;
-    let mut times = Vec::with_capacity(rounds);
-    for i in 0..warmup + rounds {
-        let t = Instant::now();
-        st.write_all(&msg).await?;
-        st.read_exact(&mut back).await?;
-        if i >= warmup {
-            times.push(t.elapsed());
-        }
-    }
-    drop(st);
-    drop(server);
-    Ok(times)
+    let mut echoed = Echoed::open(&sp, &c, &s, size).await?;
+    echoed.rounds(warmup).await?;
+    echoed.rounds(rounds).await
 }
 
-/// churn: open, write 1 byte, read its echo, close; `rounds` times in sequence. The server accepts
-/// in a loop and answers each stream in its own task.
-pub async fn churn(sp: Spawner, c: Side, s: Side, rounds: usize) -> io::Result<Duration> {
+/// One stream whose messages the other side echoes.
+struct Echoed {
+    st: BoxFio,
+    msg: Vec<u8>,
+    back: Vec<u8>,
+    /// The server's echo task: dropped with this.
+    _server: RemoteHandle<()>,
+}
+
+impl Echoed {
+    async fn open(sp: &Spawner, c: &Side, s: &Side, size: usize) -> io::Result<Echoed> {
+        let mut st = c.open().await?;
+        let msg = vec![7u8; size];
+        let mut back = vec![0u8; size];
+        // The first message makes the stream known to the peer (yamux and tokio-yamux send SYN
+        // with it).
+        st.write_all(&msg).await?;
+        let srv = s.accept().await?;
+        let server = sp.spawn(echo(srv, size));
+        st.read_exact(&mut back).await?;
+        Ok(Echoed {
+            st,
+            msg,
+            back,
+            _server: server,
+        })
+    }
+
+    /// `n` rounds: the time of each.
+    async fn rounds(&mut self, n: usize) -> io::Result<Vec<Duration>> {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            self.st.write_all(&self.msg).await?;
+            self.st.read_exact(&mut self.back).await?;
+            times.push(t.elapsed());
+        }
+        Ok(times)
+    }
+}
+
+/// Work asked of a lane: so many rounds, and where their result goes.
+pub type Block<T> = (usize, oneshot::Sender<io::Result<T>>);
+
+/// rtt in blocks (see `lanes` in compare.rs): one stream, `size`-byte messages echoed; each
+/// block asked answered with the time of each of its rounds.
+pub async fn rtt_lane(
+    sp: Spawner,
+    c: Side,
+    s: Side,
+    size: usize,
+    blocks: mpsc::UnboundedReceiver<Block<Vec<Duration>>>,
+) {
+    match Echoed::open(&sp, &c, &s, size).await {
+        Ok(mut echoed) => serve_blocks(blocks, &mut echoed, |e, n| Box::pin(e.rounds(n))).await,
+        Err(e) => fail_first(blocks, e).await,
+    }
+}
+
+/// churn in blocks (see `lanes` in compare.rs): open, write 1 byte, read its echo, close, in
+/// sequence; each block asked answered with the time its cycles took. The server accepts in a
+/// loop and answers each stream in its own task.
+pub async fn churn_lane(
+    sp: Spawner,
+    mut c: Side,
+    s: Side,
+    blocks: mpsc::UnboundedReceiver<Block<Duration>>,
+) {
     let sp2 = sp.clone();
-    let server = sp.spawn(async move {
+    let _server = sp.spawn(async move {
         while let Ok(mut st) = s.accept().await {
             sp2.detach(async move {
                 let mut b = [0u8; 1];
@@ -202,17 +252,43 @@ pub async fn churn(sp: Spawner, c: Side, s: Side, rounds: usize) -> io::Result<D
             });
         }
     });
+    serve_blocks(blocks, &mut c, |c, n| Box::pin(churn_cycles(c, n))).await
+}
+
+/// `n` churn cycles in sequence: how long they took.
+async fn churn_cycles(c: &Side, n: usize) -> io::Result<Duration> {
     let start = Instant::now();
-    for _ in 0..rounds {
+    for _ in 0..n {
         let mut st = c.open().await?;
         st.write_all(&[1]).await?;
         let mut b = [0u8; 1];
         st.read_exact(&mut b).await?;
         st.close().await?;
     }
-    let elapsed = start.elapsed();
-    drop(server);
-    Ok(elapsed)
+    Ok(start.elapsed())
+}
+
+/// Runs each block asked, `run(state, rounds)`, until the asking ends or a block fails.
+async fn serve_blocks<S, T>(
+    mut blocks: mpsc::UnboundedReceiver<Block<T>>,
+    state: &mut S,
+    run: for<'a> fn(&'a mut S, usize) -> BoxFuture<'a, io::Result<T>>,
+) {
+    while let Some((n, done)) = blocks.next().await {
+        let r = run(state, n).await;
+        let failed = r.is_err();
+        let _ = done.send(r);
+        if failed {
+            return;
+        }
+    }
+}
+
+/// A lane that could not start answers its first block with why.
+async fn fail_first<T>(mut blocks: mpsc::UnboundedReceiver<Block<T>>, e: io::Error) {
+    if let Some((_, done)) = blocks.next().await {
+        let _ = done.send(Err(e));
+    }
 }
 
 pub struct Stalled {
