@@ -251,7 +251,6 @@ const BLOCKS: usize = 20;
 /// On this shared virtual machine the same code's round trip moves by a third between processes
 /// run a second apart, more than these rows tell apart; blocks of a few tens of milliseconds in
 /// turn give every implementation the same machine. Returns each lane's blocks, or why it failed.
-#[allow(clippy::type_complexity)]
 fn lanes<T, F, Fut>(
     cfg: &Cfg,
     res: &Results,
