@@ -20,7 +20,7 @@
 //!   These two rows tell apart differences of a few percent, and on a shared virtual machine the
 //!   same code's round trip moves by a third between processes a second apart. So every
 //!   implementation's session runs side by side in one runtime, and the rounds go in 20 blocks,
-//!   the implementations taking turns block by block (`lanes`): each sees the same machine.
+//!   the implementations taking turns block by block (`compare/lanes.rs`): each sees the same machine.
 //! - `stalled`: a stream moves 64 MiB (quick 32 MiB) alone (`solo`); then a stream whose reader
 //!   never reads gets a writer writing for as long as it is let, and once it is stuck another
 //!   stream moves the same beside it (`busy`); then the stalled stream goes. Five such pairs
@@ -57,6 +57,8 @@
 //! `SMUX_BENCH_TIMEOUT_S` (per run), `SMUX_BENCH_OUT` (directory for compare.svg, wan.svg,
 //! compare.md and compare.csv; default target/smux-bench).
 
+#[path = "compare/lanes.rs"]
+mod lanes;
 #[path = "compare/link.rs"]
 mod link;
 #[path = "compare/original.rs"]
@@ -80,9 +82,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use futures::channel::{mpsc, oneshot};
-use futures::future::RemoteHandle;
 
 use peers::{Impl, Side};
 use report::{Metric, Results};
@@ -242,89 +241,26 @@ where
     })
 }
 
-/// Blocks each lane runs, taking turns.
-const BLOCKS: usize = 20;
-
-/// rtt and churn, interleaved finely: every implementation's session is set up side by side in one
-/// runtime (a lane each, `lane` running in it), then each runs `warmup` uncounted rounds, then
-/// `cfg.rounds` in [`BLOCKS`] blocks, the lanes taking turns block by block (the order rotating).
-/// On this shared virtual machine the same code's round trip moves by a third between processes
-/// run a second apart, more than these rows tell apart; blocks of a few tens of milliseconds in
-/// turn give every implementation the same machine. Returns each lane's blocks, or why it failed.
-fn lanes<T, F, Fut>(
+/// The lanes of `metric`'s scenario: every implementation not failed in an earlier run.
+fn lanes_cfg(
     cfg: &Cfg,
     res: &Results,
     metric: Metric,
     rtk: RtKind,
     netk: NetKind,
     warmup: usize,
-    lane: F,
-) -> Vec<(Impl, Result<Vec<T>, String>)>
-where
-    T: Send + 'static,
-    F: Fn(Spawner, Side, Side, mpsc::UnboundedReceiver<scenarios::Block<T>>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let rt = Rt::new(rtk);
-    let sp = rt.spawner();
-    struct Lane<T> {
-        imp: Impl,
-        blocks: mpsc::UnboundedSender<scenarios::Block<T>>,
-        done: Result<Vec<T>, String>,
-        _task: RemoteHandle<()>,
+) -> lanes::Lanes {
+    lanes::Lanes {
+        impls: (cfg.impls.iter().copied())
+            // What failed (timed out, stuck) in an earlier run is not run again.
+            .filter(|&imp| !res.failures.contains_key(&(netk, rtk, metric, imp)))
+            .collect(),
+        rtk,
+        netk,
+        warmup,
+        rounds: cfg.rounds,
+        timeout: cfg.timeout,
     }
-    let mut lanes = Vec::new();
-    for &imp in &cfg.impls {
-        // What failed (timed out, stuck) in an earlier run is not run again.
-        if res.failures.contains_key(&(netk, rtk, metric, imp)) {
-            continue;
-        }
-        let sp2 = sp.clone();
-        let sides = rt.run(async move {
-            let net = Arc::new(Net::new(netk, rtk).await?);
-            peers::pair(imp, &sp2, net).await
-        });
-        let (tx, rx) = mpsc::unbounded();
-        let (done, task) = match sides {
-            Ok((c, s)) => (Ok(Vec::new()), sp.spawn(lane(sp.clone(), c, s, rx))),
-            Err(e) => (Err(format!("session: {e}")), sp.spawn(async {})),
-        };
-        lanes.push(Lane {
-            imp,
-            blocks: tx,
-            done,
-            _task: task,
-        });
-    }
-    let per_block = cfg.rounds.div_ceil(BLOCKS);
-    let asks = std::iter::once(warmup)
-        .chain((0..BLOCKS).map(|b| per_block.min(cfg.rounds.saturating_sub(b * per_block))));
-    for (b, n) in asks.enumerate() {
-        let count = lanes.len();
-        for i in 0..count {
-            let l = &mut lanes[(i + b) % count];
-            let Ok(kept) = &mut l.done else { continue };
-            let (tx, rx) = oneshot::channel();
-            if n == 0 || l.blocks.unbounded_send((n, tx)).is_err() {
-                continue;
-            }
-            let (sp2, timeout) = (sp.clone(), cfg.timeout);
-            let got = rt.run(async move {
-                match sp2.timeout(timeout, rx).await {
-                    Some(Ok(Ok(v))) => Ok(v),
-                    Some(Ok(Err(e))) => Err(format!("{e}")),
-                    Some(Err(_)) => Err("the lane ended".to_string()),
-                    None => Err(format!("timed out after {} s", timeout.as_secs())),
-                }
-            });
-            match got {
-                Ok(v) if b > 0 => kept.push(v),
-                Ok(_) => {} // the warm-up
-                Err(e) => l.done = Err(e),
-            }
-        }
-    }
-    lanes.into_iter().map(|l| (l.imp, l.done)).collect()
 }
 
 fn secs(d: Duration) -> f64 {
@@ -471,13 +407,8 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
             }
         }
         Scenario::Rtt => {
-            let lanes = lanes(
-                cfg,
-                res,
-                Metric::RttP50,
-                rtk,
-                netk,
-                200,
+            let lanes = lanes::run(
+                &lanes_cfg(cfg, res, Metric::RttP50, rtk, netk, 200),
                 |sp, c, s, blocks| scenarios::rtt_lane(sp, c, s, 64, blocks),
             );
             for (imp, r) in lanes {
@@ -492,13 +423,8 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
             }
         }
         Scenario::Churn => {
-            let lanes = lanes(
-                cfg,
-                res,
-                Metric::Churn,
-                rtk,
-                netk,
-                100,
+            let lanes = lanes::run(
+                &lanes_cfg(cfg, res, Metric::Churn, rtk, netk, 100),
                 scenarios::churn_lane,
             );
             for (imp, r) in lanes {

@@ -216,7 +216,7 @@ impl Echoed {
 /// Work asked of a lane: so many rounds, and where their result goes.
 pub type Block<T> = (usize, oneshot::Sender<io::Result<T>>);
 
-/// rtt in blocks (see `lanes` in compare.rs): one stream, `size`-byte messages echoed; each
+/// rtt in blocks (see compare/lanes.rs): one stream, `size`-byte messages echoed; each
 /// block asked answered with the time of each of its rounds.
 pub async fn rtt_lane(
     sp: Spawner,
@@ -231,7 +231,7 @@ pub async fn rtt_lane(
     }
 }
 
-/// churn in blocks (see `lanes` in compare.rs): open, write 1 byte, read its echo, close, in
+/// churn in blocks (see compare/lanes.rs): open, write 1 byte, read its echo, close, in
 /// sequence; each block asked answered with the time its cycles took. The server accepts in a
 /// loop and answers each stream in its own task.
 pub async fn churn_lane(
