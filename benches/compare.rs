@@ -141,6 +141,13 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
+/// A count that must be at least 1.
+fn env_count(name: &str, default: usize) -> usize {
+    let n = env_num(name, default);
+    assert!(n > 0, "{name}: must be at least 1");
+    n
+}
+
 fn env_list<T>(name: &str, all: Vec<T>, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
     match env(name) {
         Some(s) => s
@@ -171,7 +178,7 @@ impl Cfg {
         let mib = 1u64 << 20;
         Cfg {
             quick,
-            runs: env_num("SMUX_BENCH_RUNS", 3),
+            runs: env_count("SMUX_BENCH_RUNS", 3),
             scenarios,
             impls: env_list("SMUX_BENCH_IMPLS", peers::ALL.to_vec(), Impl::parse),
             nets: env_list(
@@ -197,7 +204,7 @@ impl Cfg {
             }),
             bulk_bytes: env_num("SMUX_BENCH_BULK_MIB", if quick { 64 } else { 512 }) * mib,
             stalled_bytes: env_num("SMUX_BENCH_STALLED_MIB", if quick { 32 } else { 64 }) * mib,
-            rounds: env_num("SMUX_BENCH_ROUNDS", if quick { 2_000 } else { 20_000 }),
+            rounds: env_count("SMUX_BENCH_ROUNDS", if quick { 2_000 } else { 20_000 }),
             idle_streams: env_num("SMUX_BENCH_IDLE_STREAMS", 10_000),
             wan_ms: env_list("SMUX_BENCH_WAN_MS", vec![40, 10], |x| x.parse().ok()),
             wan_streams: env_list("SMUX_BENCH_WAN_STREAMS", vec![1, 8], |x| x.parse().ok()),
