@@ -1,9 +1,12 @@
 //! rtt and churn, interleaved finely. Every implementation's session is set up side by side in one
 //! runtime (a lane each), then each runs `warmup` uncounted rounds, then the counted rounds in
-//! [`BLOCKS`] blocks, the lanes taking turns block by block, the order rotating. On this shared
-//! virtual machine the same code's round trip moves by a third between processes run a second
-//! apart, more than these rows tell apart; blocks of a few tens of milliseconds in turn give every
-//! implementation the same machine.
+//! [`BLOCKS`] blocks, the lanes taking turns block by block. On this shared virtual machine the
+//! same code's round trip moves by a third between processes run a second apart, more than these
+//! rows tell apart; blocks of a few tens of milliseconds in turn give every implementation the same
+//! machine. A lane's first rounds after another's block are not the same as the rest: each block
+//! begins with a tenth of its rounds uncounted ([`SETTLE`]), and the order of the turns is
+//! shuffled anew for every block ([`order`]), so that no lane always follows the same other one
+//! (benches/README.md: with a fixed order, which lane led could depend on the lanes beside it).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +21,8 @@ use crate::scenarios::Block;
 
 /// Blocks each lane runs, taking turns.
 pub const BLOCKS: usize = 20;
+/// The share of a block's rounds run uncounted before them, one in so many.
+pub const SETTLE: usize = 10;
 
 /// What to run side by side.
 pub struct Lanes {
@@ -77,12 +82,12 @@ where
     let asks = std::iter::once(l.warmup)
         .chain((0..BLOCKS).map(|b| per_block.min(l.rounds.saturating_sub(b * per_block))));
     for (b, n) in asks.enumerate() {
-        let count = lanes.len();
-        for i in 0..count {
-            let lane = &mut lanes[(i + b) % count];
+        let settle = if b == 0 { 0 } else { n / SETTLE };
+        for i in order(lanes.len(), b) {
+            let lane = &mut lanes[i];
             let Ok(kept) = &mut lane.done else { continue };
             let (tx, rx) = oneshot::channel();
-            if n == 0 || lane.blocks.unbounded_send((n, tx)).is_err() {
+            if n == 0 || lane.blocks.unbounded_send((settle, n, tx)).is_err() {
                 continue;
             }
             let (sp2, timeout) = (sp.clone(), l.timeout);
@@ -102,4 +107,18 @@ where
         }
     }
     lanes.into_iter().map(|l| (l.imp, l.done)).collect()
+}
+
+/// The order of the lanes' turns in block `b`: a shuffle, the same in every run (xorshift seeded
+/// by `b`), so that no lane always follows the same other one.
+fn order(count: usize, b: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..count).collect();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (b as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    for i in (1..count).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    order
 }

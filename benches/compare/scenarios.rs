@@ -213,8 +213,9 @@ impl Echoed {
     }
 }
 
-/// Work asked of a lane: so many rounds, and where their result goes.
-pub type Block<T> = (usize, oneshot::Sender<io::Result<T>>);
+/// Work asked of a lane: so many rounds to settle in, uncounted, then so many counted, and where
+/// the counted rounds' result goes.
+pub type Block<T> = (usize, usize, oneshot::Sender<io::Result<T>>);
 
 /// rtt in blocks (see compare/lanes.rs): one stream, `size`-byte messages echoed; each
 /// block asked answered with the time of each of its rounds.
@@ -268,14 +269,18 @@ async fn churn_cycles(c: &Side, n: usize) -> io::Result<Duration> {
     Ok(start.elapsed())
 }
 
-/// Runs each block asked, `run(state, rounds)`, until the asking ends or a block fails.
+/// Runs each block asked, `run(state, rounds)` for the rounds to settle in and then for the
+/// counted ones, until the asking ends or a block fails.
 async fn serve_blocks<S, T>(
     mut blocks: mpsc::UnboundedReceiver<Block<T>>,
     state: &mut S,
     run: for<'a> fn(&'a mut S, usize) -> BoxFuture<'a, io::Result<T>>,
 ) {
-    while let Some((n, done)) = blocks.next().await {
-        let r = run(state, n).await;
+    while let Some((settle, n, done)) = blocks.next().await {
+        let r = match run(state, settle).await {
+            Ok(_) => run(state, n).await,
+            Err(e) => Err(e),
+        };
         let failed = r.is_err();
         let _ = done.send(r);
         if failed {
@@ -286,7 +291,7 @@ async fn serve_blocks<S, T>(
 
 /// A lane that could not start answers its first block with why.
 async fn fail_first<T>(mut blocks: mpsc::UnboundedReceiver<Block<T>>, e: io::Error) {
-    if let Some((_, done)) = blocks.next().await {
+    if let Some((_, _, done)) = blocks.next().await {
         let _ = done.send(Err(e));
     }
 }
