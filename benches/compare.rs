@@ -248,6 +248,41 @@ where
     })
 }
 
+/// Bulk with up to so many streams runs in lanes, side by side; with more, each implementation in
+/// turn moves its bytes in one transfer (in blocks, opening that many streams would be most of
+/// what a block measures).
+const BULK_LANES_UP_TO: usize = 1024;
+/// Bytes a bulk block moves on each stream, at least.
+const BULK_BLOCK_SHARE: u64 = 64 * 1024;
+
+/// bulk with many streams: each implementation in turn, one transfer of `share` bytes on each of
+/// `streams` streams, in a fresh runtime.
+fn bulk_alone(
+    cfg: &Cfg,
+    res: &mut Results,
+    rtk: RtKind,
+    netk: NetKind,
+    streams: usize,
+    share: u64,
+) {
+    let metric = Metric::Bulk(streams);
+    for &imp in &cfg.impls {
+        if imp == Impl::Raw || res.failures.contains_key(&(netk, rtk, metric, imp)) {
+            continue;
+        }
+        let r = run_one(cfg, rtk, netk, imp, move |sp, c, s| {
+            scenarios::bulk(sp, c, s, streams, share)
+        });
+        match r {
+            Ok(d) => res.add(
+                (netk, rtk, metric, imp),
+                (share * streams as u64) as f64 / secs(d),
+            ),
+            Err(e) => res.fail((netk, rtk, metric, imp), e),
+        }
+    }
+}
+
 /// The lanes of `metric`'s scenario: every implementation not failed in an earlier run.
 fn lanes_cfg(
     cfg: &Cfg,
@@ -258,6 +293,7 @@ fn lanes_cfg(
     warmup: usize,
 ) -> lanes::Lanes {
     lanes::Lanes {
+        blocks: lanes::BLOCKS,
         impls: (cfg.impls.iter().copied())
             // What failed (timed out, stuck) in an earlier run is not run again.
             .filter(|&imp| !res.failures.contains_key(&(netk, rtk, metric, imp)))
@@ -396,19 +432,29 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
     match sc {
         Scenario::Bulk => {
             for &streams in &cfg.streams {
-                for &imp in &cfg.impls {
-                    // The baseline is ONE raw connection moving the same bytes.
-                    if imp == Impl::Raw && streams != 1 || failed(res, Metric::Bulk(streams), imp) {
-                        continue;
-                    }
-                    let share = cfg.bulk_bytes / streams as u64;
-                    let bytes = share * streams as u64;
-                    let r = run_one(cfg, rtk, netk, imp, move |sp, c, s| {
-                        scenarios::bulk(sp, c, s, streams, share)
-                    });
+                let metric = Metric::Bulk(streams);
+                let share = cfg.bulk_bytes / streams as u64;
+                let bytes = share * streams as u64;
+                if streams > BULK_LANES_UP_TO {
+                    bulk_alone(cfg, res, rtk, netk, streams, share);
+                    continue;
+                }
+                let mut l = lanes_cfg(cfg, res, metric, rtk, netk, 0);
+                // The baseline is ONE raw connection moving the same bytes.
+                l.impls.retain(|&imp| imp != Impl::Raw || streams == 1);
+                l.rounds = share as usize;
+                l.blocks = (share / BULK_BLOCK_SHARE) as usize;
+                l.warmup = share as usize / l.blocks.clamp(1, lanes::BLOCKS);
+                let lanes = lanes::run(&l, move |sp, c, s, blocks| {
+                    scenarios::bulk_lane(sp, c, s, streams, blocks)
+                });
+                for (imp, r) in lanes {
                     match r {
-                        Ok(d) => res.add(key(Metric::Bulk(streams), imp), bytes as f64 / secs(d)),
-                        Err(e) => res.fail(key(Metric::Bulk(streams), imp), e),
+                        Ok(blocks) => {
+                            let took: Duration = blocks.into_iter().sum();
+                            res.add(key(metric, imp), bytes as f64 / secs(took));
+                        }
+                        Err(e) => res.fail(key(metric, imp), e),
                     }
                 }
             }

@@ -1,6 +1,6 @@
-//! rtt and churn, interleaved finely. Every implementation's session is set up side by side in one
-//! runtime (a lane each), then each runs `warmup` uncounted rounds, then the counted rounds in
-//! [`BLOCKS`] blocks, the lanes taking turns block by block. On this shared virtual machine the
+//! rtt, churn and bulk, interleaved finely. Every implementation's session is set up side by side
+//! in one runtime (a lane each), then each runs `warmup` uncounted rounds, then the counted rounds
+//! in blocks ([`BLOCKS`] at most), the lanes taking turns block by block. On this shared virtual machine the
 //! same code's round trip moves by a third between processes run a second apart, more than these
 //! rows tell apart; blocks of a few tens of milliseconds in turn give every implementation the same
 //! machine. A lane's first rounds after another's block are not the same as the rest: each block
@@ -19,7 +19,7 @@ use crate::peers::{self, Impl, Side};
 use crate::rt::{Net, NetKind, Rt, RtKind, Spawner};
 use crate::scenarios::Block;
 
-/// Blocks each lane runs, taking turns.
+/// Blocks each lane runs, taking turns, at most.
 pub const BLOCKS: usize = 20;
 /// The share of a block's rounds run uncounted before them, one in so many.
 pub const SETTLE: usize = 10;
@@ -34,6 +34,8 @@ pub struct Lanes {
     pub warmup: usize,
     /// Counted rounds of each lane, over all blocks.
     pub rounds: usize,
+    /// Blocks to count them in (1 to [`BLOCKS`]).
+    pub blocks: usize,
     /// How long one block may take.
     pub timeout: Duration,
 }
@@ -78,9 +80,10 @@ where
             }
         })
         .collect();
-    let per_block = l.rounds.div_ceil(BLOCKS);
+    let blocks = l.blocks.clamp(1, BLOCKS);
+    let per_block = l.rounds.div_ceil(blocks);
     let asks = std::iter::once(l.warmup)
-        .chain((0..BLOCKS).map(|b| per_block.min(l.rounds.saturating_sub(b * per_block))));
+        .chain((0..blocks).map(|b| per_block.min(l.rounds.saturating_sub(b * per_block))));
     for (b, n) in asks.enumerate() {
         let settle = if b == 0 { 0 } else { n / SETTLE };
         for i in order(lanes.len(), b) {
