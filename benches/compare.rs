@@ -8,19 +8,22 @@
 //!
 //! Scenarios (each over loopback TCP and over an in-memory pipe, under tokio with 2 workers and
 //! under smol with 2 executor threads; client and server in this one process):
-//! - `bulk`: S streams (1, 64, 1024) share N bytes (512 MiB; quick 64 MiB) client to server, 64 KiB
-//!   writes, timed from the first open until the server counted every byte. Ratio: to ONE raw
-//!   connection moving the same N bytes.
+//! - `bulk`: S streams (1, 64, 1024, 8192, 32768) share N bytes (512 MiB; quick 64 MiB) client to
+//!   server, 64 KiB writes, timed from the first open until the server counted every byte. Up to
+//!   1,024 streams, side by side (below): in blocks of at least 64 KiB a stream, after one such
+//!   block uncounted; with more, one transfer each, in turn. Ratio: to ONE raw connection moving
+//!   the same N bytes.
 //! - `rtt`: one stream, 64-byte messages echoed, 20,000 rounds (quick 2,000) after 200 warm-up
 //!   rounds; median and p99 of the rounds. Ratio: to the same on one raw connection.
 //! - `churn`: open, write 1 byte, read its echo, close, 20,000 times (quick 2,000) in sequence,
 //!   after 100 warm-up cycles. Ratio: to the same with raw connections (TCP connect + exchange +
 //!   close, per cycle).
 //!
-//!   These two rows tell apart differences of a few percent, and on a shared virtual machine the
-//!   same code's round trip moves by a third between processes a second apart. So every
-//!   implementation's session runs side by side in one runtime, and the rounds go in 20 blocks,
-//!   the implementations taking turns block by block (`compare/lanes.rs`): each sees the same machine.
+//!   These rows tell apart differences of a few percent, and on a shared virtual machine the same
+//!   code's speed moves by a third or more between processes a second apart. So every
+//!   implementation's session runs side by side in one runtime, and the rounds (rtt, churn: 20
+//!   blocks) or bytes (bulk) go in blocks, the implementations taking turns block by block in a
+//!   shuffled order (`compare/lanes.rs`): each sees the same machine.
 //! - `stalled`: a stream moves 64 MiB (quick 32 MiB) alone (`solo`); then a stream whose reader
 //!   never reads gets a writer writing for as long as it is let, and once it is stuck another
 //!   stream moves the same beside it (`busy`); then the stalled stream goes. Five such pairs
@@ -44,7 +47,7 @@
 //!   sessions moving 8 streams for the wan time. Ratio: to as many raw connections through the
 //!   same link, one writer each. Run like `wan`.
 //!
-//! Every run gets a fresh runtime (rtt and churn: one for all implementations, see above); runs are
+//! Every run gets a fresh runtime (rtt, churn and bulk up to 1,024 streams: one for all implementations, see above); runs are
 //! interleaved (run 1 of every implementation, then run 2, ...) and repeated (`SMUX_BENCH_RUNS`, default 3), and the table shows medians. How each peer is
 //! made to run each scenario fairly: see `compare/peers.rs`.
 //!
