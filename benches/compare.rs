@@ -47,8 +47,9 @@
 //!   sessions moving 8 streams for the wan time. Ratio: to as many raw connections through the
 //!   same link, one writer each. Run like `wan`.
 //!
-//! Every run gets a fresh runtime (rtt, churn and bulk up to 1,024 streams: one for all implementations, see above); runs are
-//! interleaved (run 1 of every implementation, then run 2, ...) and repeated (`SMUX_BENCH_RUNS`, default 3), and the table shows medians. How each peer is
+//! Every run gets a fresh runtime (rtt, churn and bulk up to 1,024 streams: one for all
+//! implementations, see above); runs are interleaved (run 1 of every implementation, then run 2,
+//! ...) and repeated (`SMUX_BENCH_RUNS`, default 3), and the table shows medians. How each peer is
 //! made to run each scenario fairly: see `compare/peers.rs`.
 //!
 //! Environment: `SMUX_BENCH_QUICK=1`, `SMUX_BENCH_RUNS`, `SMUX_BENCH_SCENARIOS` (bulk,rtt,churn,
@@ -446,8 +447,8 @@ fn one_scenario(cfg: &Cfg, res: &mut Results, sc: Scenario, rtk: RtKind, netk: N
                 // The baseline is ONE raw connection moving the same bytes.
                 l.impls.retain(|&imp| imp != Impl::Raw || streams == 1);
                 l.rounds = share as usize;
-                l.blocks = (share / BULK_BLOCK_SHARE) as usize;
-                l.warmup = share as usize / l.blocks.clamp(1, lanes::BLOCKS);
+                l.blocks = ((share / BULK_BLOCK_SHARE) as usize).clamp(1, lanes::BLOCKS);
+                l.warmup = share as usize / l.blocks; // one block's worth
                 let lanes = lanes::run(&l, move |sp, c, s, blocks| {
                     scenarios::bulk_lane(sp, c, s, streams, blocks)
                 });

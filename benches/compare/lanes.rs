@@ -1,12 +1,13 @@
 //! rtt, churn and bulk, interleaved finely. Every implementation's session is set up side by side
 //! in one runtime (a lane each), then each runs `warmup` uncounted rounds, then the counted rounds
-//! in blocks ([`BLOCKS`] at most), the lanes taking turns block by block. On this shared virtual machine the
-//! same code's round trip moves by a third between processes run a second apart, more than these
-//! rows tell apart; blocks of a few tens of milliseconds in turn give every implementation the same
-//! machine. A lane's first rounds after another's block are not the same as the rest: each block
-//! begins with a tenth of its rounds uncounted ([`SETTLE`]), and the order of the turns is
-//! shuffled anew for every block ([`order`]), so that no lane always follows the same other one
-//! (benches/README.md: with a fixed order, which lane led could depend on the lanes beside it).
+//! in blocks ([`BLOCKS`] at most), the lanes taking turns block by block. On this shared virtual
+//! machine the same code's round trip moves by a third between processes run a second apart, more
+//! than these rows tell apart; blocks of a few tens of milliseconds in turn give every
+//! implementation the same machine. A lane's first rounds after another's block are not the same
+//! as the rest: each block begins with a tenth of its rounds uncounted ([`SETTLE`]), and the order
+//! of the turns is shuffled anew for every block ([`order`]), so that no lane always follows the
+//! same other one (benches/README.md: with a fixed order, which lane led could depend on the lanes
+//! beside it).
 
 use std::future::Future;
 use std::sync::Arc;
