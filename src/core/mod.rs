@@ -813,7 +813,9 @@ impl<W: Default> Core<W> {
         if owed.fin {
             self.wire.put(&mut self.out, Put::Fin, s.id);
             self.counters.frames_out += 1;
-            s.last_queued = self.out_base + self.out.len() as u64;
+            if !owed.answer {
+                s.last_queued = self.out_base + self.out.len() as u64;
+            }
         }
         if !s.state().writable() {
             self.contenders.leave(&mut s.listed);

@@ -82,6 +82,10 @@ impl State {
 pub(crate) struct Owed {
     /// A FIN to queue (a close, or the answer to the peer's).
     pub(crate) fin: bool,
+    /// That FIN answers the peer's: the protocol owes it, the stream's user did not write it, so
+    /// a flush of the stream does not wait for it (a peer that closes its transport right after
+    /// its FIN never lets it out, and the user's own data was out before).
+    pub(crate) answer: bool,
     /// The id goes back to the allocator.
     pub(crate) release_id: bool,
     /// The state changed: the reader and the writer must look again.
@@ -91,6 +95,7 @@ pub(crate) struct Owed {
 impl Owed {
     const NOTHING: Owed = Owed {
         fin: false,
+        answer: false,
         release_id: false,
         wake: false,
     };
@@ -236,6 +241,7 @@ impl<W> StreamState<W> {
         self.state = next;
         Owed {
             fin,
+            answer: false,
             release_id,
             wake: true,
         }
@@ -253,6 +259,7 @@ impl<W> StreamState<W> {
         self.state = next;
         Owed {
             fin: true,
+            answer: false,
             release_id,
             wake: true,
         }
@@ -274,6 +281,7 @@ impl<W> StreamState<W> {
         self.state = next;
         Owed {
             fin,
+            answer: fin,
             release_id,
             wake: true,
         }
@@ -290,6 +298,7 @@ impl<W> StreamState<W> {
         self.state = next;
         Owed {
             fin,
+            answer: fin,
             release_id: true,
             wake: true,
         }
@@ -306,6 +315,7 @@ impl<W> StreamState<W> {
         };
         Owed {
             fin: false,
+            answer: false,
             release_id: true,
             wake: true,
         }

@@ -457,6 +457,27 @@ fn passive_close_keeps_buffered_data_then_ends() {
 }
 
 #[test]
+fn a_fin_answer_is_not_part_of_what_a_flush_waits_for() {
+    // The peer's FIN is answered by the protocol, not by the stream's user: a flush of the stream
+    // waits for the user's data only. A peer that closes its transport right after its FIN never
+    // lets the answer out, and the flush of data it already read must not fail for that.
+    let mut s = server();
+    frame(&mut s, Cmd::Syn, 1, 0).unwrap();
+    let t = s.accept().unwrap();
+    assert_eq!(s.write(t, b"reply"), Write::Queued(5));
+    let data_end = s.stream(t).unwrap().last_queued;
+    frame(&mut s, Cmd::Fin, 1, 0).unwrap();
+    assert!(s.out_pos() > data_end, "the FIN's answer is queued");
+    assert_eq!(s.stream(t).unwrap().last_queued, data_end);
+    // This side's own close is what the user wrote: a flush waits for that FIN.
+    let mut c = client();
+    let k = c.open().unwrap();
+    assert_eq!(c.write(k, b"request"), Write::Queued(7));
+    c.close(k);
+    assert_eq!(c.stream(k).unwrap().last_queued, c.out_pos());
+}
+
+#[test]
 fn local_close_then_reads_and_writes_fail() {
     let mut c = client();
     let k = c.open().unwrap();
