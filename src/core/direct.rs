@@ -26,10 +26,12 @@ pub struct DataHead {
 impl<W: Default> Core<W> {
     /// If `input` (what [`Core::handle_input`] left unread: never a whole frame) starts with the
     /// header of a data frame whose payload has at least `min` bytes, not all of them in
-    /// `input`: that header.
+    /// `input`: that header. A payload larger than a receive chunk (half the window, when that is
+    /// under 128 KiB) is not read straight: its buffer would take more than a stream may hold.
     pub fn partial_data(&self, input: &[u8], min: usize) -> Option<DataHead> {
         let (len, sid, payload) = self.wire.data_header(input)?;
-        (payload >= min && input.len() < len + payload).then_some(DataHead { len, sid, payload })
+        (payload >= min && payload <= self.recv_pool.max_chunk() && input.len() < len + payload)
+            .then_some(DataHead { len, sid, payload })
     }
 
     /// A buffer of exactly `len` bytes to read a payload into (recycled from the streams' buffers:

@@ -6,6 +6,12 @@
 //! queue of chunks never moves what it holds as it grows, unlike a ring buffer that doubles; an
 //! idle stream holds nothing but one empty pointer; chunks and queues a stream has drained go back
 //! to the session's pool, so a stream that keeps receiving does not allocate for each frame.
+//!
+//! What a stream's chunks hold in all stays within twice its window: no chunk is larger than half
+//! the session's window ([`RecvPool::max_chunk`]), and only the first chunk (partly read) and the
+//! last (partly filled) hold anything but unread bytes. Bytes are copied into the last chunk until
+//! it is full, and a payload kept as it is, in a buffer exactly its length, is appended only after
+//! a full chunk (else it is copied too).
 
 use std::collections::VecDeque;
 
@@ -53,8 +59,8 @@ struct Queue {
 /// Chunks and queues drained by the session's streams, kept for reuse.
 #[derive(Debug)]
 pub(crate) struct RecvPool {
-    /// The capacity of a new chunk, and of one for small payloads: never more than the window,
-    /// so that a stream's buffers stay within twice what it may have waiting.
+    /// The capacity of a new chunk, and of one for small payloads. No chunk in the pool or in a
+    /// stream's queue is larger than `chunk`, half the window at most: see the module's doc.
     chunk: usize,
     small_chunk: usize,
     chunks: Vec<Vec<u8>>,
@@ -76,9 +82,10 @@ impl RecvPool {
     /// went to page faults).
     pub(crate) fn new(window: u32) -> Self {
         let window = window as usize;
+        let chunk = CHUNK.min(window / 2).max(1);
         RecvPool {
-            chunk: CHUNK.min(window),
-            small_chunk: SMALL_CHUNK.min(window),
+            chunk,
+            small_chunk: SMALL_CHUNK.min(chunk),
             chunks: Vec::new(),
             bytes: 0,
             max_bytes: window.max(MIN_POOL_BYTES),
@@ -87,39 +94,38 @@ impl RecvPool {
         }
     }
 
-    fn chunk(&mut self, at_least: usize) -> Vec<u8> {
+    /// The largest payload that may be read straight into a buffer of its own
+    /// ([`RecvPool::payload_buffer`]); a larger one is copied into chunks.
+    pub(crate) fn max_chunk(&self) -> usize {
+        self.chunk
+    }
+
+    /// An empty chunk (never of capacity 0) for `wanted` more bytes, or the first part of them.
+    fn chunk(&mut self, wanted: usize) -> Vec<u8> {
         match self.chunks.pop() {
             Some(mut c) => {
                 self.bytes -= c.capacity();
                 c.clear();
-                c.reserve(at_least);
                 c
             }
-            None => {
-                let class = if at_least > self.small_chunk {
-                    self.chunk
-                } else {
-                    self.small_chunk
-                };
-                Vec::with_capacity(at_least.max(class))
-            }
+            None if wanted > self.small_chunk => Vec::with_capacity(self.chunk),
+            None => Vec::with_capacity(self.small_chunk),
         }
     }
 
-    /// A buffer of exactly `len` bytes for a payload to be read into: whatever it holds is to be
-    /// overwritten. A recycled chunk keeps the length it was filled to, so that one as long as
-    /// `len` is not zeroed first.
+    /// A buffer of exactly `len` bytes (at most [`RecvPool::max_chunk`]) for a payload to be read
+    /// into, with no room beyond them: whatever it holds is to be overwritten. A recycled chunk
+    /// keeps the length it was filled to, so that one as long as `len` is not zeroed first.
     pub(crate) fn payload_buffer(&mut self, len: usize) -> Vec<u8> {
-        let mut c = match self.chunks.pop() {
-            Some(c) => {
+        debug_assert!(len <= self.chunk, "a payload larger than a chunk is copied");
+        let mut c = match self.chunks.iter().rposition(|c| c.capacity() == len) {
+            Some(i) => {
+                let c = self.chunks.swap_remove(i);
                 self.bytes -= c.capacity();
                 c
             }
-            None => Vec::with_capacity(len.max(self.chunk)),
+            None => Vec::with_capacity(len),
         };
-        if c.capacity() < len {
-            c.clear(); // growing it would copy what it holds, to be overwritten anyway
-        }
         c.resize(len, 0);
         c
     }
@@ -134,7 +140,10 @@ impl RecvPool {
     /// Keeps a drained chunk for reuse (with the length it was filled to: see
     /// [`RecvPool::payload_buffer`]).
     fn put_chunk(&mut self, c: Vec<u8>) {
-        if self.chunks.len() < POOL_CHUNKS && self.bytes + c.capacity() <= self.max_bytes {
+        if (1..=self.chunk).contains(&c.capacity())
+            && self.chunks.len() < POOL_CHUNKS
+            && self.bytes + c.capacity() <= self.max_bytes
+        {
             self.bytes += c.capacity();
             self.chunks.push(c);
         }
@@ -195,36 +204,52 @@ impl RecvBuf {
         }
     }
 
-    /// Appends `data`: into the last chunk while it has room, else into a new one.
-    pub(crate) fn extend(&mut self, data: &[u8], pool: &mut RecvPool) {
+    /// Appends `data`: into the last chunk until it is full, then into new ones.
+    pub(crate) fn extend(&mut self, mut data: &[u8], pool: &mut RecvPool) {
         if data.is_empty() {
             return;
         }
         let q = self.0.get_or_insert_with(|| pool.queue());
         q.len += data.len();
         if let Some(last) = q.chunks.back_mut() {
-            if last.buf.capacity() - last.buf.len() >= data.len() {
-                last.buf.extend_from_slice(data);
-                return;
-            }
+            let k = (last.buf.capacity() - last.buf.len()).min(data.len());
+            last.buf.extend_from_slice(&data[..k]);
+            data = &data[k..];
         }
-        let mut buf = pool.chunk(data.len());
-        buf.extend_from_slice(data);
-        q.chunks.push_back(Chunk { buf, start: 0 });
+        while !data.is_empty() {
+            let mut buf = pool.chunk(data.len());
+            let k = buf.capacity().min(data.len());
+            buf.extend_from_slice(&data[..k]);
+            data = &data[k..];
+            q.chunks.push_back(Chunk { buf, start: 0 });
+        }
     }
 
     /// Appends a payload (never empty): copied (see [`RecvBuf::extend`]), or, read into a buffer
-    /// of its own, kept as it is.
+    /// of its own, kept as it is after a full chunk (after one with room, it is copied into that
+    /// room and on: the room would stay empty).
     pub(crate) fn append(&mut self, payload: Payload<'_>, pool: &mut RecvPool) {
         debug_assert!(payload.len() > 0, "an empty payload holds nothing to read");
         match payload {
             Payload::Borrowed(data) => self.extend(data, pool),
+            Payload::Owned(buf) if self.back_room() > 0 || buf.capacity() > pool.chunk => {
+                self.extend(&buf, pool);
+                pool.put_chunk(buf);
+            }
             Payload::Owned(buf) => {
                 let q = self.0.get_or_insert_with(|| pool.queue());
                 q.len += buf.len();
                 q.chunks.push_back(Chunk { buf, start: 0 });
             }
         }
+    }
+
+    /// The room left in the last chunk.
+    fn back_room(&self) -> usize {
+        self.0
+            .as_ref()
+            .and_then(|q| q.chunks.back())
+            .map_or(0, |c| c.buf.capacity() - c.buf.len())
     }
 
     /// Copies out as much as fits in `out`; drained chunks, and the queue once empty, go back to
@@ -298,6 +323,58 @@ mod tests {
         }
         assert_eq!(r.0.as_ref().unwrap().chunks.len(), 1);
         assert_eq!(r.capacity(), SMALL_CHUNK);
+    }
+
+    /// A stream's chunks take at most twice its window, whatever sizes its payloads come in and
+    /// however they are read. Before, with a window of 5,678 bytes, three 4 KiB chunks (one read
+    /// but a byte, one full, one partly filled) held 12,288.
+    #[test]
+    fn a_streams_chunks_stay_within_twice_its_window() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below as u64) as usize
+        };
+        for window in [1024, 4097, 5678, 12_000, 100_000, 300_000, 512 * 1024] {
+            let mut pool = RecvPool::new(window as u32);
+            let mut r = RecvBuf::default();
+            let mut out = vec![0u8; window];
+            for _ in 0..3_000 {
+                let room = window - r.len();
+                if room > 0 && next(3) > 0 {
+                    let len = 1 + next(room.min(pool.max_chunk() * 2));
+                    if len <= pool.max_chunk() && next(2) == 0 {
+                        let buf = pool.payload_buffer(len);
+                        r.append(Payload::Owned(buf), &mut pool);
+                    } else {
+                        r.extend(&out[..len], &mut pool);
+                    }
+                } else {
+                    let want = 1 + next(window);
+                    r.take(&mut out[..want], &mut pool);
+                }
+                assert!(
+                    r.capacity() <= 2 * window,
+                    "window {window}: {} bytes of chunks for {} unread",
+                    r.capacity(),
+                    r.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_of_no_whole_number_of_small_chunks_holds_no_more_than_twice_its_bytes() {
+        let mut pool = RecvPool::new(5678);
+        let mut r = RecvBuf::default();
+        r.extend(&[1; 4096], &mut pool);
+        r.take(&mut [0; 4095], &mut pool);
+        r.extend(&[2; 4096], &mut pool);
+        r.extend(&[3; 1581], &mut pool);
+        assert_eq!(r.len(), 5678);
+        assert!(r.capacity() <= 2 * 5678, "{}", r.capacity());
     }
 
     /// Puts `bytes` into `r` in 64 KiB frames.
