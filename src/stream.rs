@@ -35,11 +35,12 @@ pub use crate::split::{ReadHalf, WriteHalf};
 /// - after this side closed the stream: reads and writes fail with `NotConnected`
 ///   ([`Error::StreamClosed`]);
 /// - after the session was closed by this side: `ConnectionAborted` ([`Error::SessionClosed`]);
-/// - after the peer closed the stream: writes fail with `BrokenPipe` ([`Error::ClosedByPeer`]);
+/// - after the peer closed the stream: writes fail with `BrokenPipe` ([`Error::ClosedByPeer`]),
+///   and so does a flush still waiting for data the peer's end will never take;
 /// - after the peer's session ended without closing the stream (the transport closed with no FIN
 ///   for it): reads return what is buffered, then fail with `ConnectionReset`
 ///   ([`Error::StreamCut`]), so a cut-off stream is never mistaken for a complete one; writes
-///   fail with the same error at once;
+///   fail with the same error at once, and so does a flush still waiting for unsent data;
 /// - after the transport failed or the peer broke the protocol: that error, on every stream.
 ///
 /// # Writes are exact and cancel-safe
@@ -140,10 +141,12 @@ impl Stream {
             return Poll::Ready(Ok(()));
         }
         if inner.is_driver_finished() {
-            return Poll::Ready(Err(inner
+            // What is left will not be written: the session failed or was closed on this side,
+            // or the peer ended it cleanly first (the stream was cut, or the peer had closed it).
+            let e = inner
                 .session_error()
-                .unwrap_or(Error::SessionClosed)
-                .into()));
+                .unwrap_or_else(|| self.why_closed_by_peer(inner));
+            return Poll::Ready(Err(e.into()));
         }
         self.register_write(inner, cx);
         inner.core.wait_flush(self.key);

@@ -494,6 +494,56 @@ fn peer_vanishes_at_a_frame_boundary() {
     });
 }
 
+/// The peer ends its session cleanly (at a frame boundary) while a flush waits for this side's
+/// data, which its full transport had not taken: the flush fails, saying why the data cannot
+/// arrive: the stream was cut (no FIN from the peer), or the peer closed it (its FIN came first).
+/// This once said `SessionClosed` ("closed by this side") for both.
+#[test]
+fn a_flush_waiting_when_the_peer_ends_says_why() {
+    run(|ex| async move {
+        for (peer_closed_it, want_kind) in [
+            (false, io::ErrorKind::ConnectionReset),
+            (true, io::ErrorKind::BrokenPipe),
+        ] {
+            let (a, mut raw) = ysmux::pipe();
+            let (server, driver) = Session::server(a, Config::default());
+            let driver = ex.spawn(driver);
+            raw.write_all(&syn(5)).await.expect("raw write");
+            let mut s = prompt("accept", server.accept()).await.expect("accepted");
+            // More than the pipe takes (256 KiB) and within the window: the writes complete,
+            // the flush cannot while nobody reads the raw end.
+            prompt("write", s.write_all(&[7u8; 300 * 1024]))
+                .await
+                .expect("written");
+            let flush = ex.spawn(async move {
+                let r = s.flush().await;
+                (s, r)
+            });
+            smol::Timer::after(Duration::from_millis(50)).await;
+            assert!(
+                !flush.is_finished(),
+                "the flush waits for the full transport"
+            );
+            if peer_closed_it {
+                let mut fin = syn(5);
+                fin[0] = 1;
+                raw.write_all(&fin).await.expect("raw FIN");
+            }
+            drop(raw);
+            prompt("the driver", driver)
+                .await
+                .expect("the peer's clean end");
+            let (_s, r) = prompt("the flush", flush).await;
+            let e = err(r, "flush after the peer ended");
+            assert_eq!(
+                e.kind(),
+                want_kind,
+                "peer closed the stream: {peer_closed_it}: {e}"
+            );
+        }
+    });
+}
+
 /// The transport fails (a reset) with part of a frame read: a transport error that carries the
 /// reset, never a protocol violation by the peer.
 #[test]
