@@ -4,17 +4,21 @@
 //! frame to the core under a single lock (the rest of a large data frame's payload it reads
 //! straight into the buffer the payload then waits in: [`Direct`]); then it takes everything
 //! queued (frames of all streams, confirms, answers) as one buffer and writes it, flushing once
-//! nothing more is queued. It is woken only for what it would not find by itself: before it
-//! returns it looks for what handles asked while it ran ([`Inner::driver_idles`]), and frames
-//! queued while it still has bytes to write wait for the transport to take those
-//! ([`Inner::driver_returns`]). A few small frames wait until the tasks its reading woke have run, so
-//! that what those queue leaves in the same write ([`Driver::hand_offs`]). Writers waiting for
-//! room are woken a batch at a time; when a batch leaves nothing to write, the driver gives it
-//! the executor's turn and looks again ([`Core::room_rechecked`]), so a writer that never comes
-//! back holds nobody back. Reading
-//! never waits for writing: a peer that does not read cannot make this side stop reading, so the
-//! two sides cannot deadlock. Only if the peer leaves an absurd amount of answers unread (see
-//! [`CONTROL_SLACK`]) does reading pause until writing moves again.
+//! nothing more is queued. It takes the session's lock about once a round: what it wrote and
+//! flushed it reports at its next taking ([`Unreported`]), and the round after a read refills
+//! under the lock that handled the frames read.
+//!
+//! It is woken only for what it would not find by itself: before it returns it looks for what
+//! handles asked while it ran ([`Inner::driver_idles`]), and frames queued while it still has
+//! bytes to write wait for the transport to take those ([`Inner::driver_returns`]). A few small
+//! frames wait until the tasks its reading woke have run, so that what those queue leaves in the
+//! same write ([`Driver::hand_offs`]). Writers waiting for room are woken a batch at a time; when
+//! a batch leaves nothing to write, the driver gives it the executor's turn and looks again
+//! ([`Core::room_rechecked`]), so a writer that never comes back holds nobody back.
+//!
+//! Reading never waits for writing: a peer that does not read cannot make this side stop
+//! reading, so the two sides cannot deadlock. Only if the peer leaves an absurd amount of answers
+//! unread (see [`CONTROL_SLACK`]) does reading pause until writing moves again.
 //!
 //! [`Core::room_rechecked`]: crate::core::Core::room_rechecked
 
@@ -32,7 +36,7 @@ use crate::core::wire::Wire;
 use crate::core::DataHead;
 use crate::error::{Error, ProtocolError};
 use crate::keepalive::KeepaliveTask;
-use crate::shared::{Inner, Shared};
+use crate::shared::{Inner, Locked, Shared};
 use crate::transport_wake::TransportWake;
 
 /// The read buffer: several maximal frames, so one read usually brings many frames.
@@ -96,6 +100,7 @@ enum Round {
 }
 
 /// What [`Driver::refill`] found.
+#[derive(Debug, Clone, Copy)]
 struct Refill {
     /// Reading must pause: the peer leaves too many answers unread.
     paused: bool,
@@ -104,13 +109,23 @@ struct Refill {
     /// Writers were woken for room with nothing to write: come back even if nothing else moves
     /// (see [`crate::core::Core::room_recheck`]).
     recheck_room: bool,
+    /// Frames (or writers waiting for room) are left in the core for the next round to take, or
+    /// this round began with bytes of the last still to write: the write side leaves its flush to
+    /// that round, and another round follows.
+    more: bool,
+    /// A stream waits for a flush: flush even if more is queued.
+    flush_waited: bool,
 }
 
 /// What the write side did.
 #[derive(Debug, PartialEq, Eq)]
 enum Wrote {
-    /// Bytes moved (or a flush completed).
+    /// Bytes moved (or a flush completed), and more may.
     Moved,
+    /// Bytes moved (or a flush completed), and everything taken is written and flushed with
+    /// nothing left queued: no other round is needed for writing (frames queued since ask the
+    /// driver for one, [`Inner::driver_idles`]).
+    Drained,
     /// Nothing could move now.
     Nothing,
     /// Everything was written and the transport is closed.
@@ -124,6 +139,30 @@ enum ReadOutcome {
     Nothing,
     /// The peer closed the transport; the session ends.
     Closed,
+}
+
+/// What the driver did that it has not told the shared state yet: it tells it the next time it
+/// takes the lock, in the same acquisition (the lock's every taking and release costs about as
+/// much as the work a small frame needs; a round trip of small messages took it some 30 times).
+#[derive(Debug, Default)]
+struct Unreported {
+    /// Bytes written to the transport.
+    out: u64,
+    /// The output position the transport last flushed: the flushes of streams waiting for it
+    /// complete.
+    flushed: Option<u64>,
+}
+
+impl Unreported {
+    /// Locks the shared state for the driver and reports.
+    fn lock<'a>(&mut self, shared: &'a Shared) -> Locked<'a> {
+        let mut inner = shared.lock_driver();
+        inner.data_sent(std::mem::take(&mut self.out));
+        if let Some(pos) = self.flushed.take() {
+            inner.flushed_to(pos);
+        }
+        inner
+    }
 }
 
 /// A data frame whose payload is being read straight into the buffer it then waits in for the
@@ -170,8 +209,8 @@ pub struct Driver<T> {
     /// Output position at the end of `wbuf`.
     wbuf_end: u64,
     need_flush: bool,
-    /// Bytes written since the last count went into the shared state.
-    unreported_out: u64,
+    /// What the driver did that the shared state does not know yet.
+    unreported: Unreported,
     /// Writing failed as if the peer had closed: reading decides whether it did.
     write_error: Option<io::Error>,
     /// Reads that found nothing since `write_error` was set.
@@ -180,6 +219,9 @@ pub struct Driver<T> {
     keepalive: Option<KeepaliveTask>,
     /// The waker the transport gets: whether its read side is worth polling.
     transport_wake: TransportWake,
+    /// The next round's refill, done under the lock of the last round's reading
+    /// ([`Driver::handle_frames`]); only within one poll.
+    prefilled: Option<Refill>,
     /// Hand-offs taken in a row for what is queued now. When a few small frames are queued (a
     /// FIN's answer, a response) and a reader or the acceptor that the driver's reading woke has
     /// not run yet, the driver yields (at most [`MAX_HAND_OFFS`] times) before it writes: those
@@ -219,12 +261,13 @@ impl<T> Driver<T> {
             wpos: 0,
             wbuf_end: 0,
             need_flush: false,
-            unreported_out: 0,
+            unreported: Unreported::default(),
             write_error: None,
             read_retries: 0,
             write_limit: config.write_buffer() + CONTROL_SLACK,
             keepalive,
             transport_wake: TransportWake::new(),
+            prefilled: None,
             hand_offs: 0,
             started: Instant::now(),
             now: Duration::ZERO,
@@ -258,23 +301,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
             match this.round(cx, &mut io_cx, i == 0) {
                 Round::Busy => continue,
                 Round::Idle => {
-                    if !this.shared.lock_driver().driver_idles() {
+                    let mut inner = this.unreported.lock(&this.shared);
+                    if !inner.driver_idles() {
                         continue; // asked for something since the round began
                     }
-                    this.shrink_idle_buffers();
+                    inner.core.shrink_output(KEEP_WRITE_BUFFER);
+                    drop(inner);
+                    this.shrink_write_buffer();
                     return Poll::Pending;
                 }
                 Round::Failed(e) => return Poll::Ready(this.finish(Some(e))),
                 Round::Closed => return Poll::Ready(this.finish(None)),
                 Round::HandOff => {
-                    this.shared.lock_driver().driver_yields();
+                    this.unreported.lock(&this.shared).driver_yields();
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
             }
         }
         // Still busy: give the executor a turn, and come back.
-        this.shared.lock_driver().driver_yields();
+        this.unreported.lock(&this.shared).driver_yields();
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -285,15 +331,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// task, for the session's handles; `io_cx` is for the transport. `first`: the first round of
     /// a poll, so the executor has had a turn since the last round.
     fn round(&mut self, cx: &mut Context<'_>, io_cx: &mut Context<'_>, first: bool) -> Round {
-        let Refill {
-            paused,
-            hand_off,
-            recheck_room,
-        } = self.refill(cx, first);
-        if hand_off {
+        let refill = self.refill(cx, first);
+        if refill.hand_off {
             return Round::HandOff;
         }
-        let wrote = match self.write_side(io_cx) {
+        let wrote = match self.write_side(io_cx, &refill) {
             Ok(w) => w,
             Err(e) if peer_gone(&e) && !self.read_closed => {
                 // The peer may have closed the connection after its last frames: stop writing and
@@ -308,7 +350,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if wrote == Wrote::Closed {
             return Round::Closed;
         }
-        let read = if self.read_closed || paused {
+        let read = if self.read_closed || refill.paused {
             if self.read_closed && self.phase == Phase::Running {
                 self.phase = Phase::Closing;
             }
@@ -321,7 +363,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             Ok(ReadOutcome::Closed) => Round::Closed,
             Ok(ReadOutcome::Moved) => Round::Busy,
             Ok(ReadOutcome::Nothing) if wrote == Wrote::Moved => Round::Busy,
-            Ok(ReadOutcome::Nothing) if recheck_room => Round::HandOff,
+            Ok(ReadOutcome::Nothing) if refill.recheck_room => Round::HandOff,
             Ok(ReadOutcome::Nothing) => Round::Idle,
         }
     }
@@ -332,31 +374,36 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     ///
     /// [`Core::room_rechecked`]: crate::core::Core::room_rechecked
     fn refill(&mut self, cx: &mut Context<'_>, first: bool) -> Refill {
-        let mut inner = self.shared.lock_driver();
+        if let Some(refill) = self.prefilled.take() {
+            if !first {
+                return refill;
+            }
+        }
+        let shared = self.shared.clone();
+        let mut inner = self.unreported.lock(&shared);
+        self.refill_locked(&mut inner, cx, first)
+    }
+
+    /// [`Driver::refill`], under a lock already held.
+    fn refill_locked(&mut self, inner: &mut Inner, cx: &mut Context<'_>, first: bool) -> Refill {
         inner.core.set_clock(self.now);
         if first {
             inner.core.room_rechecked();
         }
-        inner.data_sent(std::mem::take(&mut self.unreported_out));
         if inner.start_round(cx.waker()) && self.phase == Phase::Running {
             self.phase = Phase::Closing;
         }
-        if self.wpos < self.wbuf.len() {
+        let returns = self.wpos < self.wbuf.len();
+        if returns {
             inner.driver_returns();
         }
-        let waiters = inner.core.has_queue_waiters();
         if inner.aborting() {
             // `shutdown`'s deadline passed: write what the transport takes without waiting, then
             // close; whatever it does not take at once is dropped (`write_side`).
             self.phase = Phase::Aborting;
         }
-        let refills = self.wpos == self.wbuf.len() && (inner.core.has_output() || waiters);
-        let hand_off = refills
-            && self.hand_offs < MAX_HAND_OFFS
-            && self.phase == Phase::Running
-            && inner.woken_unrun()
-            && !inner.core.has_flush_waiters()
-            && inner.core.queued_len() <= HAND_OFF_OUTPUT;
+        let refills = self.refills(inner);
+        let hand_off = self.hands_off(inner);
         if hand_off {
             self.hand_offs += 1;
         } else if refills {
@@ -374,14 +421,33 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             paused,
             hand_off,
             recheck_room: inner.core.room_recheck() && self.wpos == self.wbuf.len(),
+            more: returns || inner.core.has_output() || inner.core.has_queue_waiters(),
+            flush_waited: inner.core.has_flush_waiters(),
         }
+    }
+
+    /// The write buffer is all written and the core has frames to take (or writers waiting for
+    /// room, which taking wakes).
+    fn refills(&self, inner: &Inner) -> bool {
+        self.wpos == self.wbuf.len() && (inner.core.has_output() || inner.core.has_queue_waiters())
+    }
+
+    /// Whether to yield to the tasks the driver's reading woke before taking a few small frames
+    /// ([`Driver::hand_offs`]).
+    fn hands_off(&self, inner: &Inner) -> bool {
+        self.refills(inner)
+            && self.hand_offs < MAX_HAND_OFFS
+            && self.phase == Phase::Running
+            && inner.woken_unrun()
+            && !inner.core.has_flush_waiters()
+            && inner.core.queued_len() <= HAND_OFF_OUTPUT
     }
 
     /// Writes what is in the write buffer; flushes once nothing more is queued, or at once when a
     /// stream waits for a flush (so a flush completes within about one write buffer of transport
     /// time, however busy other streams keep it); closes the transport when closing and
     /// everything is out.
-    fn write_side(&mut self, cx: &mut Context<'_>) -> io::Result<Wrote> {
+    fn write_side(&mut self, cx: &mut Context<'_>, refill: &Refill) -> io::Result<Wrote> {
         if self.write_error.is_some() {
             self.wpos = self.wbuf.len(); // nothing more reaches the peer
             return Ok(Wrote::Nothing);
@@ -393,7 +459,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Poll::Ready(Ok(n)) => {
                     trace_event!(debug, bytes = n, "frames out");
                     self.wpos += n;
-                    self.unreported_out += n as u64;
+                    self.unreported.out += n as u64;
                     self.need_flush = true;
                     moved = Wrote::Moved;
                 }
@@ -405,10 +471,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Poll::Pending => return Ok(moved),
             }
         }
-        let (more, flush_waited) = {
-            let inner = self.shared.lock_driver();
-            (inner.core.has_output(), inner.core.has_flush_waiters())
-        };
+        if moved == Wrote::Nothing && !self.need_flush && self.phase == Phase::Running {
+            // Nothing to write or flush. Frames queued since the refill asked the driver for
+            // another round (`Inner::driver_idles`); a flush asked meanwhile is complete.
+            return Ok(moved);
+        }
+        // As the refill found them: frames queued since ask for another round, and that round
+        // flushes what this one did not.
+        let Refill {
+            more, flush_waited, ..
+        } = *refill;
         if more && !flush_waited {
             return Ok(Wrote::Moved); // more to write: the next round takes it
         }
@@ -416,7 +488,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             match Pin::new(&mut self.io).poll_flush(cx) {
                 Poll::Ready(Ok(())) => {
                     self.need_flush = false;
-                    self.shared.lock_driver().flushed_to(self.wbuf_end);
+                    self.unreported.flushed = Some(self.wbuf_end);
                     moved = Wrote::Moved;
                 }
                 Poll::Ready(Err(e)) => return Err(e),
@@ -428,6 +500,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             return Ok(Wrote::Moved);
         }
         if matches!(self.phase, Phase::Closing | Phase::Aborting) {
+            // Closing leaves behind whatever is queued: look again, now.
+            if self.unreported.lock(&self.shared).core.has_output() {
+                return Ok(Wrote::Moved);
+            }
             return match Pin::new(&mut self.io).poll_close(cx) {
                 Poll::Ready(Ok(())) => Ok(Wrote::Closed),
                 // Past `shutdown`'s deadline nothing is waited for: a transport that cannot close
@@ -440,7 +516,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Poll::Pending => Ok(moved),
             };
         }
-        Ok(moved)
+        Ok(Wrote::Drained)
     }
 
     /// Reads what the transport has and feeds every whole frame to the core; reads only when
@@ -479,7 +555,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             Poll::Ready(Ok(0)) => self.peer_closed(),
             Poll::Ready(Ok(n)) => {
                 self.transport_wake.read_again();
-                self.handle_frames(n)?;
+                self.handle_frames(cx, n)?;
                 Ok(ReadOutcome::Moved)
             }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
@@ -541,25 +617,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         Ok(ReadOutcome::Moved)
     }
 
-    /// Going to sleep: give back write buffers a burst grew (buffers shrink back when idle; the
-    /// read buffer stays, since every wake needs it).
-    fn shrink_idle_buffers(&mut self) {
+    /// Going to sleep: give back the write buffer a burst grew (buffers shrink back when idle,
+    /// the core's output queue too; the read buffer stays, since every wake needs it).
+    fn shrink_write_buffer(&mut self) {
         if self.wpos == self.wbuf.len() && self.wbuf.capacity() > KEEP_WRITE_BUFFER {
             self.wbuf = Vec::new();
             self.wpos = 0;
         }
-        self.shared
-            .lock_driver()
-            .core
-            .shrink_output(KEEP_WRITE_BUFFER);
     }
 
     /// Feeds what was just read (`n` bytes) to the core, under one lock: the payload being read
     /// straight into its buffer once it is whole, or every whole frame in the read buffer, and
     /// then sets the payload of a large data frame left partial to be read straight into its own.
-    fn handle_frames(&mut self, n: usize) -> Result<(), Error> {
+    /// Under the same lock it refills for the next round, which follows at once (the round that
+    /// read is busy): the answers the frames called for are taken.
+    fn handle_frames(&mut self, cx: &mut Context<'_>, n: usize) -> Result<(), Error> {
         let shared = self.shared.clone();
-        let mut inner = shared.lock_driver();
+        let mut inner = self.unreported.lock(&shared);
         let handle = inner.data_received(n);
         let result = match &mut self.direct {
             Some(d) => {
@@ -581,8 +655,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if result.is_ok() && handle {
             self.start_direct(&mut inner);
         }
-        // Answers the frames called for are taken by the next round's refill: this round read
-        // something, so there is one (the driver's lock never wakes the driver itself).
+        // Not when the next round would hand off to the tasks these frames woke: whether they have
+        // run by then (they may, on another thread) is for that round to see.
+        inner.collect_driver_events();
+        if result.is_ok() && !self.hands_off(&inner) {
+            self.prefilled = Some(self.refill_locked(&mut inner, cx, false));
+        }
         drop(inner);
         result.map_err(Error::from)
     }
@@ -650,9 +728,8 @@ impl<T> Driver<T> {
     /// Ends the session: records how, wakes everyone, and tells waiters the driver is done.
     fn finish(&mut self, error: Option<Error>) -> Result<(), Error> {
         self.phase = Phase::Done;
-        let mut inner = self.shared.lock_driver();
+        let mut inner = self.unreported.lock(&self.shared);
         inner.core.set_clock(self.started.elapsed());
-        inner.data_sent(std::mem::take(&mut self.unreported_out));
         let result = inner.driver_finished(error);
         drop(inner);
         #[cfg(feature = "tracing")]

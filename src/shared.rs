@@ -315,12 +315,14 @@ pub(crate) struct Locked<'a> {
 
 impl Deref for Locked<'_> {
     type Target = Inner;
+    #[inline]
     fn deref(&self) -> &Inner {
         self.guard.as_ref().expect("held until dropped")
     }
 }
 
 impl DerefMut for Locked<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut Inner {
         self.guard.as_mut().expect("held until dropped")
     }
@@ -496,9 +498,18 @@ impl Inner {
         }
     }
 
-    /// Turns the core's events into wakeups, run once the lock is released (only the guard's
-    /// drop calls this). `by_driver`: the driver held the lock; the readers and acceptor it wakes
-    /// are remembered until they run.
+    /// The driver, before it decides under the lock that handled frames whether to hand off
+    /// ([`Inner::woken_unrun`]): turns the events of what it handled into wakeups now, so that the
+    /// tasks they wake count as woken. The wakeups still run once the lock is released.
+    pub(crate) fn collect_driver_events(&mut self) {
+        if self.core.has_events() {
+            self.collect_wakers(true);
+        }
+    }
+
+    /// Turns the core's events into wakeups, run once the lock is released (the guard's drop
+    /// calls this, and [`Inner::collect_driver_events`]). `by_driver`: the driver held the lock;
+    /// the readers and acceptor it wakes are remembered until they run.
     fn collect_wakers(&mut self, by_driver: bool) {
         self.core.take_events(&mut self.events);
         let mut events = std::mem::take(&mut self.events);
