@@ -3,7 +3,9 @@
 //!
 //! Ids in use are dense (first-fit from each side's end, `ids.rs`), so n streams take about n/256
 //! pages: a little over 4 bytes per stream and no hashing, where a hash map took 10 to 20 bytes
-//! per stream at the sizes it grows through.
+//! per stream at the sizes it grows through. The last page freed is kept for the next one needed:
+//! a session that opens and closes one stream at a time would otherwise allocate and free a page
+//! (1 KiB) for every stream.
 
 /// Ids per page.
 const PAGE: usize = 256;
@@ -18,6 +20,8 @@ pub(crate) struct IdTable {
     /// Empty until the first insert, then one entry per page of the id space.
     pages: Vec<Option<Box<Page>>>,
     len: usize,
+    /// A page freed, every entry empty, kept for the next page needed.
+    spare: Option<Box<Page>>,
 }
 
 #[derive(Debug)]
@@ -46,10 +50,13 @@ impl IdTable {
             self.pages.resize_with(PAGES, || None);
         }
         let (p, i) = split(id);
+        let spare = &mut self.spare;
         let page = self.pages[p].get_or_insert_with(|| {
-            Box::new(Page {
-                used: 0,
-                slots: [NONE; PAGE],
+            spare.take().unwrap_or_else(|| {
+                Box::new(Page {
+                    used: 0,
+                    slots: [NONE; PAGE],
+                })
             })
         });
         let old = std::mem::replace(&mut page.slots[i], slot);
@@ -74,7 +81,8 @@ impl IdTable {
         page.used -= 1;
         self.len -= 1;
         if page.used == 0 {
-            *entry = None;
+            // Every entry is NONE again: the page can serve any other.
+            self.spare = entry.take();
         }
         Some(old)
     }
@@ -137,6 +145,13 @@ mod tests {
         assert!(t.is_empty());
         assert_eq!(t.pages.iter().flatten().count(), 0, "every page is freed");
         assert_eq!(t.slots().count(), 0);
+        assert!(t.spare.is_some(), "the last page freed is kept");
+        // The kept page serves another part of the id space, empty.
+        assert_eq!(t.insert(1_000, 4), None);
+        assert!(t.spare.is_none());
+        assert_eq!(t.get(1_000), Some(4));
+        assert_eq!(t.get(1_001), None);
+        assert_eq!(t.slots().collect::<Vec<_>>(), [4]);
     }
 
     #[test]

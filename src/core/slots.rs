@@ -21,9 +21,14 @@ struct Slot<T> {
     value: Option<T>,
 }
 
-/// Slots are stored in chunks of this many that never move: growing never copies the streams,
-/// and never holds more than one chunk of unused room.
+/// Slots are stored in chunks of this many that never move once full: growing copies at most the
+/// first chunk's streams (that chunk starts at [`FIRST_ROOM`] slots and doubles), and never holds
+/// more than one chunk of unused room.
 const CHUNK: usize = 256;
+/// The room of the first chunk at first, and what is kept of it when the slab empties: a session
+/// that opens and closes one stream at a time would otherwise allocate a chunk (about 24 KiB) and
+/// free it for every stream.
+const FIRST_ROOM: usize = 8;
 
 /// Values addressed by [`StreamKey`].
 #[derive(Debug)]
@@ -59,7 +64,12 @@ impl<T> Slots<T> {
             };
         }
         if self.chunks.last().map_or(true, |c| c.len() == CHUNK) {
-            self.chunks.push(Vec::with_capacity(CHUNK));
+            let room = if self.chunks.is_empty() {
+                FIRST_ROOM
+            } else {
+                CHUNK
+            };
+            self.chunks.push(Vec::with_capacity(room));
         }
         let index =
             ((self.chunks.len() - 1) * CHUNK + self.chunks.last().expect("pushed").len()) as u32;
@@ -118,9 +128,16 @@ impl<T> Slots<T> {
         self.free.push(key.index);
         self.len -= 1;
         if self.len == 0 {
-            // All gone: give the memory back; generations keep counting, so old keys stay dead.
-            self.chunks = Vec::new();
-            self.free = Vec::new();
+            // All gone: give the memory back but the first chunk's first few slots; generations
+            // keep counting, so old keys stay dead.
+            self.chunks.truncate(1);
+            self.chunks.shrink_to_fit();
+            if let Some(first) = self.chunks.first_mut() {
+                first.clear();
+                first.shrink_to(FIRST_ROOM);
+            }
+            self.free.clear();
+            self.free.shrink_to(FIRST_ROOM);
         }
         Some(value)
     }
@@ -146,5 +163,56 @@ impl<T> Slots<T> {
                 generation: s.generation,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The room the slab holds, in slots.
+    fn room<T>(s: &Slots<T>) -> usize {
+        s.chunks.iter().map(Vec::capacity).sum()
+    }
+
+    #[test]
+    fn values_keep_their_keys_across_chunks_and_emptying() {
+        let mut s = Slots::default();
+        let keys: Vec<_> = (0..600u32).map(|v| s.insert(v)).collect();
+        assert_eq!(s.chunks.len(), 3);
+        assert_eq!(room(&s), 3 * CHUNK, "the first chunk grew to a whole one");
+        for (v, k) in keys.iter().enumerate() {
+            assert_eq!(s.get(*k), Some(&(v as u32)));
+        }
+        for k in &keys {
+            assert!(s.remove(*k).is_some());
+        }
+        assert_eq!(s.len(), 0);
+        assert!(room(&s) <= FIRST_ROOM, "emptied, it keeps a few slots");
+        // A stale key finds nothing, also where the same index is reused.
+        let again = s.insert(7);
+        assert_eq!(again.index(), keys[0].index());
+        assert_eq!(s.get(keys[0]), None);
+        assert!(s.remove(keys[0]).is_none());
+        assert_eq!(s.get(again), Some(&7));
+        assert_eq!(s.keys(), [again]);
+    }
+
+    #[test]
+    fn one_value_at_a_time_does_not_grow_the_slab() {
+        let mut s = Slots::default();
+        let first = s.insert(0u64);
+        s.remove(first);
+        let kept = s.chunks.first().map(|c| c.as_ptr());
+        for v in 1..1_000u64 {
+            let k = s.insert(v);
+            assert_eq!(s.remove(k), Some(v));
+        }
+        assert_eq!(
+            s.chunks.first().map(|c| c.as_ptr()),
+            kept,
+            "the same memory"
+        );
+        assert!(room(&s) <= FIRST_ROOM);
     }
 }
