@@ -106,7 +106,8 @@ pub(crate) struct Xtaci {
     /// its ids, so a hash needs a keyed one (SipHash) to keep a hostile peer from piling them
     /// into one bucket, and that cost about 6% of the instructions of a short stream's whole life
     /// (callgrind, the compare bench's churn on xtaci v1); a lookup among a few streams is a few
-    /// comparisons, among 65,536 about 16, whatever the ids. Emptied, they keep their memory.
+    /// comparisons, among 65,536 a few in each of about 6 levels, whatever the ids. Emptied,
+    /// they keep their memory.
     to_core: BTreeMap<u32, u16>,
     /// The streams alive, by the core's id.
     streams: BTreeMap<u16, XStream>,
