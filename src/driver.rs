@@ -4,12 +4,13 @@
 //! frame to the core under a single lock (the rest of a large data frame's payload it reads
 //! straight into the buffer the payload then waits in: [`Direct`]); then it takes everything
 //! queued (frames of all streams, confirms, answers) as one buffer and writes it, flushing once
-//! nothing more is queued. It takes the session's lock about once a round: what it wrote and
-//! flushed it reports at its next taking ([`Unreported`]), and the round after a read refills
-//! under the lock that handled the frames read.
+//! nothing more is queued. It takes the session's lock about once a round: the flushes that
+//! streams wait for it reports at its next taking ([`Unreported`]), the round after a read
+//! refills under the lock that handled the frames read, and it returns without the lock unless
+//! it has something to report or give back.
 //!
 //! It is woken only for what it would not find by itself: before it returns it looks for what
-//! handles asked while it ran ([`Inner::driver_idles`]), and frames queued while it still has
+//! handles asked while it ran ([`Shared::driver_idles`]), and frames queued while it still has
 //! bytes to write wait for the transport to take those ([`Inner::driver_returns`]). A few small
 //! frames wait until the tasks its reading woke have run, so that what those queue leaves in the
 //! same write ([`Driver::hand_offs`]). Writers waiting for room are woken a batch at a time; when
@@ -124,7 +125,7 @@ enum Wrote {
     Moved,
     /// Bytes moved (or a flush completed), and everything taken is written and flushed with
     /// nothing left queued: no other round is needed for writing (frames queued since ask the
-    /// driver for one, [`Inner::driver_idles`]).
+    /// driver for one, [`Shared::driver_idles`]).
     Drained,
     /// Nothing could move now.
     Nothing,
@@ -144,24 +145,34 @@ enum ReadOutcome {
 /// What the driver did that it has not told the shared state yet: it tells it the next time it
 /// takes the lock, in the same acquisition (the lock's every taking and release costs about as
 /// much as the work a small frame needs; a round trip of small messages took it some 30 times).
+/// Bytes written and the flushed position the driver publishes at once, without the lock
+/// ([`Shared::data_sent`], [`Shared::flushed_out`]).
 #[derive(Debug, Default)]
 struct Unreported {
-    /// Bytes written to the transport.
-    out: u64,
-    /// The output position the transport last flushed: the flushes of streams waiting for it
-    /// complete.
+    /// The output position the transport last flushed: the streams waiting for it are woken.
     flushed: Option<u64>,
+    /// The last refill found streams waiting for a flush: the driver reports before it returns.
+    flush_waited: bool,
+    /// The core's output queue may hold a buffer larger than [`KEEP_WRITE_BUFFER`] (it got the
+    /// driver's last write buffer): the driver gives it back before it returns.
+    big_queue: bool,
 }
 
 impl Unreported {
     /// Locks the shared state for the driver and reports.
     fn lock<'a>(&mut self, shared: &'a Shared) -> Locked<'a> {
         let mut inner = shared.lock_driver();
-        inner.data_sent(std::mem::take(&mut self.out));
         if let Some(pos) = self.flushed.take() {
             inner.flushed_to(pos);
         }
         inner
+    }
+
+    /// Whether the driver must take the lock before it returns: to wake streams waiting for a
+    /// flush it made, or to give back a large output buffer. Streams that began to wait after
+    /// the last refill asked the driver, which then goes on instead of returning.
+    fn before_return(&self) -> bool {
+        (self.flushed.is_some() && self.flush_waited) || self.big_queue
     }
 }
 
@@ -301,26 +312,28 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
             match this.round(cx, &mut io_cx, i == 0) {
                 Round::Busy => continue,
                 Round::Idle => {
-                    let mut inner = this.unreported.lock(&this.shared);
-                    if !inner.driver_idles() {
+                    if this.unreported.before_return() {
+                        let mut inner = this.unreported.lock(&this.shared);
+                        inner.core.shrink_output(KEEP_WRITE_BUFFER);
+                        this.unreported.big_queue = false;
+                    }
+                    if !this.shared.driver_idles() {
                         continue; // asked for something since the round began
                     }
-                    inner.core.shrink_output(KEEP_WRITE_BUFFER);
-                    drop(inner);
                     this.shrink_write_buffer();
                     return Poll::Pending;
                 }
                 Round::Failed(e) => return Poll::Ready(this.finish(Some(e))),
                 Round::Closed => return Poll::Ready(this.finish(None)),
                 Round::HandOff => {
-                    this.unreported.lock(&this.shared).driver_yields();
+                    this.shared.driver_yields();
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
             }
         }
         // Still busy: give the executor a turn, and come back.
-        this.unreported.lock(&this.shared).driver_yields();
+        this.shared.driver_yields();
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -390,7 +403,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if first {
             inner.core.room_rechecked();
         }
-        if inner.start_round(cx.waker()) && self.phase == Phase::Running {
+        if self.shared.start_round(inner, cx.waker()) && self.phase == Phase::Running {
             self.phase = Phase::Closing;
         }
         let returns = self.wpos < self.wbuf.len();
@@ -411,18 +424,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             inner.forget_woken();
             self.wbuf.clear();
             self.wpos = 0;
+            // The core keeps this buffer for what is queued next.
+            self.unreported.big_queue |= self.wbuf.capacity() > KEEP_WRITE_BUFFER;
             inner.core.take_output(&mut self.wbuf);
             self.wbuf_end = inner.core.out_pos();
         }
         // Also when a stream holds more than its window unread on a wire without flow control
         // (xtaci v1): not reading the transport is the only backpressure left.
         let paused = inner.core.queued_len() > self.write_limit || inner.core.input_paused();
+        let flush_waited = inner.core.has_flush_waiters();
+        self.unreported.flush_waited = flush_waited;
         Refill {
             paused,
             hand_off,
             recheck_room: inner.core.room_recheck() && self.wpos == self.wbuf.len(),
             more: returns || inner.core.has_output() || inner.core.has_queue_waiters(),
-            flush_waited: inner.core.has_flush_waiters(),
+            flush_waited,
         }
     }
 
@@ -459,7 +476,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Poll::Ready(Ok(n)) => {
                     trace_event!(debug, bytes = n, "frames out");
                     self.wpos += n;
-                    self.unreported.out += n as u64;
+                    self.shared.data_sent(n as u64);
                     self.need_flush = true;
                     moved = Wrote::Moved;
                 }
@@ -473,7 +490,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
         if moved == Wrote::Nothing && !self.need_flush && self.phase == Phase::Running {
             // Nothing to write or flush. Frames queued since the refill asked the driver for
-            // another round (`Inner::driver_idles`); a flush asked meanwhile is complete.
+            // another round (`Shared::driver_idles`); a flush asked meanwhile is complete.
             return Ok(moved);
         }
         // As the refill found them: frames queued since ask for another round, and that round
@@ -488,6 +505,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             match Pin::new(&mut self.io).poll_flush(cx) {
                 Poll::Ready(Ok(())) => {
                     self.need_flush = false;
+                    self.shared.flushed_out(self.wbuf_end);
                     self.unreported.flushed = Some(self.wbuf_end);
                     moved = Wrote::Moved;
                 }
@@ -732,6 +750,7 @@ impl<T> Driver<T> {
         inner.core.set_clock(self.started.elapsed());
         let result = inner.driver_finished(error);
         drop(inner);
+        self.shared.driver_yields();
         #[cfg(feature = "tracing")]
         match &result {
             Ok(()) => tracing::info!("session ended cleanly"),

@@ -172,16 +172,13 @@ impl Session {
     /// Waits for a stream opened by the peer, for poll-based code: as [`Session::accept`].
     pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<Result<Stream, Error>> {
         loop {
-            if let Some(s) = self.try_accept()? {
+            if let Some(l) = &mut self.accept_wait {
+                ready!(Pin::new(l).poll(cx));
                 self.accept_wait = None;
-                return Poll::Ready(Ok(s));
             }
-            match &mut self.accept_wait {
-                None => self.accept_wait = Some(self.shared.accept_ready.listen()),
-                Some(l) => {
-                    ready!(Pin::new(l).poll(cx));
-                    self.accept_wait = None;
-                }
+            match self.accept_or_listen()? {
+                Ok(s) => return Poll::Ready(Ok(s)),
+                Err(l) => self.accept_wait = Some(l),
             }
         }
     }
@@ -301,18 +298,16 @@ impl Session {
     /// ```
     pub async fn accept(&self) -> Result<Stream, Error> {
         loop {
-            if let Some(s) = self.try_accept()? {
-                return Ok(s);
+            match self.accept_or_listen()? {
+                Ok(s) => return Ok(s),
+                Err(listener) => listener.await,
             }
-            let listener = self.shared.accept_ready.listen();
-            if let Some(s) = self.try_accept()? {
-                return Ok(s);
-            }
-            listener.await;
         }
     }
 
-    fn try_accept(&self) -> Result<Option<Stream>, Error> {
+    /// Takes a stream from the accept backlog, or, under the same lock, starts listening for
+    /// the next (a stream queued after this lock is released notifies the listener).
+    fn accept_or_listen(&self) -> Result<Result<Stream, EventListener>, Error> {
         let mut inner = self.shared.lock();
         inner.acceptor_ran();
         if let Some(e) = inner.failure() {
@@ -323,11 +318,11 @@ impl Session {
             inner.add_handle();
             inner.accepted(key);
             drop(inner);
-            return Ok(Some(Stream::new(self.shared.clone(), key, id)));
+            return Ok(Ok(Stream::new(self.shared.clone(), key, id)));
         }
         match inner.open_error() {
             Some(e) => Err(e),
-            None => Ok(None),
+            None => Ok(Err(self.shared.accept_ready.listen())),
         }
     }
 
@@ -386,7 +381,7 @@ impl Session {
     /// # Ok::<(), ysmux::Error>(()) }).unwrap();
     /// ```
     pub fn stats(&self) -> crate::Stats {
-        self.shared.lock().stats()
+        self.shared.stats()
     }
 
     /// The protocol the session speaks: its [`Config::with_protocol`], or for a server made with

@@ -15,15 +15,18 @@
 //!
 //! **The driver is woken when it has something new to do, and only then.** Asked while it runs
 //! (from the start of one of its rounds until it returns), it is not woken: it looks again before
-//! it returns ([`Inner::driver_idles`]). Frames queued while it still has bytes to write wait
+//! it returns ([`Shared::driver_idles`]). Frames queued while it still has bytes to write wait
 //! for the transport, which wakes it when it takes more ([`Inner::driver_returns`]). Otherwise
-//! it is woken once, however many ask, until its next round.
+//! it is woken once, however many ask, until its next round. Whether it runs, was asked or was
+//! woken is one atomic beside the lock ([`DriverState`]), so that the driver returns without
+//! taking the lock again; asking goes through the guard's drop, like every wakeup.
 //!
 //! **Lock order.** This lock is the innermost of the crate: nothing else is locked while it is
 //! held, and no user code (a waker, a timer, a connector) runs under it. A pool's lock
 //! (`pool/state.rs`) may be held while this one is taken, never the reverse.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -100,6 +103,15 @@ enum End {
 #[derive(Debug)]
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
+    /// Whether the driver runs, was asked for something, was woken.
+    driver: DriverState,
+    /// Bytes the driver wrote to the transport (kept here so that it counts them without the
+    /// lock).
+    bytes_out: AtomicU64,
+    /// Output position known written and flushed: a stream whose bytes all lie before it has
+    /// them flushed (the driver stores it when the transport flushed; the streams that wait for
+    /// it are woken at its next taking of the lock, `driver.rs`'s `Unreported`).
+    flushed: AtomicU64,
     /// Notified when a stream arrives in the accept backlog or the session ends.
     pub(crate) accept_ready: Notify,
     /// Notified when the driver has finished.
@@ -147,17 +159,12 @@ pub(crate) struct Inner {
     /// `shutdown`'s deadline passed: the driver drops what is queued and closes at once.
     abort: bool,
     driver_waker: Option<Waker>,
-    driver_notified: bool,
-    /// The driver is in a poll: what it is asked meanwhile it finds before it returns
-    /// ([`Inner::driver_idles`]), so asking it wakes nobody.
-    driver_running: bool,
-    /// The driver was asked for something while it ran.
-    driver_asked: bool,
+    /// Someone holding the lock asked the driver to run: the guard's drop asks it
+    /// ([`DriverState::ask`]).
+    driver_wanted: bool,
     /// This round of the driver began with bytes still to write: it takes the queue again
     /// without being woken for it ([`Inner::driver_returns`]).
     driver_returns: bool,
-    /// Output position known written and flushed.
-    flushed: u64,
     /// Session handles plus stream handles: when none is left, the driver closes the session.
     handles: usize,
     /// Answers to our VRM probes received so far.
@@ -166,7 +173,6 @@ pub(crate) struct Inner {
     received: u64,
     /// Bytes through the transport, the peer's protocol errors, and the last ping's round trip.
     bytes_in: u64,
-    bytes_out: u64,
     protocol_errors: u64,
     ping_sent: Option<Instant>,
     last_rtt: Option<Duration>,
@@ -212,16 +218,12 @@ impl Shared {
                 life: Lifecycle::Running,
                 abort: false,
                 driver_waker: None,
-                driver_notified: false,
-                driver_running: false,
-                driver_asked: false,
+                driver_wanted: false,
                 driver_returns: false,
-                flushed: 0,
                 handles: 1,
                 pongs: 0,
                 received: 0,
                 bytes_in: 0,
-                bytes_out: 0,
                 protocol_errors: 0,
                 ping_sent: None,
                 last_rtt: None,
@@ -230,6 +232,9 @@ impl Shared {
                 deferred: Deferred::default(),
                 woken: Woken::default(),
             }),
+            driver: DriverState::default(),
+            bytes_out: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
             accept_ready: Notify::new(),
             driver_done: Notify::new(),
             pong: Notify::new(),
@@ -271,6 +276,16 @@ impl Shared {
             shared: self,
             driver,
         }
+    }
+
+    /// The session's counters now.
+    pub(crate) fn stats(&self) -> Stats {
+        self.lock().stats(self.bytes_out.load(Ordering::Relaxed))
+    }
+
+    /// Output position known written and flushed ([`Shared::flushed_out`]).
+    pub(crate) fn flushed(&self) -> u64 {
+        self.flushed.load(Ordering::Acquire)
     }
 
     fn run(&self, mut d: Deferred) -> Vec<Waker> {
@@ -334,11 +349,12 @@ impl Drop for Locked<'_> {
         if guard.core.has_events() {
             guard.collect_wakers(self.driver);
         }
-        if !self.driver
-            && !guard.driver_returns
-            && (guard.core.has_output() || guard.core.has_queue_waiters())
-        {
-            guard.notify_driver();
+        let asks = std::mem::take(&mut guard.driver_wanted)
+            || (!self.driver
+                && !guard.driver_returns
+                && (guard.core.has_output() || guard.core.has_queue_waiters()));
+        if asks && self.shared.driver.ask() {
+            guard.deferred.driver = guard.driver_waker.clone();
         }
         if guard.deferred.is_empty() {
             return;
@@ -360,6 +376,98 @@ impl Drop for Locked<'_> {
 
 // ----- what the driver may do -----
 
+impl Shared {
+    /// Starts a driver round, under the lock (`inner`), before it takes what is queued: it runs,
+    /// and what it was asked before is what this round takes. Returns whether the session must
+    /// close ([`Inner::start_round`]).
+    pub(crate) fn start_round(&self, inner: &mut Inner, waker: &Waker) -> bool {
+        self.driver.round();
+        inner.start_round(waker)
+    }
+
+    /// The driver's round found nothing to do. Returns whether it may return now: not if it was
+    /// asked for something since the round began (it goes on instead); once it may, asking it
+    /// wakes it again. Takes no lock.
+    pub(crate) fn driver_idles(&self) -> bool {
+        self.driver.idle()
+    }
+
+    /// The driver returns with its own wakeup set (it yields to the executor), or for good:
+    /// asking it wakes it as when it idles.
+    pub(crate) fn driver_yields(&self) {
+        self.driver.stop();
+    }
+
+    /// The driver wrote `n` more bytes to the transport.
+    pub(crate) fn data_sent(&self, n: u64) {
+        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The transport flushed everything up to output position `pos`. The streams waiting for
+    /// that are woken once the driver reports it under the lock ([`Inner::flushed_to`]).
+    pub(crate) fn flushed_out(&self, pos: u64) {
+        self.flushed.store(pos, Ordering::Release);
+    }
+}
+
+/// The driver's side of being asked to run, beside the lock: whether it is in a poll
+/// ([`DriverState::RUNNING`], from the start of a round until it returns), whether it was asked
+/// for something meanwhile (`ASKED`: it goes on rather than return), and whether it was woken
+/// since its last round (`WOKEN`: nobody wakes it twice). One atomic, so that an ask and the
+/// driver's decision to return are ordered: either the driver sees the ask, or the ask sees the
+/// driver gone and wakes it.
+#[derive(Debug, Default)]
+struct DriverState(AtomicU8);
+
+impl DriverState {
+    const RUNNING: u8 = 1;
+    const ASKED: u8 = 2;
+    const WOKEN: u8 = 4;
+
+    /// A round begins: running, nothing asked, not woken.
+    fn round(&self) {
+        self.0.store(Self::RUNNING, Ordering::Release);
+    }
+
+    /// Asks the driver to run. Returns whether the caller must wake it: it is not running, and
+    /// nobody woke it since its last round.
+    fn ask(&self) -> bool {
+        let prev = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                if s & Self::RUNNING != 0 {
+                    (s & Self::ASKED == 0).then_some(s | Self::ASKED)
+                } else {
+                    (s & Self::WOKEN == 0).then_some(s | Self::WOKEN)
+                }
+            })
+            .unwrap_or(Self::RUNNING); // unchanged: asked or woken already
+        prev & Self::RUNNING == 0
+    }
+
+    /// The driver found nothing to do: if it was asked meanwhile, that is taken back and it goes
+    /// on (returns false); otherwise it no longer runs (returns true).
+    fn idle(&self) -> bool {
+        let step = |s: u8| {
+            Some(if s & Self::ASKED != 0 {
+                s & !Self::ASKED
+            } else {
+                s & !Self::RUNNING
+            })
+        };
+        let prev = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, step)
+            .unwrap_or_else(|s| s);
+        prev & Self::ASKED == 0
+    }
+
+    /// The driver returns (yielding, or for good).
+    fn stop(&self) {
+        self.0.fetch_and(!Self::RUNNING, Ordering::AcqRel);
+    }
+}
+
 impl Inner {
     /// Whether a reader or acceptor the driver's reading woke has not run since (has not taken
     /// the lock).
@@ -378,7 +486,7 @@ impl Inner {
 
     /// Starts a driver round: registers its waker and says whether the session must close (it
     /// ended, or its last handle is gone, in which case it is closed here, by this side).
-    pub(crate) fn start_round(&mut self, waker: &Waker) -> bool {
+    fn start_round(&mut self, waker: &Waker) -> bool {
         self.register_driver(waker);
         if self.life.end().is_some() {
             return true;
@@ -402,23 +510,6 @@ impl Inner {
         self.driver_returns = true;
     }
 
-    /// The driver's round found nothing to do. Returns whether it may return now: not if it was
-    /// asked for something since the round began (it goes on instead); once it may, asking it
-    /// wakes it again.
-    pub(crate) fn driver_idles(&mut self) -> bool {
-        if std::mem::take(&mut self.driver_asked) {
-            return false;
-        }
-        self.driver_running = false;
-        true
-    }
-
-    /// The driver returns with its own wakeup set (it yields to the executor): asking it wakes it
-    /// as when it idles.
-    pub(crate) fn driver_yields(&mut self) {
-        self.driver_running = false;
-    }
-
     /// Whether `shutdown`'s deadline passed: drop what is queued and close at once.
     pub(crate) fn aborting(&self) -> bool {
         self.abort
@@ -431,11 +522,6 @@ impl Inner {
         self.received += 1;
         self.bytes_in += n as u64;
         matches!(self.life.end(), None | Some(End::Local))
-    }
-
-    /// The driver wrote `n` more bytes to the transport.
-    pub(crate) fn data_sent(&mut self, n: u64) {
-        self.bytes_out += n;
     }
 
     /// The transport reached end-of-stream at a frame boundary: the peer ended the session.
@@ -456,7 +542,6 @@ impl Inner {
             None => Ok(()),
         };
         self.life.finish(error);
-        self.driver_running = false;
         if let Some(End::Failed(_)) = self.life.end() {
             self.core.clear_backlog();
         }
@@ -465,22 +550,14 @@ impl Inner {
         result
     }
 
-    /// Asks the driver to run: wakes it once per driver poll, however many times it is called,
-    /// and not at all while it runs (it looks again before it returns).
+    /// Asks the driver to run, once the lock is released: wakes it once per driver poll, however
+    /// many times it is called, and not at all while it runs (it looks again before it returns).
     pub(crate) fn notify_driver(&mut self) {
-        if self.driver_running {
-            self.driver_asked = true;
-        } else if !self.driver_notified {
-            self.driver_notified = true;
-            self.deferred.driver = self.driver_waker.clone();
-        }
+        self.driver_wanted = true;
     }
 
-    /// Called by the driver at the top of each round.
+    /// Called by the driver at the top of each round ([`Shared::start_round`]).
     fn register_driver(&mut self, waker: &Waker) {
-        self.driver_running = true;
-        self.driver_asked = false;
-        self.driver_notified = false;
         self.driver_returns = false;
         match &self.driver_waker {
             Some(w) if w.will_wake(waker) => {}
@@ -568,10 +645,9 @@ impl Inner {
         self.deferred.everyone = true;
     }
 
-    /// Everything up to output position `pos` is written and flushed: the streams whose flushes
-    /// are now complete are woken.
+    /// Everything up to output position `pos` is written and flushed ([`Shared::flushed_out`]
+    /// said so already): the streams waiting for their flushes are woken.
     pub(crate) fn flushed_to(&mut self, pos: u64) {
-        self.flushed = pos;
         self.core.flushed_to(pos);
     }
 }
@@ -690,12 +766,13 @@ impl Inner {
         self.notify_driver();
     }
 
-    /// The session's counters now.
-    pub(crate) fn stats(&self) -> Stats {
+    /// The session's counters now, with `bytes_out` as the driver counted them
+    /// ([`Shared::stats`]).
+    fn stats(&self, bytes_out: u64) -> Stats {
         let c = self.core.counters();
         Stats {
             bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
+            bytes_out,
             frames_in: c.frames_in,
             frames_out: c.frames_out,
             streams_opened: c.opened,
@@ -713,11 +790,6 @@ impl Inner {
                     .map(|us| Duration::from_micros(u64::from(us)))
             }),
         }
-    }
-
-    /// Output position known written and flushed.
-    pub(crate) fn flushed(&self) -> u64 {
-        self.flushed
     }
 
     /// Answers to our VRM probes received so far.
@@ -746,5 +818,57 @@ mod tests {
     fn a_streams_state_stays_small() {
         let size = Core::<Waiters>::STREAM_COST - 16;
         assert!(size <= 88, "a stream's state grew to {size} bytes");
+    }
+
+    /// Asked while it runs, the driver is not woken and goes on instead of returning; asked once
+    /// it has returned, it is woken once, however many ask, until its next round.
+    #[test]
+    fn the_driver_is_woken_once_and_never_while_it_runs() {
+        let d = DriverState::default();
+        assert!(d.ask(), "a driver that never ran is woken");
+        assert!(!d.ask(), "once");
+        d.round();
+        assert!(!d.ask(), "not while it runs");
+        assert!(!d.ask());
+        assert!(!d.idle(), "asked meanwhile: it goes on");
+        assert!(d.idle(), "nothing asked since: it returns");
+        assert!(d.ask(), "asked after it returned: woken");
+        assert!(!d.ask(), "and only once");
+        d.round();
+        assert!(d.idle());
+        d.round();
+        d.stop(); // yields, its own wakeup set
+        assert!(d.ask(), "asked after it yielded: woken as after it idles");
+        assert!(!d.ask());
+    }
+
+    /// An ask and the driver's return race from two threads: whichever order they take, the
+    /// driver either sees the ask (goes on) or is woken by it. Never both missed.
+    #[test]
+    fn an_ask_racing_the_drivers_return_is_never_lost() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        for _ in 0..2_000 {
+            let d = Arc::new(DriverState::default());
+            d.round();
+            let start = Arc::new(AtomicBool::new(false));
+            let asker = {
+                let (d, start) = (d.clone(), start.clone());
+                std::thread::spawn(move || {
+                    while !start.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                    d.ask()
+                })
+            };
+            start.store(true, Ordering::Release);
+            let returned = d.idle();
+            let woke = asker.join().expect("asker");
+            assert!(
+                !returned || woke,
+                "the driver returned and the ask woke nobody"
+            );
+            assert!(returned || !woke, "the driver went on and was woken too");
+        }
     }
 }

@@ -137,7 +137,7 @@ impl Stream {
     /// Ready once everything this stream queued is written and flushed.
     fn poll_flushed(&self, inner: &mut Inner, cx: &Context<'_>) -> Poll<io::Result<()>> {
         let pos = inner.core.stream(self.key).map_or(0, |s| s.last_queued);
-        if inner.flushed() >= pos {
+        if self.shared.flushed() >= pos {
             return Poll::Ready(Ok(()));
         }
         if inner.is_driver_finished() {

@@ -82,3 +82,76 @@ fn receive_buffers_shrink_back_after_reading() {
         );
     });
 }
+
+/// The sender's write buffers shrink back too: once the session is idle, the driver's buffer
+/// and the output queue it hands back to the core keep at most 64 KiB each, however far a burst
+/// grew them (the driver gives the queue back as it returns: `driver.rs`, `Unreported`).
+#[test]
+fn write_buffers_shrink_back_once_idle() {
+    let _serial = counting::serial();
+    run(|ex| async move {
+        let (a, b) = ysmux::pipe();
+        // Windows that never grow: the receiver's pool then keeps one window (see above).
+        let big = ysmux::Config::default()
+            .with_write_buffer(4 << 20)
+            .with_max_window(1024);
+        let p = sessions(&ex, a, b, big.clone(), big);
+        let (client, server) = (&p.client, &p.server);
+        let streams = 16;
+        let each = 1 << 20;
+        let mut opened = Vec::new();
+        for _ in 0..streams {
+            let mut s = client.open().await.unwrap();
+            s.write_all(b"x").await.unwrap();
+            opened.push(s);
+        }
+        let mut readers = Vec::new();
+        for _ in 0..streams {
+            let mut t = server.accept().await.unwrap();
+            readers.push(ex.spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut total = 0;
+                while total < 1 + each {
+                    total += t.read(&mut buf).await.unwrap();
+                }
+                t
+            }));
+        }
+        let before = counting::live();
+        let writers: Vec<_> = opened
+            .into_iter()
+            .map(|mut s| {
+                ex.spawn(async move {
+                    s.write_all(&vec![7u8; each]).await.unwrap();
+                    s.flush().await.unwrap();
+                    s
+                })
+            })
+            .collect();
+        let mut kept = Vec::new();
+        for w in writers {
+            kept.push(w.await);
+        }
+        for r in readers {
+            kept.push(r.await);
+        }
+        // Let both drivers finish their last rounds and return (bounded: about 2 s at most).
+        let bound = 512 * 1024 + 2 * 64 * 1024 + 64 * 1024;
+        let mut after = counting::live().saturating_sub(before);
+        for _ in 0..200 {
+            if after <= bound {
+                break;
+            }
+            smol::Timer::after(std::time::Duration::from_millis(10)).await;
+            after = counting::live().saturating_sub(before);
+        }
+        println!(
+            "{after} bytes held once idle after moving {} MiB",
+            (streams * each) >> 20
+        );
+        // The receiver keeps up to one window of drained chunks per session (512 KiB,
+        // `receive_buffers_shrink_back_after_reading`); the sender's buffers, 64 KiB each.
+        assert!(after <= bound, "{after} bytes still held once idle");
+        drop(kept);
+    });
+}

@@ -575,3 +575,69 @@ fn a_frame_queued_while_the_driver_runs_does_not_wake_it() {
         });
     }
 }
+
+/// Flushes and the driver's return without the lock: a stream that flushes after the driver
+/// wrote its bytes and returned finds them flushed at once, without the driver; one that waits
+/// for a flush before the driver runs is woken by the poll that writes and flushes them.
+#[test]
+fn flushes_complete_whether_asked_before_or_after_the_driver_wrote() {
+    for protocol in [Protocol::Yddeng, Protocol::Xtaci1, Protocol::Xtaci2] {
+        without_deadlock("flushes around the driver's return", move || {
+            let (a, b) = ysmux::pipe();
+            let config = Config::default().with_protocol(protocol);
+            let (client, driver) = Session::client(a, config.clone());
+            let (server, sd) = Session::server(b, config);
+            std::thread::spawn(move || smol::block_on(sd));
+            let driver_wakes = Arc::new(Counter::default());
+            let w = Waker::from(driver_wakes.clone());
+            let mut driver = Box::pin(driver);
+            let mut s = smol::block_on(client.open()).expect("open");
+            let flush_wakes = Arc::new(Counter::default());
+            let fw = Waker::from(flush_wakes.clone());
+            let mut fcx = Context::from_waker(&fw);
+
+            // After: the driver writes, flushes and returns; the flush needs nothing more.
+            smol::block_on(s.write_all(b"after")).expect("write");
+            assert!(driver
+                .as_mut()
+                .poll(&mut Context::from_waker(&w))
+                .is_pending());
+            let before = driver_wakes.0.load(Ordering::SeqCst);
+            assert!(matches!(
+                Pin::new(&mut s).poll_flush(&mut fcx),
+                Poll::Ready(Ok(()))
+            ));
+            assert_eq!(
+                driver_wakes.0.load(Ordering::SeqCst),
+                before,
+                "nobody asked the driver"
+            );
+
+            // Before: the flush waits and asks the driver, whose next poll wakes it.
+            smol::block_on(s.write_all(b"before")).expect("write");
+            assert!(Pin::new(&mut s).poll_flush(&mut fcx).is_pending());
+            assert!(
+                driver_wakes.0.load(Ordering::SeqCst) > before,
+                "the driver was asked"
+            );
+            assert!(driver
+                .as_mut()
+                .poll(&mut Context::from_waker(&w))
+                .is_pending());
+            assert_eq!(
+                flush_wakes.0.load(Ordering::SeqCst),
+                1,
+                "the flush was woken"
+            );
+            assert!(matches!(
+                Pin::new(&mut s).poll_flush(&mut fcx),
+                Poll::Ready(Ok(()))
+            ));
+
+            let mut accepted = smol::block_on(server.accept()).expect("accept");
+            let mut got = [0u8; 11];
+            smol::block_on(accepted.read_exact(&mut got)).expect("read");
+            assert_eq!(&got, b"afterbefore");
+        });
+    }
+}
