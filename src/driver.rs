@@ -6,8 +6,10 @@
 //! queued (frames of all streams, confirms, answers) as one buffer and writes it, flushing once
 //! nothing more is queued. It takes the session's lock about once a round: the flushes that
 //! streams wait for it reports at its next taking ([`Unreported`]), the round after a read
-//! refills under the lock that handled the frames read, and it returns without the lock unless
-//! it has something to report or give back.
+//! refills under the lock that handled the frames read, it returns without the lock unless it
+//! has something to report or give back, and a poll that only its transport can have woken reads
+//! first, so that the lock handling what it read is the poll's first ([`Driver::reads_first`]):
+//! a message each way costs each driver two takings of the lock, one to write and one to read.
 //!
 //! It is woken only for what it would not find by itself: before it returns it looks for what
 //! handles asked while it ran ([`Shared::driver_idles`]), and frames queued while it still has
@@ -233,6 +235,13 @@ pub struct Driver<T> {
     /// The next round's refill, done under the lock of the last round's reading
     /// ([`Driver::handle_frames`]); only within one poll.
     prefilled: Option<Refill>,
+    /// This poll has refilled (the first refill of a poll marks the writers woken for room
+    /// in the last as having had their turn).
+    refilled: bool,
+    /// The last poll returned with nothing left to do ([`Driver::reads_first`]).
+    returned_idle: bool,
+    /// The last refill paused reading ([`Refill::paused`]).
+    read_paused: bool,
     /// Hand-offs taken in a row for what is queued now. When a few small frames are queued (a
     /// FIN's answer, a response) and a reader or the acceptor that the driver's reading woke has
     /// not run yet, the driver yields (at most [`MAX_HAND_OFFS`] times) before it writes: those
@@ -279,6 +288,9 @@ impl<T> Driver<T> {
             keepalive,
             transport_wake: TransportWake::new(),
             prefilled: None,
+            refilled: false,
+            returned_idle: false,
+            read_paused: false,
             hand_offs: 0,
             started: Instant::now(),
             now: Duration::ZERO,
@@ -308,8 +320,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
         this.transport_wake.register(cx.waker());
         let io_waker = this.transport_wake.waker().clone();
         let mut io_cx = Context::from_waker(&io_waker);
+        this.refilled = false;
+        let read_first = this.reads_first();
         for i in 0..ROUNDS_PER_POLL {
-            match this.round(cx, &mut io_cx, i == 0) {
+            match this.round(cx, &mut io_cx, read_first && i == 0) {
                 Round::Busy => continue,
                 Round::Idle => {
                     if this.unreported.before_return() {
@@ -321,6 +335,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
                         continue; // asked for something since the round began
                     }
                     this.shrink_write_buffer();
+                    this.returned_idle = true;
                     return Poll::Pending;
                 }
                 Round::Failed(e) => return Poll::Ready(this.finish(Some(e))),
@@ -340,11 +355,34 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
+    /// Whether this poll reads before it takes the lock: the last returned with nothing left to
+    /// do, and nobody asked the driver for anything since. Then only its transport can have woken
+    /// it, and the lock that handles what it reads refills too (registering this poll's waker:
+    /// the read round is always followed by one that refills). The driver runs from here.
+    fn reads_first(&mut self) -> bool {
+        std::mem::take(&mut self.returned_idle)
+            && self.wpos == self.wbuf.len()
+            && !self.need_flush
+            && !self.read_closed
+            && !self.read_paused
+            && self.phase == Phase::Running
+            && self.prefilled.is_none()
+            && self.shared.driver_runs_unasked()
+    }
+
     /// One round: refill the write buffer, write, flush, read and handle. `cx` is the driver's
-    /// task, for the session's handles; `io_cx` is for the transport. `first`: the first round of
-    /// a poll, so the executor has had a turn since the last round.
-    fn round(&mut self, cx: &mut Context<'_>, io_cx: &mut Context<'_>, first: bool) -> Round {
-        let refill = self.refill(cx, first);
+    /// task, for the session's handles; `io_cx` is for the transport. `read_first`: the first
+    /// round of a poll that only reads, its refill left to the lock that handles what it reads
+    /// ([`Driver::reads_first`]); the next round refills (or takes that refill) as usual.
+    fn round(&mut self, cx: &mut Context<'_>, io_cx: &mut Context<'_>, read_first: bool) -> Round {
+        if read_first {
+            return match self.read_side(cx, io_cx) {
+                Err(e) => Round::Failed(e),
+                Ok(ReadOutcome::Closed) => Round::Closed,
+                Ok(_) => Round::Busy,
+            };
+        }
+        let refill = self.refill(cx);
         if refill.hand_off {
             return Round::HandOff;
         }
@@ -382,23 +420,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     /// Registers the driver's waker, starts closing if the session ended or lost its last handle,
-    /// and takes what the core queued once the write buffer is empty. In the first round of a
+    /// and takes what the core queued once the write buffer is empty. At the first refill of a
     /// poll, writers woken for room in the last have had their turn ([`Core::room_rechecked`]).
     ///
     /// [`Core::room_rechecked`]: crate::core::Core::room_rechecked
-    fn refill(&mut self, cx: &mut Context<'_>, first: bool) -> Refill {
+    fn refill(&mut self, cx: &mut Context<'_>) -> Refill {
         if let Some(refill) = self.prefilled.take() {
-            if !first {
-                return refill;
+            if self.refilled {
+                return refill; // made in this poll
             }
         }
         let shared = self.shared.clone();
         let mut inner = self.unreported.lock(&shared);
-        self.refill_locked(&mut inner, cx, first)
+        self.refill_locked(&mut inner, cx)
     }
 
     /// [`Driver::refill`], under a lock already held.
-    fn refill_locked(&mut self, inner: &mut Inner, cx: &mut Context<'_>, first: bool) -> Refill {
+    fn refill_locked(&mut self, inner: &mut Inner, cx: &mut Context<'_>) -> Refill {
+        let first = !std::mem::replace(&mut self.refilled, true);
         inner.core.set_clock(self.now);
         if first {
             inner.core.room_rechecked();
@@ -434,6 +473,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let paused = inner.core.queued_len() > self.write_limit || inner.core.input_paused();
         let flush_waited = inner.core.has_flush_waiters();
         self.unreported.flush_waited = flush_waited;
+        self.read_paused = paused;
         Refill {
             paused,
             hand_off,
@@ -677,7 +717,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         // run by then (they may, on another thread) is for that round to see.
         inner.collect_driver_events();
         if result.is_ok() && !self.hands_off(&inner) {
-            self.prefilled = Some(self.refill_locked(&mut inner, cx, false));
+            self.prefilled = Some(self.refill_locked(&mut inner, cx));
         }
         drop(inner);
         result.map_err(Error::from)

@@ -392,6 +392,13 @@ impl Shared {
         self.driver.idle()
     }
 
+    /// The driver begins a poll without the lock, if nobody asked it for anything since it last
+    /// returned: it runs from now (asks no longer wake it). Returns whether it did; if not, it
+    /// starts its poll with a refill under the lock ([`Shared::start_round`]), as usual.
+    pub(crate) fn driver_runs_unasked(&self) -> bool {
+        self.driver.run_unasked()
+    }
+
     /// The driver returns with its own wakeup set (it yields to the executor), or for good:
     /// asking it wakes it as when it idles.
     pub(crate) fn driver_yields(&self) {
@@ -460,6 +467,14 @@ impl DriverState {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, step)
             .unwrap_or_else(|s| s);
         prev & Self::ASKED == 0
+    }
+
+    /// A poll begins without a round's refill: running, if nobody asked or woke it since it
+    /// returned.
+    fn run_unasked(&self) -> bool {
+        self.0
+            .compare_exchange(0, Self::RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// The driver returns (yielding, or for good).

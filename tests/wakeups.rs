@@ -641,3 +641,101 @@ fn flushes_complete_whether_asked_before_or_after_the_driver_wrote() {
         });
     }
 }
+
+/// A transport whose task is woken again and again for nothing, as some transports and
+/// executors do: it keeps the last waker it was given, and a thread wakes it every millisecond.
+struct WokenForNothing<T> {
+    io: T,
+    last: Arc<std::sync::Mutex<Option<Waker>>>,
+}
+
+impl<T> WokenForNothing<T> {
+    fn keep(&self, cx: &Context<'_>) {
+        *self.last.lock().expect("waker") = Some(cx.waker().clone());
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WokenForNothing<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.keep(cx);
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WokenForNothing<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.keep(cx);
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.keep(cx);
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.keep(cx);
+        Pin::new(&mut self.io).poll_close(cx)
+    }
+}
+
+/// On xtaci's v1 wire, which has no flow control, a stream holding more than its window unread
+/// pauses the reading of the transport: that is the only backpressure left. The driver stays
+/// paused however often it is woken for nothing (a poll that only its transport can have woken
+/// reads first, but never while reading is paused).
+#[test]
+fn a_driver_that_paused_reading_stays_paused_when_woken_for_nothing() {
+    without_deadlock("paused reading woken for nothing", || {
+        let (a, b) = ysmux::pipe();
+        let config = Config::default().with_protocol(Protocol::Xtaci1);
+        let last = Arc::new(std::sync::Mutex::new(None::<Waker>));
+        let b = WokenForNothing {
+            io: b,
+            last: last.clone(),
+        };
+        let (client, cd) = Session::client(a, config.clone());
+        let (server, sd) = Session::server(b, config);
+        smol::spawn(cd).detach();
+        smol::spawn(sd).detach();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waking = {
+            let (last, stop) = (last.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let w = last.lock().expect("waker").clone();
+                    if let Some(w) = w {
+                        w.wake();
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        let read = smol::block_on(async {
+            let mut s = client.open().await.expect("open");
+            s.write_all(b"x").await.expect("write");
+            let unread = server.accept().await.expect("accept");
+            let _writer = smol::spawn(async move {
+                let chunk = vec![7u8; 64 * 1024];
+                while s.write_all(&chunk).await.is_ok() {}
+            });
+            smol::Timer::after(Duration::from_millis(300)).await;
+            let read = server.stats().bytes_in;
+            drop(unread);
+            read
+        });
+        stop.store(true, Ordering::SeqCst);
+        waking.join().expect("waking thread");
+        // One window (256 KiB) and what one read of the transport (256 KiB) brings past it; with
+        // reading going on, 9 MiB in this time.
+        assert!(
+            read <= 640 * 1024,
+            "{read} bytes read for a stream nobody reads"
+        );
+    });
+}
