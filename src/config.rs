@@ -228,7 +228,10 @@ impl Config {
     /// hold for streams the peer opened that the application has not accepted yet (their data,
     /// counted as allocated, and their state). Past it, the newest of those streams are refused
     /// (FIN) and their data dropped; data of a stream the application holds is never dropped.
-    /// The same amount bounds, separately, how far all streams' windows may grow beyond the base
+    /// On xtaci/smux's wire, which cannot tell an opener to wait, the session stops reading its
+    /// transport instead until the application accepts (as the Go package does when its buffer
+    /// is full): nothing is refused, and a peer's flood holds at most the budget and one read
+    /// more. The same amount bounds, separately, how far all streams' windows may grow beyond the base
     /// window together ([`Config::with_max_window`]).
     ///
     /// Streams the application closed hold nothing (their unread data is dropped at once), and the

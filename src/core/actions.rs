@@ -77,12 +77,14 @@ impl<W: Default> Core<W> {
 
     /// Takes the oldest stream waiting in the accept backlog.
     pub fn accept(&mut self) -> Option<StreamKey> {
+        let paused = self.backlog_pauses() && self.input_paused();
         let key = self.backlog.pop_front()?;
         self.claim(key);
         self.counters.accepted += 1;
         self.grant_opens();
-        if self.backlog_pauses() && self.backlog.len() + 1 == self.limits.backlog {
-            self.events.push(Event::Resume); // below the backlog again: reading goes on
+        if paused && !self.input_paused() {
+            // Below the backlog, or within the budget, again: reading goes on.
+            self.events.push(Event::Resume);
         }
         Some(key)
     }
@@ -100,7 +102,13 @@ impl<W: Default> Core<W> {
     }
 
     /// Past the budget, refuses the newest streams not yet accepted (FIN) and drops their data.
+    /// On xtaci's wire, which cannot tell an opener to wait, reading pauses instead
+    /// ([`Core::input_paused`]), as Go's session does when its buffer is full: an honest burst of
+    /// streams loses nothing, and a flood holds at most the budget and one read more.
     pub(super) fn enforce_budget(&mut self) {
+        if self.backlog_pauses() {
+            return;
+        }
         while self.budget.exceeded() {
             let Some(key) = self.backlog.pop_back() else {
                 break;
@@ -311,9 +319,11 @@ impl<W: Default> Core<W> {
     /// Whether reading the transport must pause: on a wire without flow control (xtaci v1), a
     /// stream holds more than its window unread, and the only backpressure left is to stop
     /// reading (as Go's session does at 4 MiB for all its streams); or, on xtaci's wire, the
-    /// accept backlog is full.
+    /// accept backlog is full, or what it holds is past the memory budget.
     pub(crate) fn input_paused(&self) -> bool {
-        self.over_window.count() > 0 || self.backlog_full()
+        self.over_window.count() > 0
+            || self.backlog_full()
+            || (self.backlog_pauses() && self.budget.exceeded())
     }
 
     /// Whether a full accept backlog pauses reading rather than refusing: on xtaci's wire
