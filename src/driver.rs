@@ -103,7 +103,7 @@ enum Round {
 }
 
 /// What [`Driver::refill`] found.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Refill {
     /// Reading must pause: the peer leaves too many answers unread.
     paused: bool,
@@ -153,8 +153,6 @@ enum ReadOutcome {
 struct Unreported {
     /// The output position the transport last flushed: the streams waiting for it are woken.
     flushed: Option<u64>,
-    /// The last refill found streams waiting for a flush: the driver reports before it returns.
-    flush_waited: bool,
     /// The core's output queue may hold a buffer larger than [`KEEP_WRITE_BUFFER`] (it got the
     /// driver's last write buffer): the driver gives it back before it returns.
     big_queue: bool,
@@ -171,10 +169,11 @@ impl Unreported {
     }
 
     /// Whether the driver must take the lock before it returns: to wake streams waiting for a
-    /// flush it made, or to give back a large output buffer. Streams that began to wait after
-    /// the last refill asked the driver, which then goes on instead of returning.
-    fn before_return(&self) -> bool {
-        (self.flushed.is_some() && self.flush_waited) || self.big_queue
+    /// flush it made (`flush_waited`: the last refill found some), or to give back a large
+    /// output buffer. Streams that began to wait after the last refill asked the driver, which
+    /// then goes on instead of returning.
+    fn before_return(&self, flush_waited: bool) -> bool {
+        (self.flushed.is_some() && flush_waited) || self.big_queue
     }
 }
 
@@ -240,8 +239,8 @@ pub struct Driver<T> {
     refilled: bool,
     /// The last poll returned with nothing left to do ([`Driver::reads_first`]).
     returned_idle: bool,
-    /// The last refill paused reading ([`Refill::paused`]).
-    read_paused: bool,
+    /// What the last refill found (whether it paused reading, whether streams wait for a flush).
+    last_refill: Refill,
     /// Hand-offs taken in a row for what is queued now. When a few small frames are queued (a
     /// FIN's answer, a response) and a reader or the acceptor that the driver's reading woke has
     /// not run yet, the driver yields (at most [`MAX_HAND_OFFS`] times) before it writes: those
@@ -290,7 +289,7 @@ impl<T> Driver<T> {
             prefilled: None,
             refilled: false,
             returned_idle: false,
-            read_paused: false,
+            last_refill: Refill::default(),
             hand_offs: 0,
             started: Instant::now(),
             now: Duration::ZERO,
@@ -326,7 +325,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
             match this.round(cx, &mut io_cx, read_first && i == 0) {
                 Round::Busy => continue,
                 Round::Idle => {
-                    if this.unreported.before_return() {
+                    if this.unreported.before_return(this.last_refill.flush_waited) {
                         let mut inner = this.unreported.lock(&this.shared);
                         inner.core.shrink_output(KEEP_WRITE_BUFFER);
                         this.unreported.big_queue = false;
@@ -364,7 +363,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             && self.wpos == self.wbuf.len()
             && !self.need_flush
             && !self.read_closed
-            && !self.read_paused
+            && !self.last_refill.paused
             && self.phase == Phase::Running
             && self.prefilled.is_none()
             && self.shared.driver_runs_unasked()
@@ -471,16 +470,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         // Also when a stream holds more than its window unread on a wire without flow control
         // (xtaci v1): not reading the transport is the only backpressure left.
         let paused = inner.core.queued_len() > self.write_limit || inner.core.input_paused();
-        let flush_waited = inner.core.has_flush_waiters();
-        self.unreported.flush_waited = flush_waited;
-        self.read_paused = paused;
-        Refill {
+        self.last_refill = Refill {
             paused,
             hand_off,
             recheck_room: inner.core.room_recheck() && self.wpos == self.wbuf.len(),
             more: returns || inner.core.has_output() || inner.core.has_queue_waiters(),
-            flush_waited,
-        }
+            flush_waited: inner.core.has_flush_waiters(),
+        };
+        self.last_refill
     }
 
     /// The write buffer is all written and the core has frames to take (or writers waiting for

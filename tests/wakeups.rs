@@ -462,45 +462,63 @@ impl Wake for AnswersOnWake {
     }
 }
 
-/// A transport that counts the wakes it gives: the driver's task is woken by its transport and by
-/// the session's handles, and only the second kind is under test.
-struct TransportWakes<T> {
+/// A transport that gives its I/O calls the waker `give` makes of its task's: one that counts
+/// the transport's wakes (the driver's task is woken by its transport and by the session's
+/// handles, and only the second kind is under test), or one kept to be woken for nothing.
+struct TransportWaker<T> {
     io: T,
-    wakes: Arc<Counter>,
+    give: Box<dyn Fn(&Waker) -> Waker + Send>,
 }
 
-impl<T> TransportWakes<T> {
-    fn counted(&self, cx: &Context<'_>) -> Waker {
-        Waker::from(Arc::new(Forward(cx.waker().clone(), self.wakes.clone())))
+impl<T> TransportWaker<T> {
+    /// Counts the wakes the transport gives in `wakes`.
+    fn counting(io: T, wakes: Arc<Counter>) -> Self {
+        let give = move |w: &Waker| Waker::from(Arc::new(Forward(w.clone(), wakes.clone())));
+        TransportWaker {
+            io,
+            give: Box::new(give),
+        }
+    }
+
+    /// Keeps the last waker the transport was given in `last`.
+    fn keeping(io: T, last: Arc<std::sync::Mutex<Option<Waker>>>) -> Self {
+        let give = move |w: &Waker| {
+            *last.lock().expect("waker") = Some(w.clone());
+            w.clone()
+        };
+        TransportWaker {
+            io,
+            give: Box::new(give),
+        }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for TransportWakes<T> {
+impl<T: AsyncRead + Unpin> AsyncRead for TransportWaker<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<std::io::Result<usize>> {
-        let w = self.counted(cx);
+        let w = (self.give)(cx.waker());
         Pin::new(&mut self.io).poll_read(&mut Context::from_waker(&w), buf)
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for TransportWakes<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for TransportWaker<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let w = self.counted(cx);
+        let w = (self.give)(cx.waker());
         Pin::new(&mut self.io).poll_write(&mut Context::from_waker(&w), buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let w = self.counted(cx);
+        let w = (self.give)(cx.waker());
         Pin::new(&mut self.io).poll_flush(&mut Context::from_waker(&w))
     }
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let w = self.counted(cx);
+        let w = (self.give)(cx.waker());
         Pin::new(&mut self.io).poll_close(&mut Context::from_waker(&w))
     }
 }
@@ -516,10 +534,7 @@ fn a_frame_queued_while_the_driver_runs_does_not_wake_it() {
             let (a, b) = ysmux::pipe();
             let config = Config::default().with_protocol(protocol);
             let by_transport = Arc::new(Counter::default());
-            let a = TransportWakes {
-                io: a,
-                wakes: by_transport.clone(),
-            };
+            let a = TransportWaker::counting(a, by_transport.clone());
             let (client, driver) = Session::client(a, config.clone());
             let (server, sd) = Session::server(b, config);
             std::thread::spawn(move || smol::block_on(sd));
@@ -642,49 +657,6 @@ fn flushes_complete_whether_asked_before_or_after_the_driver_wrote() {
     }
 }
 
-/// A transport whose task is woken again and again for nothing, as some transports and
-/// executors do: it keeps the last waker it was given, and a thread wakes it every millisecond.
-struct WokenForNothing<T> {
-    io: T,
-    last: Arc<std::sync::Mutex<Option<Waker>>>,
-}
-
-impl<T> WokenForNothing<T> {
-    fn keep(&self, cx: &Context<'_>) {
-        *self.last.lock().expect("waker") = Some(cx.waker().clone());
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for WokenForNothing<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.keep(cx);
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for WokenForNothing<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.keep(cx);
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.keep(cx);
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.keep(cx);
-        Pin::new(&mut self.io).poll_close(cx)
-    }
-}
-
 /// On xtaci's v1 wire, which has no flow control, a stream holding more than its window unread
 /// pauses the reading of the transport: that is the only backpressure left. The driver stays
 /// paused however often it is woken for nothing (a poll that only its transport can have woken
@@ -695,10 +667,9 @@ fn a_driver_that_paused_reading_stays_paused_when_woken_for_nothing() {
         let (a, b) = ysmux::pipe();
         let config = Config::default().with_protocol(Protocol::Xtaci1);
         let last = Arc::new(std::sync::Mutex::new(None::<Waker>));
-        let b = WokenForNothing {
-            io: b,
-            last: last.clone(),
-        };
+        // A transport whose task is woken again and again for nothing, as some transports and
+        // executors do: a thread wakes the last waker it was given every millisecond.
+        let b = TransportWaker::keeping(b, last.clone());
         let (client, cd) = Session::client(a, config.clone());
         let (server, sd) = Session::server(b, config);
         smol::spawn(cd).detach();
