@@ -231,8 +231,9 @@ impl Config {
     /// On xtaci/smux's wire, which cannot tell an opener to wait, the session stops reading its
     /// transport instead until the application accepts (as the Go package does when its buffer
     /// is full): nothing is refused, and a peer's flood holds at most the budget and one read
-    /// more. The same amount bounds, separately, how far all streams' windows may grow beyond the base
-    /// window together ([`Config::with_max_window`]).
+    /// more (256 KiB, counted as the chunks of at most 64 KiB that hold it). The same amount
+    /// bounds, separately, how far all streams' windows may grow beyond the base window together
+    /// ([`Config::with_max_window`]).
     ///
     /// Streams the application closed hold nothing (their unread data is dropped at once), and the
     /// queue of frames for the transport is bounded by the write buffer, so whatever a peer sends,

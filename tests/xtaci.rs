@@ -9,6 +9,8 @@
 //! - a session idle past the keepalive timeout, with their keepalive shortened (`XTACI_KEEPALIVE=
 //!   200ms,2s`): our NOP answers keep their session alive, and ours stays alive against them;
 //! - a stream nobody reads beside a busy one (version 2: per-stream windows);
+//! - a Go client's burst of streams past our memory budget, before our server accepts any: our
+//!   receiver pauses reading instead of refusing streams, and every stream is served;
 //! - one server for every smux (`Protocol::Detect`): a Go client of yddeng's smux, of xtaci v1
 //!   and of xtaci v2 on one port.
 //!
@@ -236,6 +238,71 @@ fn the_sink_both_ways() {
             eprintln!("our sink client vs {}: 16 x 4 MiB ok", name(go, version));
             assert_alive(&driver, "after the sink");
             server.assert_running();
+        }
+    });
+}
+
+/// Their `bench-client` opens 256 streams at once and writes 64 MiB into them, 64 budgets of our
+/// server, which accepts nothing for 300 ms: our receiver stops reading past the budget (as Go does
+/// with its session buffer) rather than refusing the newest streams, which a Go writer could not
+/// tell from a close, and once accepting, serves every stream.
+#[test]
+fn a_burst_past_our_memory_budget_is_served_whole() {
+    const BUDGET: usize = 1 << 20;
+    interop(|ex, peers| async move {
+        for (go, version) in COMBOS {
+            let config = config(version).with_memory_budget(BUDGET);
+            let late = Some(Duration::from_millis(300));
+            let ours = OurServer::start_with(&ex, config, Service::Sink, false, late).await;
+            // The most our session held at any sample, until their client is done.
+            let peak = Arc::new(Mutex::new(0usize));
+            let sampler = ex.spawn({
+                let (peak, sessions) = (peak.clone(), ours.sessions_live());
+                async move {
+                    loop {
+                        for s in lock(&sessions).iter() {
+                            let held = s.stats().memory_held;
+                            let mut peak = lock(&peak);
+                            *peak = (*peak).max(held);
+                        }
+                        Timer::after(Duration::from_millis(2)).await;
+                    }
+                }
+            });
+            let line = peers
+                .client_env(
+                    go,
+                    &["bench-client", &ours.addr(), "256", "64"],
+                    &env(version),
+                    HARNESS_SECS,
+                    || ours.report(),
+                )
+                .await;
+            drop(sampler);
+            assert!(line.contains("streams=256 MB=64 "), "{line}");
+            let sessions = ours.sessions();
+            assert_eq!(sessions.len(), 1, "{}", name(go, version));
+            let stats = sessions[0].stats();
+            assert_eq!(stats.streams_refused, 0, "{}: {stats:?}", name(go, version));
+            assert_eq!(
+                stats.streams_accepted,
+                256,
+                "{}: {stats:?}",
+                name(go, version)
+            );
+            let peak = *lock(&peak);
+            // The budget, and what one read of the transport may bring past it, counted as the
+            // chunks that hold it: 256 KiB are at most 9 of Go's 32 KiB frames, each of which may
+            // start a 64 KiB chunk.
+            assert!(
+                peak <= BUDGET + 9 * 64 * 1024,
+                "{}: {peak} bytes held",
+                name(go, version)
+            );
+            eprintln!(
+                "burst of 256 x 256 KiB from {} past a 1 MiB budget: peak held {peak} B, ok",
+                name(go, version)
+            );
         }
     });
 }

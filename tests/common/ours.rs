@@ -81,6 +81,19 @@ pub struct OurServer {
 impl OurServer {
     /// Starts a server; `record`: keep what its sessions send.
     pub async fn start(ex: &Ex, config: Config, service: Service, record: bool) -> OurServer {
+        Self::start_with(ex, config, service, record, None).await
+    }
+
+    /// Starts a server as [`OurServer::start`] does; with `accept_after` (the sink only), no
+    /// stream is accepted until that long after its session began: a client's burst meets an
+    /// acceptor that is not there yet.
+    pub async fn start_with(
+        ex: &Ex,
+        config: Config,
+        service: Service,
+        record: bool,
+        accept_after: Option<std::time::Duration>,
+    ) -> OurServer {
         let listener = smol::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -115,7 +128,7 @@ impl OurServer {
                     .detach();
                     match service {
                         Service::Echo => serve_echo(&ex, session),
-                        Service::Sink => serve_sink(&ex, session, log.clone()),
+                        Service::Sink => serve_sink(&ex, session, log.clone(), accept_after),
                     }
                 }
             }
@@ -156,12 +169,25 @@ impl OurServer {
     pub fn sessions(&self) -> Vec<Session> {
         lock(&self.sessions).clone()
     }
+
+    /// Its sessions as they come, for a task that watches them while a test runs.
+    pub fn sessions_live(&self) -> Arc<Mutex<Vec<Session>>> {
+        self.sessions.clone()
+    }
 }
 
-/// Accepts every stream of `session` and serves it the sink protocol.
-fn serve_sink(ex: &Ex, session: Session, log: Arc<Mutex<Vec<String>>>) {
+/// Accepts every stream of `session`, from `after` on if set, and serves it the sink protocol.
+fn serve_sink(
+    ex: &Ex,
+    session: Session,
+    log: Arc<Mutex<Vec<String>>>,
+    after: Option<std::time::Duration>,
+) {
     let ex2 = ex.clone();
     ex.spawn(async move {
+        if let Some(after) = after {
+            smol::Timer::after(after).await;
+        }
         while let Ok(mut s) = session.accept().await {
             let log = log.clone();
             ex2.spawn(async move {
