@@ -163,6 +163,7 @@ macro_rules! trace_event {
     }};
 }
 
+mod acceptors;
 mod config;
 mod core;
 mod driver;
@@ -180,6 +181,8 @@ mod shared;
 mod split;
 mod stats;
 mod stream;
+#[cfg(test)]
+mod test_wakers;
 #[cfg(feature = "tokio")]
 mod tokio_io;
 pub mod tower;

@@ -15,8 +15,23 @@ use crate::core::wire::Protocol;
 use crate::core::{Core, Direction, Limits, OpenError};
 use crate::driver::Driver;
 use crate::error::Error;
-use crate::shared::{release_handle, Shared};
+use crate::shared::Shared;
 use crate::stream::Stream;
+
+/// [`Session::accept`]'s place among the tasks waiting to accept, given back if it is dropped
+/// while it waits.
+struct AcceptWait<'a> {
+    session: &'a Session,
+    slot: Option<u64>,
+}
+
+impl Drop for AcceptWait<'_> {
+    fn drop(&mut self) {
+        if self.slot.is_some() {
+            self.session.shared.lock().acceptors.remove(&mut self.slot);
+        }
+    }
+}
 
 /// A handle to a multiplexed session: opens and accepts streams, and closes the session.
 ///
@@ -26,7 +41,8 @@ pub struct Session {
     shared: Arc<Shared>,
     /// Where `poll_open` and `poll_accept` wait (each handle its own; a clone starts with none).
     open_wait: Option<EventListener>,
-    accept_wait: Option<EventListener>,
+    /// This handle's slot among the tasks waiting to accept, while `poll_accept` waits.
+    accept_wait: Option<u64>,
 }
 
 impl std::fmt::Debug for Session {
@@ -48,7 +64,9 @@ impl Clone for Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        release_handle(&self.shared);
+        let mut inner = self.shared.lock();
+        inner.acceptors.remove(&mut self.accept_wait);
+        inner.release_handle();
     }
 }
 
@@ -171,16 +189,10 @@ impl Session {
 
     /// Waits for a stream opened by the peer, for poll-based code: as [`Session::accept`].
     pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<Result<Stream, Error>> {
-        loop {
-            if let Some(l) = &mut self.accept_wait {
-                ready!(Pin::new(l).poll(cx));
-                self.accept_wait = None;
-            }
-            match self.accept_or_listen()? {
-                Ok(s) => return Poll::Ready(Ok(s)),
-                Err(l) => self.accept_wait = Some(l),
-            }
-        }
+        let mut slot = self.accept_wait.take();
+        let accepted = self.accept_or_wait(&mut slot, cx.waker());
+        self.accept_wait = slot;
+        accepted
     }
 
     /// The streams the peer opens, as a [`futures::Stream`](futures_core::Stream) of
@@ -297,33 +309,39 @@ impl Session {
     /// # Ok::<(), ysmux::Error>(()) }).unwrap();
     /// ```
     pub async fn accept(&self) -> Result<Stream, Error> {
-        loop {
-            match self.accept_or_listen()? {
-                Ok(s) => return Ok(s),
-                Err(listener) => listener.await,
-            }
-        }
+        let mut wait = AcceptWait {
+            session: self,
+            slot: None,
+        };
+        std::future::poll_fn(|cx| self.accept_or_wait(&mut wait.slot, cx.waker())).await
     }
 
-    /// Takes a stream from the accept backlog, or, under the same lock, starts listening for
-    /// the next (a stream queued after this lock is released notifies the listener).
-    fn accept_or_listen(&self) -> Result<Result<Stream, EventListener>, Error> {
+    /// Takes a stream from the accept backlog, or, under the same lock, registers the waiter
+    /// holding `slot` to be woken by `waker` when the next arrives (or the session ends). A
+    /// waiter that is done (a stream, an error) gives its slot back.
+    fn accept_or_wait(
+        &self,
+        slot: &mut Option<u64>,
+        waker: &std::task::Waker,
+    ) -> Poll<Result<Stream, Error>> {
         let mut inner = self.shared.lock();
         inner.acceptor_ran();
-        if let Some(e) = inner.failure() {
-            return Err(e);
-        }
-        if let Some(key) = inner.core.accept() {
+        let accepted = if let Some(e) = inner.failure() {
+            Err(e)
+        } else if let Some(key) = inner.core.accept() {
             let id = inner.core.id(key).expect("backlog streams are live");
             inner.add_handle();
             inner.accepted(key);
-            drop(inner);
-            return Ok(Ok(Stream::new(self.shared.clone(), key, id)));
-        }
-        match inner.open_error() {
-            Some(e) => Err(e),
-            None => Ok(Err(self.shared.accept_ready.listen())),
-        }
+            Ok((key, id))
+        } else if let Some(e) = inner.open_error() {
+            Err(e)
+        } else {
+            inner.acceptors.register(slot, waker);
+            return Poll::Pending;
+        };
+        inner.acceptors.remove(slot);
+        drop(inner);
+        Poll::Ready(accepted.map(|(key, id)| Stream::new(self.shared.clone(), key, id)))
     }
 
     /// Measures the round trip to the peer with a VRM probe
@@ -429,7 +447,6 @@ impl Session {
         {
             self.shared.lock().start_draining();
         }
-        self.shared.accept_ready.notify(usize::MAX);
         let streams_done = async {
             loop {
                 let listener = self.shared.idle.listen();
@@ -561,5 +578,58 @@ mod tests {
         let s = session.clone();
         assert_send(&async move { s.ping().await });
         assert_send(&session.closed());
+    }
+
+    /// Waiting to accept holds one entry per waiting task, given back when the wait is dropped
+    /// (`accept`'s future, or a handle that polled `poll_accept`) or ends; a dropped wait loses
+    /// no stream, and every waiter is woken by an arrival.
+    #[test]
+    fn waiting_to_accept_holds_nothing_once_the_waiters_are_gone() {
+        use crate::test_wakers::WakeCount;
+        use std::pin::pin;
+        let (a, b) = crate::pipe();
+        let (client, cd) = Session::client(a, Config::default());
+        let (server, sd) = Session::server(b, Config::default());
+        let waiting = || server.shared.lock().acceptors.len();
+        let (count, waker) = WakeCount::waker();
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..100 {
+            let mut accept = pin!(server.accept());
+            assert!(accept.as_mut().poll(&mut cx).is_pending());
+            assert!(
+                accept.as_mut().poll(&mut cx).is_pending(),
+                "polled twice, held once"
+            );
+            let mut handle = server.clone();
+            assert!(handle.poll_accept(&mut cx).is_pending());
+            assert_eq!(waiting(), 2);
+        }
+        assert_eq!(waiting(), 0, "every dropped wait gave its entry back");
+        let mut kept = server.clone();
+        assert!(kept.poll_accept(&mut cx).is_pending());
+        let mut dropped = Box::pin(server.accept());
+        assert!(dropped.as_mut().poll(&mut cx).is_pending());
+        smol::block_on(async {
+            let ex = smol::Executor::new();
+            ex.spawn(cd).detach();
+            ex.spawn(sd).detach();
+            ex.run(async {
+                let _s = client.open().await.expect("open");
+                let until = std::time::Instant::now() + Duration::from_secs(10);
+                while count.get() < 2 {
+                    assert!(
+                        std::time::Instant::now() < until,
+                        "the waiters were not woken"
+                    );
+                    smol::future::yield_now().await;
+                }
+                assert_eq!(waiting(), 0, "woken: their entries are free");
+                // The woken `accept` is dropped without taking the stream; the other takes it.
+                drop(dropped);
+                assert!(matches!(kept.poll_accept(&mut cx), Poll::Ready(Ok(_))));
+                assert_eq!(waiting(), 0);
+            })
+            .await;
+        });
     }
 }

@@ -8,8 +8,8 @@
 //! **Nobody is woken under the lock, and nobody can forget to wake.** [`Shared::lock`] returns a
 //! [`Locked`] guard. Whoever holds it only changes state: the core records what changed as
 //! events, the holder may ask for the driver. When the guard is dropped it turns the core's
-//! events into wakeups (a stream's reader or writer, listeners waiting to accept, to open, for a
-//! pong), asks the driver to run if a handle left frames queued for it, releases the lock, and
+//! events into wakeups (a stream's reader or writer, tasks waiting to accept, listeners waiting
+//! to open, for a pong), asks the driver to run if a handle left frames queued for it, releases the lock, and
 //! only then wakes. A woken task on another thread never contends for a lock still held, a waker
 //! that re-enters the session cannot deadlock, and no call site has a wakeup of its own to forget.
 //!
@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use event_listener::Event as Notify;
 
+use crate::acceptors::Acceptors;
 use crate::core::{Core, Event, StreamKey};
 use crate::error::Error;
 use crate::stats::Stats;
@@ -112,8 +113,6 @@ pub(crate) struct Shared {
     /// them flushed (the driver stores it when the transport flushed; the streams that wait for
     /// it are woken at its next taking of the lock, `driver.rs`'s `Unreported`).
     flushed: AtomicU64,
-    /// Notified when a stream arrives in the accept backlog or the session ends.
-    pub(crate) accept_ready: Notify,
     /// Notified when the driver has finished.
     pub(crate) driver_done: Notify,
     /// Notified when the answer to our VRM probe arrives, or the session ends.
@@ -130,7 +129,6 @@ pub(crate) struct Shared {
 struct Deferred {
     wakers: Vec<Waker>,
     driver: Option<Waker>,
-    accept: bool,
     pong: bool,
     /// Opens that may proceed.
     room: usize,
@@ -143,7 +141,6 @@ impl Deferred {
     fn is_empty(&self) -> bool {
         self.wakers.is_empty()
             && self.driver.is_none()
-            && !self.accept
             && !self.pong
             && self.room == 0
             && !self.idle
@@ -180,6 +177,8 @@ pub(crate) struct Inner {
     /// The core's events, between taking them and turning them into wakeups.
     events: Vec<Event>,
     deferred: Deferred,
+    /// Tasks waiting to accept: woken, all, when a stream arrives or the session ends.
+    pub(crate) acceptors: Acceptors,
     /// Tasks the driver woke that have not taken the lock since: see [`Inner::woken_unrun`].
     woken: Woken,
 }
@@ -230,12 +229,12 @@ impl Shared {
                 memory_budget,
                 events: Vec::new(),
                 deferred: Deferred::default(),
+                acceptors: Acceptors::default(),
                 woken: Woken::default(),
             }),
             driver: DriverState::default(),
             bytes_out: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
-            accept_ready: Notify::new(),
             driver_done: Notify::new(),
             pong: Notify::new(),
             room: Notify::new(),
@@ -296,14 +295,10 @@ impl Shared {
             w.wake();
         }
         if d.everyone {
-            self.accept_ready.notify(usize::MAX);
             self.room.notify(usize::MAX);
             self.pong.notify(usize::MAX);
             self.idle.notify(usize::MAX);
         } else {
-            if d.accept {
-                self.accept_ready.notify(usize::MAX);
-            }
             if d.pong {
                 self.pong.notify(usize::MAX);
             }
@@ -621,7 +616,7 @@ impl Inner {
                     }
                 }
                 Event::Incoming => {
-                    self.deferred.accept = true;
+                    self.acceptors.take_all(&mut self.deferred.wakers);
                     self.woken.accept |= by_driver;
                 }
                 Event::Pong => {
@@ -657,6 +652,7 @@ impl Inner {
             }
         }
         self.core.forget_flush_waiters();
+        self.acceptors.take_all(&mut self.deferred.wakers);
         self.deferred.everyone = true;
     }
 
@@ -749,6 +745,8 @@ impl Inner {
             self.life = Lifecycle::Draining;
             self.core.refuse_incoming();
             self.notify_driver();
+            // Acceptors find the session closing to new streams.
+            self.acceptors.take_all(&mut self.deferred.wakers);
         }
     }
 
@@ -816,11 +814,6 @@ impl Inner {
     pub(crate) fn received(&self) -> u64 {
         self.received
     }
-}
-
-/// [`Inner::release_handle`] for a caller that holds no lock.
-pub(crate) fn release_handle(shared: &Shared) {
-    shared.lock().release_handle();
 }
 
 #[cfg(test)]

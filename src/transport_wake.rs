@@ -80,19 +80,11 @@ impl TransportWake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_wakers::WakeCount;
 
     #[test]
     fn a_read_is_worth_it_at_first_after_data_and_after_the_transport_woke_the_driver() {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let task = Waker::from(count.clone());
+        let (count, task) = WakeCount::waker();
         let t = TransportWake::new();
         t.register(&task);
         assert!(t.begin_read(), "the first round reads");
@@ -104,18 +96,14 @@ mod tests {
         assert!(t.begin_read(), "after data, read again");
         assert!(!t.begin_read());
         t.waker().wake_by_ref();
-        assert_eq!(
-            count.0.load(Ordering::SeqCst),
-            1,
-            "the driver's task is woken"
-        );
+        assert_eq!(count.get(), 1, "the driver's task is woken");
         assert!(t.begin_read(), "the transport woke the driver: read");
         t.register(&task);
         // A transport may keep the waker and wake it by value later.
         let kept = Waker::clone(t.waker());
         t.register(&task);
         kept.wake();
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(count.get(), 2);
         assert!(t.begin_read());
     }
 }
