@@ -238,7 +238,10 @@ impl Session {
             Ok(key) => key,
             Err(OpenError::Exhausted) => return Err(Error::IdsExhausted),
             Err(OpenError::GoAway) => return Err(Error::GoAway),
-            Err(OpenError::AtLimit) => return Ok(None),
+            Err(OpenError::AtLimit) => {
+                inner.room_waited();
+                return Ok(None);
+            }
         };
         let id = inner.core.id(key).expect("just opened");
         inner.add_handle();
@@ -268,7 +271,10 @@ impl Session {
                         }
                         // Running out of ids is as transient as the stream limit: wait for a
                         // release (an error here would poison a `tower::buffer::Buffer` for good).
-                        Err(OpenError::Exhausted | OpenError::AtLimit) => None,
+                        Err(OpenError::Exhausted | OpenError::AtLimit) => {
+                            inner.room_waited();
+                            None
+                        }
                         Err(OpenError::GoAway) => Some(Err(Error::GoAway)),
                     },
                 }
