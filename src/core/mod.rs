@@ -30,6 +30,7 @@ pub mod pair;
 mod queue;
 mod recv;
 mod slots;
+mod small_map;
 mod stream_state;
 #[cfg(test)]
 mod tests;

@@ -11,8 +11,7 @@
 //!   only says the sender sends no more (docs/PROTOCOL.md 13);
 //! - detect: a server that has not yet seen its peer's first byte; [`Wire::detect`] tells which.
 
-use std::collections::BTreeMap;
-
+use super::small_map::SmallMap;
 use crate::error::ProtocolError;
 use crate::frame::xtaci::{self, Cmd as XCmd};
 use crate::frame::{put_header, Cmd, Header, HEADER_LEN};
@@ -102,15 +101,15 @@ pub(crate) struct Xtaci {
     server: bool,
     /// The last id this side opened (a client starts from 1, a server from 0).
     last_opened: u32,
-    /// The core's ids of the streams alive, by wire id. Ordered maps, not hashed: the peer picks
-    /// its ids, so a hash needs a keyed one (SipHash) to keep a hostile peer from piling them
-    /// into one bucket, and that cost about 6% of the instructions of a short stream's whole life
-    /// (callgrind, the compare bench's churn on xtaci v1); a lookup among a few streams is a few
-    /// comparisons, among 65,536 a few in each of about 6 levels, whatever the ids. Emptied,
-    /// they keep their memory.
-    to_core: BTreeMap<u32, u16>,
+    /// The core's ids of the streams alive, by wire id. Not hashed: the peer picks its ids, so a
+    /// hash needs a keyed one (SipHash) to keep a hostile peer from piling them into one bucket,
+    /// and that cost about 6% of the instructions of a short stream's whole life (callgrind, the
+    /// compare bench's churn on xtaci v1). A few streams are scanned in a short vector, more are
+    /// an ordered map: a few comparisons in each of about 6 levels among 65,536, whatever the
+    /// ids (`small_map.rs`).
+    to_core: SmallMap<u32, u16>,
     /// The streams alive, by the core's id.
-    streams: BTreeMap<u16, XStream>,
+    streams: SmallMap<u16, XStream>,
 }
 
 /// One xtaci stream's wire id, and the totals (mod 2^32) v2's UPD states: bytes sent on it,
@@ -129,8 +128,8 @@ impl Xtaci {
             version,
             server,
             last_opened: u32::from(!server),
-            to_core: BTreeMap::new(),
-            streams: BTreeMap::new(),
+            to_core: SmallMap::default(),
+            streams: SmallMap::default(),
         }
     }
 
