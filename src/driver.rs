@@ -246,7 +246,10 @@ pub struct Driver<T> {
     /// not run yet, the driver yields (at most [`MAX_HAND_OFFS`] times) before it writes: those
     /// tasks usually queue frames at once (a stream's close, a request's response), and they then
     /// leave in one write rather than two. A stream per request otherwise costs its server a
-    /// write (and its client a read) more.
+    /// write (and its client a read) more. On xtaci's wire it yields also with nothing queued
+    /// when a reader it woke was at the end of its stream: this side's FIN is its task's to send
+    /// (on yddeng's the driver queues it itself), and returning first would cost a poll more
+    /// when that FIN woke the driver again ([`Inner::woken_ending`]).
     hand_offs: u8,
     /// When the session started: the core's clock counts from here.
     started: Instant,
@@ -489,7 +492,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// Whether to yield to the tasks the driver's reading woke before taking a few small frames
     /// ([`Driver::hand_offs`]).
     fn hands_off(&self, inner: &Inner) -> bool {
-        self.refills(inner)
+        (self.refills(inner) || (self.wpos == self.wbuf.len() && inner.woken_ending()))
             && self.hand_offs < MAX_HAND_OFFS
             && self.phase == Phase::Running
             && inner.woken_unrun()

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use event_listener::Event as Notify;
 
 use crate::acceptors::Acceptors;
-use crate::core::{Core, Event, StreamKey};
+use crate::core::{Core, Event, State, StreamKey};
 use crate::error::Error;
 use crate::stats::Stats;
 
@@ -196,6 +196,10 @@ struct Woken {
     streams: Vec<StreamKey>,
     more: bool,
     accept: bool,
+    /// One of the readers was woken at the end of its stream, on a wire where the FIN of this
+    /// side's close is the application's to send (xtaci): its task usually closes at once, so
+    /// the driver waits for it even with nothing queued yet.
+    ending: bool,
 }
 
 /// Streams whose woken readers are tracked one by one; a handle's lock looks through them.
@@ -496,6 +500,13 @@ impl Inner {
         self.woken.streams.clear();
         self.woken.more = false;
         self.woken.accept = false;
+        self.woken.ending = false;
+    }
+
+    /// Whether a reader the driver woke at the end of its stream (xtaci: its close will queue a
+    /// FIN) and other tasks it woke have not run yet: worth a hand-off with nothing queued.
+    pub(crate) fn woken_ending(&self) -> bool {
+        self.woken.ending && self.woken_unrun()
     }
 
     /// Starts a driver round: registers its waker and says whether the session must close (it
@@ -611,6 +622,10 @@ impl Inner {
                         self.deferred.wakers.push(w);
                         if by_driver {
                             self.woken.add(k);
+                            self.woken.ending |= self
+                                .core
+                                .stream(k)
+                                .is_some_and(|s| s.state() == State::PeerFinished);
                         }
                     }
                 }
