@@ -692,6 +692,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     fn handle_frames(&mut self, cx: &mut Context<'_>, n: usize) -> Result<(), Error> {
         let shared = self.shared.clone();
         let mut inner = self.unreported.lock(&shared);
+        // This poll's time, also when it read before any refill set it ([`Driver::reads_first`]):
+        // what arrives is timed by it (the handshake's round trip, window growth's periods).
+        inner.core.set_clock(self.now);
         let handle = inner.data_received(n);
         let result = match &mut self.direct {
             Some(d) => {

@@ -417,3 +417,54 @@ fn a_refused_stream_says_so() {
         })
     });
 }
+
+/// Copies what `from` reads to `to`, each piece `delay` late: one direction of a slow link.
+async fn delayed(
+    mut from: impl futures::io::AsyncRead + Unpin,
+    mut to: impl futures::io::AsyncWrite + Unpin,
+    delay: std::time::Duration,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        smol::Timer::after(delay).await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Window growth sizes windows by the round trip the two ends time in their handshake, on the
+/// clock of the poll that read the answer: through a link that delays every piece 20 ms each way,
+/// that round trip (what `Stats::last_rtt` says before any ping) is at least 40 ms on both ends,
+/// not the moment the offer left (a driver that read before it set the clock measured about 0).
+#[test]
+fn the_handshake_times_the_round_trip_through_a_slow_link() {
+    run(|ex| async move {
+        const DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+        let (a, a_far) = ysmux::pipe();
+        let (b, b_far) = ysmux::pipe();
+        let (a_in, a_out) = a_far.split();
+        let (b_in, b_out) = b_far.split();
+        ex.spawn(delayed(a_in, b_out, DELAY)).detach();
+        ex.spawn(delayed(b_in, a_out, DELAY)).detach();
+        let (client, cd) = ysmux::Session::client(a, Config::default());
+        let (server, sd) = ysmux::Session::server(b, Config::default());
+        ex.spawn(cd).detach();
+        ex.spawn(sd).detach();
+        until("both ends' handshake round trip", || {
+            client.stats().last_rtt.is_some() && server.stats().last_rtt.is_some()
+        })
+        .await;
+        for (side, stats) in [("client", client.stats()), ("server", server.stats())] {
+            let rtt = stats.last_rtt.expect("measured");
+            assert!(
+                rtt >= 2 * DELAY,
+                "the {side} timed its handshake at {rtt:?}"
+            );
+        }
+    });
+}
