@@ -230,8 +230,9 @@ impl Config {
     /// (FIN) and their data dropped; data of a stream the application holds is never dropped.
     /// On xtaci/smux's wire, which cannot tell an opener to wait, the session stops reading its
     /// transport instead until the application accepts (as the Go package does when its buffer
-    /// is full): nothing is refused, and a peer's flood holds at most the budget and one read
-    /// more (256 KiB, counted as the chunks of at most 64 KiB that hold it). The same amount
+    /// is full): nothing is refused, and a peer's flood holds at most the budget and what one
+    /// read of 256 KiB brings past it, counted as allocated: each frame's payload in a chunk of
+    /// at most 64 KiB, so about 4 MiB at worst (frames just over 4 KiB). The same amount
     /// bounds, separately, how far all streams' windows may grow beyond the base window together
     /// ([`Config::with_max_window`]).
     ///

@@ -291,11 +291,12 @@ fn a_burst_past_our_memory_budget_is_served_whole() {
                 name(go, version)
             );
             let peak = *lock(&peak);
-            // The budget, and what one read of the transport may bring past it, counted as the
-            // chunks that hold it: 256 KiB are at most 9 of Go's 32 KiB frames, each of which may
-            // start a 64 KiB chunk.
+            // The budget, and what one read of the transport (256 KiB) may bring past it,
+            // counted as the chunks that hold it: a frame of more than 4 KiB may start a 64 KiB
+            // chunk, and one read holds at most 63 of those (Go splits its writes by the window
+            // on v2, so its frames are not all 32 KiB). Far below the 64 MiB sent.
             assert!(
-                peak <= BUDGET + 9 * 64 * 1024,
+                peak <= BUDGET + 63 * 64 * 1024 + 256 * 1024,
                 "{}: {peak} bytes held",
                 name(go, version)
             );

@@ -104,7 +104,8 @@ impl<W: Default> Core<W> {
     /// Past the budget, refuses the newest streams not yet accepted (FIN) and drops their data.
     /// On xtaci's wire, which cannot tell an opener to wait, reading pauses instead
     /// ([`Core::input_paused`]), as Go's session does when its buffer is full: an honest burst of
-    /// streams loses nothing, and a flood holds at most the budget and one read more.
+    /// streams loses nothing, and a flood holds at most the budget and what one read brings (its
+    /// frames' chunks, counted as allocated: see `Config::with_memory_budget`).
     pub(super) fn enforce_budget(&mut self) {
         if self.backlog_pauses() {
             return;
