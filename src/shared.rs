@@ -9,9 +9,10 @@
 //! [`Locked`] guard. Whoever holds it only changes state: the core records what changed as
 //! events, the holder may ask for the driver. When the guard is dropped it turns the core's
 //! events into wakeups (a stream's reader or writer, tasks waiting to accept, listeners waiting
-//! to open, for a pong), asks the driver to run if a handle left frames queued for it, releases the lock, and
-//! only then wakes. A woken task on another thread never contends for a lock still held, a waker
-//! that re-enters the session cannot deadlock, and no call site has a wakeup of its own to forget.
+//! to open, for a pong), asks the driver to run if a handle left frames queued for it, releases
+//! the lock, and only then wakes. A woken task on another thread never contends for a lock still
+//! held, a waker that re-enters the session cannot deadlock, and no call site has a wakeup of its
+//! own to forget.
 //!
 //! **The driver is woken when it has something new to do, and only then.** Asked while it runs
 //! (from the start of one of its rounds until it returns), it is not woken: it looks again before
@@ -503,10 +504,11 @@ impl Inner {
         self.woken.ending = false;
     }
 
-    /// Whether a reader the driver woke at the end of its stream (xtaci: its close will queue a
-    /// FIN) and other tasks it woke have not run yet: worth a hand-off with nothing queued.
+    /// Whether the driver's reading woke a reader at the end of its stream (xtaci: its close will
+    /// queue a FIN): while the tasks it woke have not run ([`Inner::woken_unrun`]), worth a
+    /// hand-off with nothing queued yet.
     pub(crate) fn woken_ending(&self) -> bool {
-        self.woken.ending && self.woken_unrun()
+        self.woken.ending
     }
 
     /// Starts a driver round: registers its waker and says whether the session must close (it
