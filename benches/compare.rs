@@ -58,7 +58,7 @@
 //! (tcp,pipe), `SMUX_BENCH_RUNTIMES` (tokio,smol), `SMUX_BENCH_STREAMS` (1,64,1024,8192,32768),
 //! `SMUX_BENCH_BULK_MIB`, `SMUX_BENCH_STALLED_MIB`, `SMUX_BENCH_ROUNDS`, `SMUX_BENCH_IDLE_STREAMS`,
 //! `SMUX_BENCH_WAN_MS` (40,10), `SMUX_BENCH_WAN_STREAMS` (1,8), `SMUX_BENCH_WAN_S`,
-//! `SMUX_BENCH_TIMEOUT_S` (per run), `SMUX_BENCH_OUT` (directory for compare.svg, wan.svg,
+//! `SMUX_BENCH_TIMEOUT_S` (per run), `SMUX_BENCH_WORKERS` (threads per runtime, default 2), `SMUX_BENCH_OUT` (directory for compare.svg, wan.svg,
 //! compare.md and compare.csv; default target/smux-bench).
 
 #[path = "compare/lanes.rs"]
@@ -387,7 +387,7 @@ fn main() {
 fn write_files(cfg: &Cfg, res: &Results, took: Duration) -> io::Result<()> {
     std::fs::create_dir_all(&cfg.out)?;
     let mut md = format!(
-        "Command: `{}cargo bench -p ysmux-bench --bench compare` ({} mode, {} runs, medians; {:.0} s). Bulk {} MiB, {} rtt/churn rounds, stalled {} MiB, idle {} streams. 2 workers per runtime, client and server in one process.\n",
+        "Command: `{}cargo bench -p ysmux-bench --bench compare` ({} mode, {} runs, medians; {:.0} s). Bulk {} MiB, {} rtt/churn rounds, stalled {} MiB, idle {} streams. {} workers per runtime, client and server in one process.\n",
         if cfg.quick { "SMUX_BENCH_QUICK=1 " } else { "" },
         if cfg.quick { "quick" } else { "full" },
         cfg.runs,
@@ -395,7 +395,8 @@ fn write_files(cfg: &Cfg, res: &Results, took: Duration) -> io::Result<()> {
         cfg.bulk_bytes >> 20,
         cfg.rounds,
         cfg.stalled_bytes >> 20,
-        cfg.idle_streams
+        cfg.idle_streams,
+        rt::workers()
     );
     if let Some(src) = &res.source {
         md.push_str(&format!("{src}\n"));

@@ -370,7 +370,7 @@ impl Results {
             let y = |v: f64| y0 + h - h * v / ytop;
             let _ = writeln!(
                 s,
-                r#"<text x="{}" y="{}" font-weight="bold">{} / {} (2 workers)</text>"#,
+                r#"<text x="{}" y="{}" font-weight="bold">{} / {} ({} workers)</text>"#,
                 x0,
                 oy + 25.0,
                 if *net == NetKind::Tcp {
@@ -378,7 +378,8 @@ impl Results {
                 } else {
                     "in-memory pipe"
                 },
-                rt.name()
+                rt.name(),
+                crate::rt::workers()
             );
             let mut t = 0.0;
             while t <= ytop + step / 2.0 {

@@ -1,4 +1,5 @@
-//! Runtimes (tokio with 2 workers, smol with 2 executor threads) and transports (loopback TCP,
+//! Runtimes (tokio with 2 workers, smol with 2 executor threads; `SMUX_BENCH_WORKERS` for more or
+//! fewer) and transports (loopback TCP,
 //! in-memory pipe), behind one small interface so that every scenario is written once.
 
 use std::future::Future;
@@ -86,14 +87,25 @@ pub enum Rt {
     },
 }
 
-pub const WORKERS: usize = 2;
+/// Worker threads per runtime: 2, or `SMUX_BENCH_WORKERS`. With one, no task ever waits for
+/// another thread to wake, and rtt and churn measure only what a message or a cycle costs in CPU.
+pub fn workers() -> usize {
+    static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *WORKERS.get_or_init(|| match std::env::var("SMUX_BENCH_WORKERS") {
+        Ok(s) => match s.trim().parse() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("SMUX_BENCH_WORKERS: not a positive number: {s}"),
+        },
+        Err(_) => 2,
+    })
+}
 
 impl Rt {
     pub fn new(kind: RtKind) -> Rt {
         match kind {
             RtKind::Tokio => Rt::Tokio(
                 tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(WORKERS)
+                    .worker_threads(workers())
                     .enable_all()
                     .build()
                     .expect("tokio runtime"),
@@ -101,7 +113,7 @@ impl Rt {
             RtKind::Smol => {
                 let ex = Arc::new(smol::Executor::new());
                 let (stop, stopped) = smol::channel::bounded::<()>(1);
-                let threads = (0..WORKERS)
+                let threads = (0..workers())
                     .map(|i| {
                         let ex = ex.clone();
                         let stopped = stopped.clone();
