@@ -259,7 +259,7 @@ impl Session {
         loop {
             // The session's lock is taken and released here, before the listener is dropped or
             // polled: dropping a notified listener hands its notice on (wakes another task), and
-            // nobody is woken under the lock (`shared.rs`).
+            // nobody is woken under the lock (`shared/mod.rs`).
             let reserved = {
                 let mut inner = self.shared.lock();
                 match inner.open_error() {

@@ -13,6 +13,15 @@ impl StreamKey {
     pub(crate) fn index(self) -> u32 {
         self.index
     }
+
+    /// A key for tests of the modules that only keep keys.
+    #[cfg(test)]
+    pub(crate) fn for_test(index: u32) -> StreamKey {
+        StreamKey {
+            index,
+            generation: 0,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! What a pool's handles and its driver share: the sessions up, the connects in flight, demand.
 //!
-//! **Lock order.** The pool's lock comes first: a session's lock (`shared.rs`) may be taken while
+//! **Lock order.** The pool's lock comes first: a session's lock (`shared/mod.rs`) may be taken while
 //! it is held (to read a member's load or stats), never the other way round. **Nobody is woken
 //! under it, and no user code runs under it**: [`PoolShared::lock`] returns a guard that wakes the
 //! driver, if asked to, after the lock is released; the connector and the timer are called by the

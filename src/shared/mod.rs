@@ -27,7 +27,7 @@
 //! (`pool/state.rs`) may be held while this one is taken, never the reverse.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -39,66 +39,19 @@ use crate::core::{Core, Event, State, StreamKey};
 use crate::error::Error;
 use crate::stats::Stats;
 
+mod driver_state;
+mod lifecycle;
+mod woken;
+
+use driver_state::DriverState;
+use lifecycle::{End, Lifecycle};
+use woken::Woken;
+
 /// The I/O shell's per-stream data inside the core: who to wake.
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     pub(crate) read: Option<Waker>,
     pub(crate) write: Option<Waker>,
-}
-
-/// Where the session is in its life: one value, where flags could disagree.
-#[derive(Debug, Clone)]
-enum Lifecycle {
-    /// Opening and accepting.
-    Running,
-    /// `shutdown` began: no more opening or accepting; open streams finish.
-    Draining,
-    /// Over, for the reason given; the driver may still be writing out and closing.
-    Ended(End),
-    /// Over, and the driver has returned: nothing more reaches the transport.
-    Finished(End),
-}
-
-impl Lifecycle {
-    /// How the session ended, if it has.
-    fn end(&self) -> Option<&End> {
-        match self {
-            Lifecycle::Running | Lifecycle::Draining => None,
-            Lifecycle::Ended(e) | Lifecycle::Finished(e) => Some(e),
-        }
-    }
-
-    /// Ends a running session; returns false if it had ended already (the first end counts).
-    fn end_with(&mut self, how: End) -> bool {
-        if self.end().is_some() {
-            return false;
-        }
-        *self = Lifecycle::Ended(how);
-        true
-    }
-
-    /// The driver returned, with `error` if it failed: a failure overrides an earlier clean end
-    /// (the transport failed while closing), but not an earlier failure.
-    fn finish(&mut self, error: Option<Error>) {
-        let how = match (self.end(), error) {
-            (Some(End::Failed(e)), _) => End::Failed(e.clone()),
-            (_, Some(e)) => End::Failed(e),
-            (Some(how), None) => how.clone(),
-            (None, None) => End::Local,
-        };
-        *self = Lifecycle::Finished(how);
-    }
-}
-
-/// How the session ended.
-#[derive(Debug, Clone)]
-enum End {
-    /// Closed by this side (`Session::close`, or every handle dropped).
-    Local,
-    /// The peer closed the transport at a frame boundary: streams see end-of-stream.
-    Peer,
-    /// The transport failed, the peer broke the protocol, or the driver was dropped.
-    Failed(Error),
 }
 
 /// What the driver, the session handles and the streams share.
@@ -187,35 +140,6 @@ pub(crate) struct Inner {
     woken: Woken,
 }
 
-/// Who the driver's reading woke and has not run since: the readers of up to [`WOKEN_TRACKED`]
-/// streams, and streams just accepted (past that many, only that there were more), and the
-/// acceptor. The driver lets them run before it writes a few small frames, so that what they
-/// queue (the response, the close) leaves in the same write (`driver.rs`, hand-off). A stream's
-/// handle that takes the lock has run; the driver forgets the rest once it writes.
-#[derive(Debug, Default)]
-struct Woken {
-    streams: Vec<StreamKey>,
-    more: bool,
-    accept: bool,
-    /// One of the readers was woken at the end of its stream, on a wire where the FIN of this
-    /// side's close is the application's to send (xtaci): its task usually closes at once, so
-    /// the driver waits for it even with nothing queued yet.
-    ending: bool,
-}
-
-/// Streams whose woken readers are tracked one by one; a handle's lock looks through them.
-const WOKEN_TRACKED: usize = 16;
-
-impl Woken {
-    fn add(&mut self, key: StreamKey) {
-        if self.streams.len() < WOKEN_TRACKED {
-            self.streams.push(key);
-        } else {
-            self.more = true;
-        }
-    }
-}
-
 impl Shared {
     /// Shared state around `core`, with one handle (the first session handle).
     pub(crate) fn new(core: Core<Waiters>, memory_budget: usize) -> Shared {
@@ -261,10 +185,7 @@ impl Shared {
     /// since the driver woke it, if it did.
     pub(crate) fn lock_stream(&self, key: StreamKey) -> Locked<'_> {
         let mut locked = self.lock_as(false);
-        let woken = &mut locked.woken.streams;
-        if let Some(i) = woken.iter().position(|k| *k == key) {
-            woken.swap_remove(i);
-        }
+        locked.woken.ran(key);
         locked
     }
 
@@ -421,94 +342,24 @@ impl Shared {
     }
 }
 
-/// The driver's side of being asked to run, beside the lock: whether it is in a poll
-/// ([`DriverState::RUNNING`], from the start of a round until it returns), whether it was asked
-/// for something meanwhile (`ASKED`: it goes on rather than return), and whether it was woken
-/// since its last round (`WOKEN`: nobody wakes it twice). One atomic, so that an ask and the
-/// driver's decision to return are ordered: either the driver sees the ask, or the ask sees the
-/// driver gone and wakes it.
-#[derive(Debug, Default)]
-struct DriverState(AtomicU8);
-
-impl DriverState {
-    const RUNNING: u8 = 1;
-    const ASKED: u8 = 2;
-    const WOKEN: u8 = 4;
-
-    /// A round begins: running, nothing asked, not woken.
-    fn round(&self) {
-        self.0.store(Self::RUNNING, Ordering::Release);
-    }
-
-    /// Asks the driver to run. Returns whether the caller must wake it: it is not running, and
-    /// nobody woke it since its last round.
-    fn ask(&self) -> bool {
-        let prev = self
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                if s & Self::RUNNING != 0 {
-                    (s & Self::ASKED == 0).then_some(s | Self::ASKED)
-                } else {
-                    (s & Self::WOKEN == 0).then_some(s | Self::WOKEN)
-                }
-            })
-            .unwrap_or(Self::RUNNING); // unchanged: asked or woken already
-        prev & Self::RUNNING == 0
-    }
-
-    /// The driver found nothing to do: if it was asked meanwhile, that is taken back and it goes
-    /// on (returns false); otherwise it no longer runs (returns true).
-    fn idle(&self) -> bool {
-        let step = |s: u8| {
-            Some(if s & Self::ASKED != 0 {
-                s & !Self::ASKED
-            } else {
-                s & !Self::RUNNING
-            })
-        };
-        let prev = self
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, step)
-            .unwrap_or_else(|s| s);
-        prev & Self::ASKED == 0
-    }
-
-    /// A poll begins without a round's refill: running, if nobody asked or woke it since it
-    /// returned.
-    fn run_unasked(&self) -> bool {
-        self.0
-            .compare_exchange(0, Self::RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// The driver returns (yielding, or for good).
-    fn stop(&self) {
-        self.0.fetch_and(!Self::RUNNING, Ordering::AcqRel);
-    }
-}
-
 impl Inner {
     /// Whether a reader or acceptor the driver's reading woke has not run since (has not taken
     /// the lock).
     pub(crate) fn woken_unrun(&self) -> bool {
-        let w = &self.woken;
-        !w.streams.is_empty() || w.more || w.accept
+        self.woken.unrun()
     }
 
     /// The tasks the driver woke had their turn: whatever they did not do yet, the driver no
     /// longer waits for.
     pub(crate) fn forget_woken(&mut self) {
-        self.woken.streams.clear();
-        self.woken.more = false;
-        self.woken.accept = false;
-        self.woken.ending = false;
+        self.woken.forget();
     }
 
     /// Whether the driver's reading woke a reader at the end of its stream (xtaci: its close will
     /// queue a FIN): while the tasks it woke have not run ([`Inner::woken_unrun`]), worth a
     /// hand-off with nothing queued yet.
     pub(crate) fn woken_ending(&self) -> bool {
-        self.woken.ending
+        self.woken.ending()
     }
 
     /// Starts a driver round: registers its waker and says whether the session must close (it
@@ -623,11 +474,11 @@ impl Inner {
                     if let Some(w) = self.core.waiters_mut(k).and_then(|w| w.read.take()) {
                         self.deferred.wakers.push(w);
                         if by_driver {
-                            self.woken.add(k);
-                            self.woken.ending |= self
+                            let ending = self
                                 .core
                                 .stream(k)
                                 .is_some_and(|s| s.state() == State::PeerFinished);
+                            self.woken.add(k, ending);
                         }
                     }
                 }
@@ -638,7 +489,9 @@ impl Inner {
                 }
                 Event::Incoming => {
                     self.acceptors.take_all(&mut self.deferred.wakers);
-                    self.woken.accept |= by_driver;
+                    if by_driver {
+                        self.woken.acceptor_woken();
+                    }
                 }
                 Event::Pong => {
                     self.pongs += 1;
@@ -698,14 +551,14 @@ impl Inner {
 
     /// The acceptor ran (it looked at the backlog) since the driver woke it, if it did.
     pub(crate) fn acceptor_ran(&mut self) {
-        self.woken.accept = false;
+        self.woken.acceptor_ran();
     }
 
     /// Stream `key` was just accepted: the task that takes it (often one spawned for it) usually
     /// reads what came with its SYN and answers at once, so the driver waits for it as for a
     /// reader it woke.
     pub(crate) fn accepted(&mut self, key: StreamKey) {
-        self.woken.add(key);
+        self.woken.add(key, false);
     }
 
     /// One handle (session or stream) is gone; the last one makes the driver close the session.
@@ -859,57 +712,5 @@ mod tests {
     fn a_streams_state_stays_small() {
         let size = Core::<Waiters>::STREAM_COST - 16;
         assert!(size <= 88, "a stream's state grew to {size} bytes");
-    }
-
-    /// Asked while it runs, the driver is not woken and goes on instead of returning; asked once
-    /// it has returned, it is woken once, however many ask, until its next round.
-    #[test]
-    fn the_driver_is_woken_once_and_never_while_it_runs() {
-        let d = DriverState::default();
-        assert!(d.ask(), "a driver that never ran is woken");
-        assert!(!d.ask(), "once");
-        d.round();
-        assert!(!d.ask(), "not while it runs");
-        assert!(!d.ask());
-        assert!(!d.idle(), "asked meanwhile: it goes on");
-        assert!(d.idle(), "nothing asked since: it returns");
-        assert!(d.ask(), "asked after it returned: woken");
-        assert!(!d.ask(), "and only once");
-        d.round();
-        assert!(d.idle());
-        d.round();
-        d.stop(); // yields, its own wakeup set
-        assert!(d.ask(), "asked after it yielded: woken as after it idles");
-        assert!(!d.ask());
-    }
-
-    /// An ask and the driver's return race from two threads: whichever order they take, the
-    /// driver either sees the ask (goes on) or is woken by it. Never both missed.
-    #[test]
-    fn an_ask_racing_the_drivers_return_is_never_lost() {
-        use std::sync::atomic::AtomicBool;
-        use std::sync::Arc;
-        for _ in 0..2_000 {
-            let d = Arc::new(DriverState::default());
-            d.round();
-            let start = Arc::new(AtomicBool::new(false));
-            let asker = {
-                let (d, start) = (d.clone(), start.clone());
-                std::thread::spawn(move || {
-                    while !start.load(Ordering::Acquire) {
-                        std::hint::spin_loop();
-                    }
-                    d.ask()
-                })
-            };
-            start.store(true, Ordering::Release);
-            let returned = d.idle();
-            let woke = asker.join().expect("asker");
-            assert!(
-                !returned || woke,
-                "the driver returned and the ask woke nobody"
-            );
-            assert!(returned || !woke, "the driver went on and was woken too");
-        }
     }
 }
