@@ -1,6 +1,7 @@
 //! Frames in, frames out: the protocol rules, without I/O.
 
 use super::*;
+use crate::error::ProtocolError;
 use crate::frame::{Cmd, HEADER_LEN, MAX_PAYLOAD};
 
 mod budget;
