@@ -250,6 +250,12 @@ pub struct Driver<T> {
     /// when a reader it woke was at the end of its stream: this side's FIN is its task's to send
     /// (on yddeng's the driver queues it itself), and returning first would cost a poll more
     /// when that FIN woke the driver again ([`Inner::woken_ending`]).
+    ///
+    /// The yield wakes the driver's own task, and must: a task woken through a waker left from
+    /// an abandoned read may never take the lock, and nothing else would bring the driver back
+    /// to write its own frames (a ping's answer, say). Waiting for the woken tasks' locks instead
+    /// doubled tokio's churn rate with two workers in a measurement, where the yield wakes the
+    /// idle worker, but cannot be bounded without a timer (benches/README.md, "One worker").
     hand_offs: u8,
     /// When the session started: the core's clock counts from here.
     started: Instant,
