@@ -85,7 +85,7 @@ fn receive_buffers_shrink_back_after_reading() {
 
 /// The sender's write buffers shrink back too: once the session is idle, the driver's buffer
 /// and the output queue it hands back to the core keep at most 64 KiB each, however far a burst
-/// grew them (the driver gives the queue back as it returns: `driver.rs`, `Unreported`).
+/// grew them (the driver gives the queue back as it returns: `driver/mod.rs`, `Unreported`).
 #[test]
 fn write_buffers_shrink_back_once_idle() {
     let _serial = counting::serial();

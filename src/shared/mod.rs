@@ -65,7 +65,7 @@ pub(crate) struct Shared {
     bytes_out: AtomicU64,
     /// Output position known written and flushed: a stream whose bytes all lie before it has
     /// them flushed (the driver stores it when the transport flushed; the streams that wait for
-    /// it are woken at its next taking of the lock, `driver.rs`'s `Unreported`).
+    /// it are woken at its next taking of the lock, `driver/mod.rs`'s `Unreported`).
     flushed: AtomicU64,
     /// Notified when the driver has finished.
     pub(crate) driver_done: Notify,

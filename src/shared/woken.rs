@@ -1,4 +1,4 @@
-//! Who the driver's reading woke and has not run since (the driver's hand-off, `driver.rs`).
+//! Who the driver's reading woke and has not run since (the driver's hand-off, `driver/mod.rs`).
 
 use crate::core::StreamKey;
 
@@ -8,7 +8,7 @@ const TRACKED: usize = 16;
 /// Who the driver's reading woke and has not run since: the readers of up to [`TRACKED`]
 /// streams, and streams just accepted (past that many, only that there were more), and the
 /// acceptor. The driver lets them run before it writes a few small frames, so that what they
-/// queue (the response, the close) leaves in the same write (`driver.rs`, hand-off). A stream's
+/// queue (the response, the close) leaves in the same write (`driver/mod.rs`, hand-off). A stream's
 /// handle that takes the lock has run; the driver forgets the rest once it writes.
 #[derive(Debug, Default)]
 pub(super) struct Woken {
