@@ -244,9 +244,10 @@ pub struct Driver<T> {
     ///
     /// The yield wakes the driver's own task, and must: a task woken through a waker left from
     /// an abandoned read may never take the lock, and nothing else would bring the driver back
-    /// to write its own frames (a ping's answer, say). Waiting for the woken tasks' locks instead
-    /// doubled tokio's churn rate with two workers in a measurement, where the yield wakes the
-    /// idle worker, but cannot be bounded without a timer (benches/README.md, "One worker").
+    /// to write its own frames (a ping's answer, say). Under tokio the yield wakes an idle
+    /// worker; waiting for the woken tasks' locks instead, bounded by a timer, was measured and
+    /// gained nothing, since tokio runs at most three woken tasks in a row on one worker anyway
+    /// (benches/README.md, "One worker").
     hand_offs: u8,
     /// When the session started: the core's clock counts from here.
     started: Instant,
