@@ -229,12 +229,10 @@ impl Config {
     /// counted as allocated, and their state). Past it, the newest of those streams are refused
     /// (FIN) and their data dropped; data of a stream the application holds is never dropped.
     /// On xtaci/smux's wire, which cannot tell an opener to wait, the session stops reading its
-    /// transport instead until the application accepts (as the Go package does when its buffer
-    /// is full): nothing is refused, and a peer's flood holds at most the budget and what one
-    /// read of 256 KiB brings past it, counted as allocated: each frame's payload in a chunk of
-    /// at most 64 KiB, so about 4 MiB at worst (frames just over 4 KiB). The same amount
-    /// bounds, separately, how far all streams' windows may grow beyond the base window together
-    /// ([`Config::with_max_window`]).
+    /// transport instead, at the frame that does not fit, until the application accepts (as the
+    /// Go package does when its buffer is full): nothing is refused, and a peer's flood holds at
+    /// most the budget and one frame past it. The same amount bounds, separately, how far all
+    /// streams' windows may grow beyond the base window together ([`Config::with_max_window`]).
     ///
     /// Streams the application closed hold nothing (their unread data is dropped at once), and the
     /// queue of frames for the transport is bounded by the write buffer, so whatever a peer sends,

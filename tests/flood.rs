@@ -1,6 +1,9 @@
-//! A peer that floods frames demanding answers (SYN then FIN, over and over) and never reads them:
-//! the session's queue of answers stays bounded because it stops reading until the answers move,
-//! and it neither fails nor deadlocks once the peer reads again.
+//! Floods. A peer that floods frames demanding answers (SYN then FIN, over and over) and never
+//! reads them: the session's queue of answers stays bounded because it stops reading until the
+//! answers move, and it neither fails nor deadlocks once the peer reads again. And on xtaci's
+//! wire, which has no way to refuse an opener politely, a peer that opens thousands of streams in
+//! one write: the session takes no more than its accept backlog, pausing at the first SYN that
+//! does not fit, and serves every stream whole as the application accepts.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,8 +11,8 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use smol::future::FutureExt;
-use ysmux::frame::{Cmd, Header};
-use ysmux::{Config, Session};
+use ysmux::frame::{xtaci, Cmd, Header};
+use ysmux::{Config, Protocol, Session};
 
 /// What the peer sends, in all: far more answers than the session may hold unwritten.
 const FLOOD: usize = 16 << 20;
@@ -93,4 +96,110 @@ fn a_flood_of_frames_needing_answers_is_held_back_not_buffered() {
         let answered = reader.await;
         assert!(answered > 0);
     });
+}
+
+fn xframe(version: u8, cmd: xtaci::Cmd, sid: u32, payload: &[u8]) -> Vec<u8> {
+    let mut b = xtaci::Header::new(version, cmd, payload.len() as u16, sid)
+        .encode()
+        .to_vec();
+    b.extend_from_slice(payload);
+    b
+}
+
+/// Fails the test if `f` takes longer than ten seconds.
+async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    f.or(async {
+        smol::Timer::after(Duration::from_secs(10)).await;
+        panic!("timed out: {what}")
+    })
+    .await
+}
+
+/// 4,000 streams opened in one write, each with its number on it, against a backlog of 8: the
+/// session holds 8 and no more until the application accepts (before, what one read brought was
+/// all taken: thousands of streams past the backlog), then serves every one whole, refusing none.
+#[test]
+fn on_xtaci_thousands_of_opens_in_one_write_wait_past_the_backlog() {
+    for (protocol, version) in [(Protocol::Xtaci1, 1), (Protocol::Xtaci2, 2)] {
+        smol::block_on(async {
+            let (a, mut peer) = ysmux::pipe();
+            let config = Config::default()
+                .with_protocol(protocol)
+                .with_accept_backlog(8);
+            let (session, driver) = Session::server(a, config);
+            let driver = smol::spawn(driver);
+            const N: u32 = 4_000;
+            let mut burst = Vec::new();
+            for i in 0..N {
+                burst.extend_from_slice(&xframe(version, xtaci::Cmd::Syn, 3 + 2 * i, &[]));
+                burst.extend_from_slice(&xframe(
+                    version,
+                    xtaci::Cmd::Psh,
+                    3 + 2 * i,
+                    &i.to_le_bytes(),
+                ));
+            }
+            bounded("the burst", peer.write_all(&burst)).await.unwrap();
+            bounded("the backlog to fill", async {
+                while session.stats().streams_active < 8 {
+                    smol::Timer::after(Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+            smol::Timer::after(Duration::from_millis(100)).await;
+            assert_eq!(
+                session.stats().streams_active,
+                8,
+                "{protocol:?}: the backlog's 8"
+            );
+            for i in 0..N {
+                let mut s = bounded("accept", session.accept()).await.unwrap();
+                let mut b = [0u8; 4];
+                bounded("read", s.read_exact(&mut b)).await.unwrap();
+                assert_eq!(u32::from_le_bytes(b), i, "{protocol:?}");
+                assert!(session.stats().streams_active <= 9, "{protocol:?}");
+            }
+            assert_eq!(session.stats().streams_refused, 0, "{protocol:?}");
+            drop(peer);
+            let _ = bounded("the driver", driver).await;
+        });
+    }
+}
+
+/// While xtaci's backlog is full, only the next SYN waits: data for a stream the application
+/// already holds still arrives (as with Go, whose reading loop blocks only on the stream it
+/// cannot queue).
+#[test]
+fn on_xtaci_a_full_backlog_holds_back_only_the_next_stream() {
+    for (protocol, version) in [(Protocol::Xtaci1, 1), (Protocol::Xtaci2, 2)] {
+        smol::block_on(async {
+            let (a, mut peer) = ysmux::pipe();
+            let config = Config::default()
+                .with_protocol(protocol)
+                .with_accept_backlog(1);
+            let (session, driver) = Session::server(a, config);
+            let driver = smol::spawn(driver);
+            let syn = |sid| xframe(version, xtaci::Cmd::Syn, sid, &[]);
+            bounded("a SYN", peer.write_all(&syn(3))).await.unwrap();
+            let mut held = bounded("accept", session.accept()).await.unwrap();
+            // Stream 5 fills the backlog; data for 3 comes after it and before stream 7's SYN.
+            let mut bytes = syn(5);
+            bytes.extend_from_slice(&xframe(version, xtaci::Cmd::Psh, 3, b"flows"));
+            bytes.extend_from_slice(&syn(7));
+            bytes.extend_from_slice(&xframe(version, xtaci::Cmd::Psh, 7, b"seven"));
+            bounded("the frames", peer.write_all(&bytes)).await.unwrap();
+            let mut b = [0u8; 5];
+            bounded("data while the backlog is full", held.read_exact(&mut b))
+                .await
+                .unwrap();
+            assert_eq!(&b, b"flows", "{protocol:?}");
+            assert_eq!(session.stats().streams_active, 2, "{protocol:?}: 7 waits");
+            let _five = bounded("accept", session.accept()).await.unwrap();
+            let mut seven = bounded("accept", session.accept()).await.unwrap();
+            bounded("read", seven.read_exact(&mut b)).await.unwrap();
+            assert_eq!(&b, b"seven", "{protocol:?}");
+            drop(peer);
+            let _ = bounded("the driver", driver).await;
+        });
+    }
 }

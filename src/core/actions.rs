@@ -77,15 +77,13 @@ impl<W: Default> Core<W> {
 
     /// Takes the oldest stream waiting in the accept backlog.
     pub fn accept(&mut self) -> Option<StreamKey> {
-        let paused = self.backlog_pauses() && self.input_paused();
-        let key = self.backlog.pop_front()?;
-        self.claim(key);
+        let key = self.resuming(|core| {
+            let key = core.backlog.pop_front()?;
+            core.claim(key);
+            Some(key)
+        })?;
         self.counters.accepted += 1;
         self.grant_opens();
-        if paused && !self.input_paused() {
-            // Below the backlog, or within the budget, again: reading goes on.
-            self.events.push(Event::Resume);
-        }
         Some(key)
     }
 
@@ -103,9 +101,9 @@ impl<W: Default> Core<W> {
 
     /// Past the budget, refuses the newest streams not yet accepted (FIN) and drops their data.
     /// On xtaci's wire, which cannot tell an opener to wait, reading pauses instead
-    /// ([`Core::input_paused`]), as Go's session does when its buffer is full: an honest burst of
-    /// streams loses nothing, and a flood holds at most the budget and what one read brings (its
-    /// frames' chunks, counted as allocated: see `Config::with_memory_budget`).
+    /// at the frame that does not fit (`hold.rs`), as Go's session does when its buffer is full:
+    /// an honest burst of streams loses nothing, and a flood holds at most the budget and one
+    /// frame past it (counted as allocated: see `Config::with_memory_budget`).
     pub(super) fn enforce_budget(&mut self) {
         if self.backlog_pauses() {
             return;
@@ -304,40 +302,12 @@ impl<W: Default> Core<W> {
     /// Refuses every stream the peer opens from now on, and closes those waiting to be accepted.
     pub fn refuse_incoming(&mut self) {
         self.refusing = true;
-        while let Some(key) = self.backlog.pop_front() {
-            self.counters.refused += 1;
-            self.refuse(key);
-        }
-    }
-
-    /// xtaci v1: once no stream holds more than its window unread, reading the transport goes on.
-    fn resume_if_none_over(&mut self) {
-        if self.over_window.count() == 0 {
-            self.events.push(Event::Resume);
-        }
-    }
-
-    /// Whether reading the transport must pause: on a wire without flow control (xtaci v1), a
-    /// stream holds more than its window unread, and the only backpressure left is to stop
-    /// reading (as Go's session does at 4 MiB for all its streams); or, on xtaci's wire, the
-    /// accept backlog is full, or what it holds is past the memory budget.
-    pub(crate) fn input_paused(&self) -> bool {
-        self.over_window.count() > 0
-            || self.backlog_full()
-            || (self.backlog_pauses() && self.budget.exceeded())
-    }
-
-    /// Whether a full accept backlog pauses reading rather than refusing: on xtaci's wire
-    /// (`Wire::backlog_pauses`), unless the backlog is 0, which refuses every stream.
-    pub(super) fn backlog_pauses(&self) -> bool {
-        self.wire.backlog_pauses() && self.limits.backlog > 0
-    }
-
-    /// xtaci: the accept backlog is full, and reading pauses until the application accepts. What
-    /// the last read brought is still handled, so the backlog may pass its bound by what one read
-    /// buffer holds; the memory budget bounds its bytes.
-    fn backlog_full(&self) -> bool {
-        self.backlog_pauses() && self.backlog.len() >= self.limits.backlog
+        self.resuming(|core| {
+            while let Some(key) = core.backlog.pop_front() {
+                core.counters.refused += 1;
+                core.refuse(key);
+            }
+        });
     }
 
     /// Empties the accept backlog (the session failed: nobody will take them). Streams that no

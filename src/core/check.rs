@@ -18,7 +18,8 @@ impl<W: Default> Core<W> {
     /// - the output queue holds at most the write buffer and one data frame beyond it, besides
     ///   control frames;
     /// - the budget counts exactly what the streams in the accept backlog hold, and that stays
-    ///   within the budget;
+    ///   within the budget (on xtaci's wire, which pauses reading, within one frame past it, and
+    ///   the backlog within its bound);
     /// - only open streams contend for room, and the contenders are counted right;
     /// - no stream's flush position lies beyond what was queued; no list holds a stream twice.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -118,10 +119,25 @@ impl<W: Default> Core<W> {
                 self.budget.held()
             ));
         }
-        if unclaimed > self.limits.budget.max(Self::STREAM_COST) {
+        // Past the budget, one stream is kept (refusing the first is pointless); on xtaci's wire,
+        // which pauses rather than refuse, the frame that crossed it (`hold.rs`).
+        let frame = if self.backlog_pauses() {
+            self.wire.max_payload() as usize + self.recv_pool.max_chunk()
+        } else {
+            0
+        };
+        let allowed = self.limits.budget.max(Self::STREAM_COST) + frame;
+        if unclaimed > allowed {
             return Err(format!(
                 "the backlog holds {unclaimed} bytes, over the budget of {}",
                 self.limits.budget
+            ));
+        }
+        if self.backlog_pauses() && self.backlog.len() > self.limits.backlog {
+            return Err(format!(
+                "{} streams wait in a backlog of {}, which pauses reading",
+                self.backlog.len(),
+                self.limits.backlog
             ));
         }
         if ids.len() != self.num_streams() {

@@ -28,10 +28,14 @@ impl<W: Default> Core<W> {
     /// header of a data frame whose payload has at least `min` bytes, not all of them in
     /// `input`: that header. A payload larger than a receive chunk (half the window, when that is
     /// under 128 KiB) is not read straight: its buffer would take more than a stream may hold.
-    pub fn partial_data(&self, input: &[u8], min: usize) -> Option<DataHead> {
+    /// Nor is a frame that waits for the application to accept (`hold.rs`): it stays in `input`,
+    /// and reading pauses.
+    pub fn partial_data(&mut self, input: &[u8], min: usize) -> Option<DataHead> {
         let (len, sid, payload) = self.wire.data_header(input)?;
-        (payload >= min && payload <= self.recv_pool.max_chunk() && input.len() < len + payload)
-            .then_some(DataHead { len, sid, payload })
+        if payload < min || payload > self.recv_pool.max_chunk() || input.len() >= len + payload {
+            return None;
+        }
+        (!self.holds_back_data(sid)).then_some(DataHead { len, sid, payload })
     }
 
     /// A buffer of exactly `len` bytes to read a payload into (recycled from the streams' buffers:

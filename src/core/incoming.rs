@@ -12,8 +12,9 @@ use crate::frame::{vrm_answer, Header};
 impl<W: Default> Core<W> {
     /// Handles every whole frame at the start of `input` (with `handle` false, after the session
     /// ended, only skips them) and returns the bytes they took; a partial frame at the end is
-    /// left. A detecting server first learns its wire from the first byte. An error is a
-    /// protocol violation: the session must end.
+    /// left, and so is, on xtaci's wire, everything from a frame that waits for the application
+    /// to accept (`hold.rs`: reading pauses until it fits). A detecting server first learns its
+    /// wire from the first byte. An error is a protocol violation: the session must end.
     #[must_use = "a protocol error must end the session"]
     pub fn handle_input(&mut self, input: &[u8], handle: bool) -> Result<usize, ProtocolError> {
         if matches!(self.wire, Wire::Detect) {
@@ -24,9 +25,13 @@ impl<W: Default> Core<W> {
             self.fit_limits();
             self.events.push(Event::Released); // opens waiting for the wire may go on
         }
+        self.held = None;
         let mut at = 0;
         while let Some((frame, len)) = self.wire.decode(&input[at..])? {
             if handle {
+                if self.holds_back(&frame) {
+                    break;
+                }
                 self.handle(frame)?;
             }
             at += len;

@@ -10,7 +10,8 @@
 //!   place ([`Core::settle`]): the FIN, the id released, the reader and writer woken;
 //! - flow control: `flow.rs`, checked credit and windows (growth counted while held);
 //! - who waits for what: `queue.rs`, lists that own their flags;
-//! - the memory budget: `budget.rs`; window growth: `extension.rs`; ids: `ids.rs`;
+//! - the memory budget: `budget.rs`; when reading pauses, and which frames wait: `hold.rs`;
+//!   window growth: `extension.rs`; ids: `ids.rs`;
 //! - every rule at once, as a walk over the state: `check.rs`, run after every step of the
 //!   property tests (`tests/props.rs`) and the fuzz targets.
 
@@ -21,6 +22,7 @@ mod check;
 mod direct;
 mod extension;
 mod flow;
+mod hold;
 mod id_table;
 mod ids;
 mod incoming;
@@ -44,6 +46,7 @@ pub use self::direct::DataHead;
 use self::extension::Extension;
 pub(crate) use self::extension::OFFER;
 use self::flow::{RecvWindow, SendCredit};
+use self::hold::Held;
 use self::id_table::IdTable;
 pub use self::ids::Direction;
 use self::ids::Ids;
@@ -199,6 +202,8 @@ pub struct Core<W> {
     contenders: Counted<Contend>,
     /// xtaci v1: streams holding more than their window unread (reading pauses while any does).
     over_window: Counted<Over>,
+    /// xtaci: the frame `handle_input` stopped before, left in the reader's buffer (`hold.rs`).
+    held: Option<Held>,
     /// Frames queued when the last NOP arrived (xtaci), and whether this side answered it: see
     /// `on_nop`.
     frames_out_at_nop: u64,
@@ -264,6 +269,7 @@ impl<W: Default> Core<W> {
             flush_waiters: Listed::default(),
             contenders: Counted::default(),
             over_window: Counted::default(),
+            held: None,
             frames_out_at_nop: 0,
             nop_answered: false,
             woken_contenders: Vec::new(),

@@ -453,11 +453,23 @@ impl Pair {
     fn deliver(&mut self, from: usize, n: usize) {
         let to = 1 - from;
         for _ in 0..n {
+            // As the driver reads: not while reading is paused.
+            if self.sides[to].core.input_paused() {
+                return;
+            }
             let Some((syn, bytes, seq)) = self.sides[from].wire.pop_front() else {
                 return;
             };
             let refused = self.sides[to].core.counters().refused;
-            self.handle(to, &bytes);
+            if !self.handle(to, &bytes) {
+                // Left for when the application accepts (xtaci's wire, `hold.rs`).
+                assert!(
+                    self.sides[to].core.input_paused(),
+                    "a frame left, reading goes on"
+                );
+                self.sides[from].wire.push_front((syn, bytes, seq));
+                return;
+            }
             let incoming = self.sides[to].note_events();
             if syn {
                 let seq = seq.expect("a SYN carries its stream's number");
@@ -477,8 +489,9 @@ impl Pair {
 
     /// Hands one whole frame to side `to`: every other data frame the way the driver reads a
     /// large payload (`core/direct.rs`: the header decoded from what came first, the payload in
-    /// a buffer of its own), the rest as bytes read.
-    fn handle(&mut self, to: usize, frame: &[u8]) {
+    /// a buffer of its own), the rest as bytes read. Returns whether the core took it (on xtaci's
+    /// wire it may leave it, for the application to accept first).
+    fn handle(&mut self, to: usize, frame: &[u8]) -> bool {
         let core = &mut self.sides[to].core;
         let head = match frame.split_last() {
             Some((_, first)) => core.partial_data(first, 1),
@@ -492,15 +505,19 @@ impl Pair {
             if self.direct {
                 let mut payload = core.payload_buffer(head.payload);
                 payload.copy_from_slice(&frame[head.len..]);
-                return core
-                    .handle_data(head, payload, true)
+                core.handle_data(head, payload, true)
                     .unwrap_or_else(|e| refused(e));
+                return true;
             }
         }
         let used = core
             .handle_input(frame, true)
             .unwrap_or_else(|e| refused(e));
-        assert_eq!(used, frame.len(), "a whole frame is handled");
+        assert!(
+            used == 0 || used == frame.len(),
+            "a frame is taken whole or left"
+        );
+        used > 0
     }
 
     /// Both sides take what waits to be accepted, drop every handle and give back every
@@ -534,7 +551,10 @@ impl Pair {
                 break;
             }
             for from in 0..2 {
-                while !self.sides[from].wire.is_empty() {
+                // Until the wire is empty, or the other side's backlog is full (xtaci's wire
+                // pauses there): it accepts below.
+                while !self.sides[from].wire.is_empty() && !self.sides[1 - from].core.input_paused()
+                {
                     self.deliver(from, 1);
                 }
             }

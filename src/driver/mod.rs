@@ -201,6 +201,9 @@ pub struct Driver<T> {
     rstart: usize,
     rend: usize,
     direct: Option<Direct>,
+    /// The core left a frame in `rbuf` that waits for the application to accept (xtaci's wire):
+    /// reading paused, and once it may go on, what `rbuf` holds is handed over before any read.
+    frames_held: bool,
     /// The last read completed a payload read straight into its buffer: the next read takes only
     /// [`HEADER_PEEK`] bytes, enough for the next frame's header, so that a large payload behind
     /// it is read straight into its buffer too rather than into the read buffer and copied out
@@ -275,6 +278,7 @@ impl<T> Driver<T> {
             rstart: 0,
             rend: 0,
             direct: None,
+            frames_held: false,
             peek_next: false,
             read_closed: false,
             wbuf: Vec::new(),

@@ -36,6 +36,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         cx: &mut Context<'_>,
         io_cx: &mut Context<'_>,
     ) -> Result<ReadOutcome, Error> {
+        if std::mem::take(&mut self.frames_held) {
+            // Reading may go on (the caller checked): first the frames the core left waiting.
+            self.handle_frames(cx, 0)?;
+            return Ok(ReadOutcome::Moved);
+        }
         if !self.transport_wake.begin_read() {
             return Ok(ReadOutcome::Nothing);
         }
@@ -122,9 +127,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         Ok(ReadOutcome::Moved)
     }
 
-    /// Feeds what was just read (`n` bytes) to the core, under one lock: the payload being read
-    /// straight into its buffer once it is whole, or every whole frame in the read buffer, and
-    /// then sets the payload of a large data frame left partial to be read straight into its own.
+    /// Feeds what was just read (`n` bytes; none when handing over frames the core left waiting)
+    /// to the core, under one lock: the payload being read straight into its buffer once it is
+    /// whole, or every whole frame in the read buffer, and then sets the payload of a large data
+    /// frame left partial to be read straight into its own.
     /// Under the same lock it refills for the next round, which follows at once (the round that
     /// read is busy): the answers the frames called for are taken.
     fn handle_frames(&mut self, cx: &mut Context<'_>, n: usize) -> Result<(), Error> {
@@ -151,8 +157,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 self.handle_frames_locked(&mut inner, handle)
             }
         };
-        if result.is_ok() && handle {
+        self.frames_held = handle && inner.core.holds_frame();
+        if result.is_ok() && handle && !self.frames_held {
             self.start_direct(&mut inner);
+            self.frames_held = inner.core.holds_frame();
         }
         // Not when the next round would hand off to the tasks these frames woke: whether they have
         // run by then (they may, on another thread) is for that round to see.

@@ -57,7 +57,7 @@ fn a_payload_read_straight_into_its_buffer_reads_back_in_order_with_copied_ones(
 
 #[test]
 fn only_a_large_data_frame_not_all_there_is_read_straight() {
-    let s = server();
+    let mut s = server();
     let big = psh_bytes(1, 40_000);
     assert_eq!(
         s.partial_data(&big[..100], 16 * 1024),

@@ -174,6 +174,7 @@ proptest! {
         let mut held: Vec<StreamKey> = Vec::new();
         let mut buf = vec![0u8; 9000];
         let mut out = Vec::new();
+        let mut unread = Vec::new();
         for input in inputs {
             let pick = |held: &Vec<StreamKey>, i: u8| {
                 (!held.is_empty()).then(|| held[i as usize % held.len()])
@@ -208,12 +209,23 @@ proptest! {
                     crate::core::pair::split(core.protocol(), &out).map_err(TestCaseError::fail)?;
                 }
                 Input::Frame(cmd, sid, len) => {
-                    if core.handle_input(&hostile_frame(protocol, cmd, sid, len), true).is_err() {
+                    // As the driver reads: frames the core left wait for it to go on.
+                    unread.extend_from_slice(&hostile_frame(protocol, cmd, sid, len));
+                }
+            }
+            if !core.input_paused() {
+                match core.handle_input(&unread, true) {
+                    Ok(used) => drop(unread.drain(..used)),
+                    Err(_) => {
                         core.peer_gone();
                         core.check_invariants().map_err(TestCaseError::fail)?;
                         break;
                     }
                 }
+                prop_assert!(
+                    unread.is_empty() || core.input_paused(),
+                    "frames left over while reading goes on"
+                );
             }
             let mut events = Vec::new();
             core.take_events(&mut events);

@@ -316,40 +316,132 @@ fn a_peer_that_sent_fin_on_every_stream_has_nothing_more_to_send() {
     assert!(s.peer_may_send());
 }
 
-/// A burst of SYNs past the accept backlog on xtaci's wire pauses reading (as the Go package
-/// does) instead of refusing: nothing is refused, and reading resumes once the application
-/// accepts below the backlog. A backlog of 0 still refuses.
+/// On xtaci's wire a full accept backlog pauses reading (as Go's session blocks on its full
+/// accept channel) instead of refusing: the SYN that does not fit, and everything after it, is
+/// left unhandled in the input however many frames one read brought, and handed over again once
+/// the application accepted. Nothing is refused. A backlog of 0 still refuses.
 #[test]
-fn a_full_backlog_pauses_reading_instead_of_refusing() {
+fn a_full_backlog_leaves_the_syn_that_does_not_fit_unhandled() {
     let four = Limits {
         backlog: 4,
         ..limits()
     };
     let mut s: Core<()> = Core::with_protocol(Direction::Down, four, Protocol::Xtaci1);
     let mut input = Vec::new();
-    for i in 0..6u32 {
+    for i in 0..1000u32 {
         input.extend_from_slice(&xframe(1, X::Syn, 3 + 2 * i, &[]));
     }
     let used = s.handle_input(&input, true).unwrap();
-    assert_eq!(used, input.len());
+    assert_eq!(used, 4 * 8, "four SYNs taken, the fifth left with the rest");
     assert_eq!(s.counters().refused, 0);
-    assert!(s.input_paused(), "six wait, past a backlog of four");
+    assert_eq!(s.num_streams(), 4);
+    assert!(s.input_paused(), "the fifth waits for room");
     let mut events = Vec::new();
-    for _ in 0..2 {
-        s.accept().unwrap();
-    }
-    assert!(s.input_paused(), "four still wait");
     s.accept().unwrap();
     s.take_events(&mut events);
     assert!(!s.input_paused());
-    assert!(events.contains(&Event::Resume));
+    assert!(
+        events.contains(&Event::Resume),
+        "the reader is told to go on"
+    );
+    let mut at = used;
+    while at < input.len() {
+        assert!(!s.input_paused());
+        let used = s.handle_input(&input[at..], true).unwrap();
+        assert!(
+            used > 0 && s.num_streams() <= 5,
+            "{used} {}",
+            s.num_streams()
+        );
+        at += used;
+        let k = s.accept().unwrap();
+        s.drop_handle(k);
+        s.check_invariants().unwrap();
+    }
+    assert_eq!(s.counters().refused, 0);
+    assert_eq!(s.counters().accepted, 997, "all but the four still waiting");
 
     let refusing = Limits {
         backlog: 0,
         ..limits()
     };
     let mut s: Core<()> = Core::with_protocol(Direction::Down, refusing, Protocol::Xtaci1);
-    s.handle_input(&input[..8], true).unwrap();
-    assert_eq!(s.counters().refused, 1);
+    assert_eq!(s.handle_input(&input, true).unwrap(), input.len());
+    assert_eq!(s.counters().refused, 1000);
     assert!(!s.input_paused());
+}
+
+/// While the backlog is full, what is not a new stream goes on: data for streams waiting in the
+/// backlog and for those the application holds, their FINs, window updates. Only the next SYN
+/// waits (Go's session, too, blocks only on the stream it cannot queue).
+#[test]
+fn a_full_backlog_holds_only_the_next_syn() {
+    let one = Limits {
+        backlog: 1,
+        ..limits()
+    };
+    let mut s: Core<()> = Core::with_protocol(Direction::Down, one, Protocol::Xtaci2);
+    feed(&mut s, &xframe(2, X::Syn, 3, &[])).unwrap();
+    let held = s.accept().unwrap();
+    let mut input = xframe(2, X::Syn, 5, &[]);
+    input.extend_from_slice(&xframe(2, X::Psh, 5, b"waiting"));
+    input.extend_from_slice(&xframe(2, X::Psh, 3, b"held"));
+    input.extend_from_slice(&upd(3, 0, 1 << 20));
+    input.extend_from_slice(&xframe(2, X::Fin, 3, &[]));
+    let rest = input.len();
+    input.extend_from_slice(&xframe(2, X::Syn, 7, &[]));
+    input.extend_from_slice(&xframe(2, X::Psh, 3, b"late"));
+    assert_eq!(s.handle_input(&input, true).unwrap(), rest);
+    assert!(s.input_paused());
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(held, &mut buf), Read::Data(4));
+    assert_eq!(&buf[..4], b"held");
+    assert_eq!(s.read(held, &mut buf), Read::Eof, "its FIN came too");
+    let waiting = s.accept().unwrap();
+    assert_eq!(s.read(waiting, &mut buf), Read::Data(7));
+    assert!(!s.input_paused());
+    let used = s.handle_input(&input[rest..], true).unwrap();
+    assert_eq!(used, 8 + 8 + 4, "the SYN and what followed it");
+    assert_eq!(s.counters().refused, 0);
+}
+
+/// Past the memory budget, on xtaci's wire, a SYN and data for a stream not yet accepted wait
+/// unhandled: the backlog holds at most the budget and the frame that crossed it, however much
+/// one read brought. Data for a stream the application holds goes on.
+#[test]
+fn past_the_budget_only_what_the_backlog_would_hold_waits() {
+    let tight = Limits {
+        backlog: 100,
+        budget: 128 * 1024, // two streams, each 60,000 bytes in a chunk of 64 KiB, and a bit
+        ..limits()
+    };
+    let mut s: Core<()> = Core::with_protocol(Direction::Down, tight, Protocol::Xtaci1);
+    feed(&mut s, &xframe(1, X::Syn, 3, &[])).unwrap();
+    let held = s.accept().unwrap();
+    let chunk = vec![7u8; 60_000];
+    let mut input = Vec::new();
+    for sid in [5, 7, 9] {
+        input.extend_from_slice(&xframe(1, X::Syn, sid, &[]));
+        input.extend_from_slice(&xframe(1, X::Psh, sid, &chunk));
+    }
+    let used = s.handle_input(&input, true).unwrap();
+    // Stream 5 and its data fit; stream 7 fits; its data crosses the budget; stream 9 waits.
+    assert_eq!(used, 2 * 8 + 2 * (8 + 60_000));
+    assert!(s.input_paused());
+    assert!(s.unclaimed_bytes() > 128 * 1024);
+    s.check_invariants().unwrap();
+    // Data for the stream the application holds is no budget's: it is taken.
+    let mut more = xframe(1, X::Psh, 3, b"mine");
+    more.extend_from_slice(&input[used..]);
+    assert_eq!(s.handle_input(&more, true).unwrap(), 8 + 4);
+    let mut buf = [0u8; 8];
+    assert_eq!(s.read(held, &mut buf), Read::Data(4));
+    assert!(s.input_paused(), "stream 9's SYN still waits");
+    s.accept().unwrap();
+    assert!(!s.input_paused(), "within the budget again");
+    assert_eq!(
+        s.handle_input(&input[used..], true).unwrap(),
+        input.len() - used
+    );
+    assert_eq!(s.counters().refused, 0);
 }
