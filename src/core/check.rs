@@ -126,7 +126,11 @@ impl<W: Default> Core<W> {
         } else {
             0
         };
-        let allowed = self.limits.budget.max(Self::STREAM_COST).saturating_add(frame);
+        let allowed = self
+            .limits
+            .budget
+            .max(Self::STREAM_COST)
+            .saturating_add(frame);
         if unclaimed > allowed {
             return Err(format!(
                 "the backlog holds {unclaimed} bytes, over the budget of {}",
