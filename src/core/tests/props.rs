@@ -1,6 +1,8 @@
 //! Property tests: random operation sequences into one core facing a hostile peer, and into two
 //! cores joined by the pair harness (`pair.rs`), with every rule of `check.rs` checked after every
-//! step. They run in plain `cargo test`; the fuzz targets drive the same harness for longer.
+//! step. They run in plain `cargo test`, each run from a new seed (CI fixes it: `.ci/run`); the
+//! fuzz targets drive the same harness for longer. A case found fails again from
+//! `proptest-regressions/`, which is committed.
 
 use proptest::prelude::*;
 
