@@ -29,24 +29,30 @@ impl<W: Default> Core<W> {
     /// is, reading pauses until it fits.
     pub(super) fn holds_back(&mut self, frame: &Frame<'_>) -> bool {
         self.held = match *frame {
-            Frame::Syn(_) => Some(Held::Syn),
+            _ if !self.backlog_pauses() => None,
+            Frame::Syn(_) => Some(Held::Syn).filter(|&held| self.waits(held)),
             Frame::Psh(sid, payload) if !payload.is_empty() => self.data_held(sid),
             _ => None,
-        }
-        .filter(|&held| self.backlog_pauses() && self.waits(held));
+        };
         self.held.is_some()
     }
 
     /// [`Core::holds_back`] for a data frame of which only the header is known yet.
     pub(super) fn holds_back_data(&mut self, sid: u32) -> bool {
-        self.held = self
-            .data_held(sid)
-            .filter(|&held| self.backlog_pauses() && self.waits(held));
+        self.held = if self.backlog_pauses() {
+            self.data_held(sid)
+        } else {
+            None
+        };
         self.held.is_some()
     }
 
-    /// Data for `sid` counts against the budget: its stream waits to be accepted.
+    /// Data for `sid` waits: the budget is spent, and its stream waits to be accepted (once the
+    /// budget is spent, and only then, a lookup per data frame).
     fn data_held(&self, sid: u32) -> Option<Held> {
+        if !self.waits(Held::Data) {
+            return None;
+        }
         let key = self.key_of_wire(sid)?;
         self.streams
             .get(key)
