@@ -35,6 +35,13 @@ pub struct Stats {
     pub memory_held: usize,
     /// The memory budget ([`Config::with_memory_budget`](crate::Config::with_memory_budget)).
     pub memory_budget: usize,
+    /// Reading the transport is paused until the application acts. On xtaci's wire, which cannot
+    /// make an opener wait: a stream the peer opened waits for
+    /// [`Session::accept`](crate::Session::accept), the accept backlog being full (or past the
+    /// memory budget), and the peer's later frames wait behind it; on xtaci v1, which has no
+    /// windows: a stream holds more than its window unread. Always `false` on yddeng's wire,
+    /// whose peer is made to wait instead.
+    pub reading_paused: bool,
     /// The peer is a session of this crate and agreed to window growth (see the crate docs,
     /// "Window growth"); always `false` against the original.
     pub windows_grow: bool,

@@ -147,10 +147,11 @@ fn on_xtaci_thousands_of_opens_in_one_write_wait_past_the_backlog() {
             })
             .await;
             smol::Timer::after(Duration::from_millis(100)).await;
-            assert_eq!(
-                session.stats().streams_active,
-                8,
-                "{protocol:?}: the backlog's 8"
+            let stats = session.stats();
+            assert_eq!(stats.streams_active, 8, "{protocol:?}: the backlog's 8");
+            assert!(
+                stats.reading_paused,
+                "{protocol:?}: the ninth waits for accept"
             );
             for i in 0..N {
                 let mut s = bounded("accept", session.accept()).await.unwrap();
@@ -159,7 +160,9 @@ fn on_xtaci_thousands_of_opens_in_one_write_wait_past_the_backlog() {
                 assert_eq!(u32::from_le_bytes(b), i, "{protocol:?}");
                 assert!(session.stats().streams_active <= 9, "{protocol:?}");
             }
-            assert_eq!(session.stats().streams_refused, 0, "{protocol:?}");
+            let stats = session.stats();
+            assert_eq!(stats.streams_refused, 0, "{protocol:?}");
+            assert!(!stats.reading_paused, "{protocol:?}: every stream accepted");
             drop(peer);
             let _ = bounded("the driver", driver).await;
         });

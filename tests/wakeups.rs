@@ -696,9 +696,10 @@ fn a_driver_that_paused_reading_stays_paused_when_woken_for_nothing() {
                 while s.write_all(&chunk).await.is_ok() {}
             });
             smol::Timer::after(Duration::from_millis(300)).await;
-            let read = server.stats().bytes_in;
+            let stats = server.stats();
+            assert!(stats.reading_paused, "the stats say why nothing moves");
             drop(unread);
-            read
+            stats.bytes_in
         });
         stop.store(true, Ordering::SeqCst);
         waking.join().expect("waking thread");

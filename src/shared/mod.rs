@@ -681,6 +681,7 @@ impl Inner {
             protocol_errors: self.protocol_errors,
             memory_held: self.core.unclaimed_bytes(),
             memory_budget: self.memory_budget,
+            reading_paused: self.core.input_paused(),
             windows_grow: self.core.extension_active(),
             window_growth: self.core.window_growth(),
             last_rtt: self.last_rtt.or_else(|| {
