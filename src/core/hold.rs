@@ -3,10 +3,13 @@
 //!
 //! Two wires' rules. Without flow control (xtaci v1) a stream holding more than its window
 //! unread pauses reading: the only backpressure left (Go's session stops at 4 MiB for all its
-//! streams). And on xtaci's wire, which cannot tell an opener to wait, a full accept backlog
-//! pauses reading where the other wire refuses the stream, as Go's session blocks on its full
-//! accept channel. Reading pauses at the frame that does not fit, not after what one read
-//! brought: [`Core::handle_input`] stops before it, the reader keeps it and the rest, and hands
+//! streams). That pause comes after the read that brought the stream past its window, whose
+//! other frames are still handled: its data was sent, and the read buffer bounds it. And on
+//! xtaci's wire, which cannot tell an opener to wait, a full accept backlog pauses reading where
+//! the other wire refuses the stream, as Go's session blocks on its full accept channel. That
+//! pause comes at the frame that does not fit, not after what one read brought, as a read of
+//! SYNs would make thousands of streams: [`Core::handle_input`] stops before it, the reader keeps
+//! it and the rest, and hands
 //! them over again once the application accepted ([`Event::Resume`]). So the backlog passes its
 //! bound by nothing and the memory budget by one frame at most, however many frames one read
 //! holds, and data for the streams the application already holds goes on flowing while the
