@@ -58,8 +58,9 @@
 //! (tcp,pipe), `SMUX_BENCH_RUNTIMES` (tokio,smol), `SMUX_BENCH_STREAMS` (1,64,1024,8192,32768),
 //! `SMUX_BENCH_BULK_MIB`, `SMUX_BENCH_STALLED_MIB`, `SMUX_BENCH_ROUNDS`, `SMUX_BENCH_IDLE_STREAMS`,
 //! `SMUX_BENCH_WAN_MS` (40,10), `SMUX_BENCH_WAN_STREAMS` (1,8), `SMUX_BENCH_WAN_S`,
-//! `SMUX_BENCH_TIMEOUT_S` (per run), `SMUX_BENCH_WORKERS` (threads per runtime, default 2), `SMUX_BENCH_OUT` (directory for compare.svg, wan.svg,
-//! compare.md and compare.csv; default target/smux-bench).
+//! `SMUX_BENCH_TIMEOUT_S` (per run), `SMUX_BENCH_WORKERS` (threads per runtime, default 2),
+//! `SMUX_BENCH_OUT` (directory for compare.svg, wan.svg, compare.md and compare.csv; default
+//! target/smux-bench).
 
 #[path = "compare/lanes.rs"]
 mod lanes;

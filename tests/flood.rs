@@ -5,14 +5,17 @@
 //! one write: the session takes no more than its accept backlog, pausing at the first SYN that
 //! does not fit, and serves every stream whole as the application accepts.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{until, wait, xtaci_frame, PSH, SYN};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use smol::future::FutureExt;
-use ysmux::frame::{xtaci, Cmd, Header};
-use ysmux::{Config, Protocol, Session};
+use ysmux::frame::{Cmd, Header};
+use ysmux::{Config, Error, Pipe, Protocol, Session};
 
 /// What the peer sends, in all: far more answers than the session may hold unwritten.
 const FLOOD: usize = 16 << 20;
@@ -98,21 +101,18 @@ fn a_flood_of_frames_needing_answers_is_held_back_not_buffered() {
     });
 }
 
-fn xframe(version: u8, cmd: xtaci::Cmd, sid: u32, payload: &[u8]) -> Vec<u8> {
-    let mut b = xtaci::Header::new(version, cmd, payload.len() as u16, sid)
-        .encode()
-        .to_vec();
-    b.extend_from_slice(payload);
-    b
-}
-
-/// Fails the test if `f` takes longer than ten seconds.
-async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    f.or(async {
-        smol::Timer::after(Duration::from_secs(10)).await;
-        panic!("timed out: {what}")
-    })
-    .await
+/// A server of `protocol` with an accept backlog of `backlog`, its driver spawned, and the raw
+/// peer's end of the pipe.
+fn xtaci_server(
+    protocol: Protocol,
+    backlog: usize,
+) -> (Session, smol::Task<Result<(), Error>>, Pipe) {
+    let (a, peer) = ysmux::pipe();
+    let config = Config::default()
+        .with_protocol(protocol)
+        .with_accept_backlog(backlog);
+    let (session, driver) = Session::server(a, config);
+    (session, smol::spawn(driver), peer)
 }
 
 /// 4,000 streams opened in one write, each with its number on it, against a backlog of 8: the
@@ -122,28 +122,16 @@ async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
 fn on_xtaci_thousands_of_opens_in_one_write_wait_past_the_backlog() {
     for (protocol, version) in [(Protocol::Xtaci1, 1), (Protocol::Xtaci2, 2)] {
         smol::block_on(async {
-            let (a, mut peer) = ysmux::pipe();
-            let config = Config::default()
-                .with_protocol(protocol)
-                .with_accept_backlog(8);
-            let (session, driver) = Session::server(a, config);
-            let driver = smol::spawn(driver);
+            let (session, driver, mut peer) = xtaci_server(protocol, 8);
             const N: u32 = 4_000;
             let mut burst = Vec::new();
             for i in 0..N {
-                burst.extend_from_slice(&xframe(version, xtaci::Cmd::Syn, 3 + 2 * i, &[]));
-                burst.extend_from_slice(&xframe(
-                    version,
-                    xtaci::Cmd::Psh,
-                    3 + 2 * i,
-                    &i.to_le_bytes(),
-                ));
+                burst.extend_from_slice(&xtaci_frame(version, SYN, 3 + 2 * i, &[]));
+                burst.extend_from_slice(&xtaci_frame(version, PSH, 3 + 2 * i, &i.to_le_bytes()));
             }
-            bounded("the burst", peer.write_all(&burst)).await.unwrap();
-            bounded("the backlog to fill", async {
-                while session.stats().streams_active < 8 {
-                    smol::Timer::after(Duration::from_millis(5)).await;
-                }
+            wait("the burst", peer.write_all(&burst)).await.unwrap();
+            until("the backlog to fill", || {
+                session.stats().streams_active >= 8
             })
             .await;
             smol::Timer::after(Duration::from_millis(100)).await;
@@ -154,9 +142,9 @@ fn on_xtaci_thousands_of_opens_in_one_write_wait_past_the_backlog() {
                 "{protocol:?}: the ninth waits for accept"
             );
             for i in 0..N {
-                let mut s = bounded("accept", session.accept()).await.unwrap();
+                let mut s = wait("accept", session.accept()).await.unwrap();
                 let mut b = [0u8; 4];
-                bounded("read", s.read_exact(&mut b)).await.unwrap();
+                wait("read", s.read_exact(&mut b)).await.unwrap();
                 assert_eq!(u32::from_le_bytes(b), i, "{protocol:?}");
                 assert!(session.stats().streams_active <= 9, "{protocol:?}");
             }
@@ -164,7 +152,7 @@ fn on_xtaci_thousands_of_opens_in_one_write_wait_past_the_backlog() {
             assert_eq!(stats.streams_refused, 0, "{protocol:?}");
             assert!(!stats.reading_paused, "{protocol:?}: every stream accepted");
             drop(peer);
-            let _ = bounded("the driver", driver).await;
+            let _ = wait("the driver", driver).await;
         });
     }
 }
@@ -176,33 +164,28 @@ fn on_xtaci_thousands_of_opens_in_one_write_wait_past_the_backlog() {
 fn on_xtaci_a_full_backlog_holds_back_only_the_next_stream() {
     for (protocol, version) in [(Protocol::Xtaci1, 1), (Protocol::Xtaci2, 2)] {
         smol::block_on(async {
-            let (a, mut peer) = ysmux::pipe();
-            let config = Config::default()
-                .with_protocol(protocol)
-                .with_accept_backlog(1);
-            let (session, driver) = Session::server(a, config);
-            let driver = smol::spawn(driver);
-            let syn = |sid| xframe(version, xtaci::Cmd::Syn, sid, &[]);
-            bounded("a SYN", peer.write_all(&syn(3))).await.unwrap();
-            let mut held = bounded("accept", session.accept()).await.unwrap();
+            let (session, driver, mut peer) = xtaci_server(protocol, 1);
+            let syn = |sid| xtaci_frame(version, SYN, sid, &[]);
+            wait("a SYN", peer.write_all(&syn(3))).await.unwrap();
+            let mut held = wait("accept", session.accept()).await.unwrap();
             // Stream 5 fills the backlog; data for 3 comes after it and before stream 7's SYN.
             let mut bytes = syn(5);
-            bytes.extend_from_slice(&xframe(version, xtaci::Cmd::Psh, 3, b"flows"));
+            bytes.extend_from_slice(&xtaci_frame(version, PSH, 3, b"flows"));
             bytes.extend_from_slice(&syn(7));
-            bytes.extend_from_slice(&xframe(version, xtaci::Cmd::Psh, 7, b"seven"));
-            bounded("the frames", peer.write_all(&bytes)).await.unwrap();
+            bytes.extend_from_slice(&xtaci_frame(version, PSH, 7, b"seven"));
+            wait("the frames", peer.write_all(&bytes)).await.unwrap();
             let mut b = [0u8; 5];
-            bounded("data while the backlog is full", held.read_exact(&mut b))
+            wait("data while the backlog is full", held.read_exact(&mut b))
                 .await
                 .unwrap();
             assert_eq!(&b, b"flows", "{protocol:?}");
             assert_eq!(session.stats().streams_active, 2, "{protocol:?}: 7 waits");
-            let _five = bounded("accept", session.accept()).await.unwrap();
-            let mut seven = bounded("accept", session.accept()).await.unwrap();
-            bounded("read", seven.read_exact(&mut b)).await.unwrap();
+            let _five = wait("accept", session.accept()).await.unwrap();
+            let mut seven = wait("accept", session.accept()).await.unwrap();
+            wait("read", seven.read_exact(&mut b)).await.unwrap();
             assert_eq!(&b, b"seven", "{protocol:?}");
             drop(peer);
-            let _ = bounded("the driver", driver).await;
+            let _ = wait("the driver", driver).await;
         });
     }
 }

@@ -5,16 +5,7 @@ mod common;
 
 use common::*;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use ysmux::frame::xtaci::{Cmd, Header};
 use ysmux::{Config, Error, Protocol, ProtocolError, Session};
-
-fn frame(version: u8, cmd: Cmd, sid: u32, payload: &[u8]) -> Vec<u8> {
-    let mut b = Header::new(version, cmd, payload.len() as u16, sid)
-        .encode()
-        .to_vec();
-    b.extend_from_slice(payload);
-    b
-}
 
 /// A server of `protocol` gets `bytes` from a raw client: returns how the session ended, and what
 /// the stream it had accepted before (id 3, with "kept" on it) could still read.
@@ -26,10 +17,10 @@ fn server_sees(protocol: Protocol, bytes: Vec<u8>) -> (Error, Vec<u8>) {
         let (server, driver) = Session::server(a, Config::default().with_protocol(protocol));
         let driver = ex.spawn(driver);
         let version = if protocol == Protocol::Xtaci1 { 1 } else { 2 };
-        raw.write_all(&frame(version, Cmd::Syn, 3, &[]))
+        raw.write_all(&xtaci_frame(version, SYN, 3, &[]))
             .await
             .unwrap();
-        raw.write_all(&frame(version, Cmd::Psh, 3, b"kept"))
+        raw.write_all(&xtaci_frame(version, PSH, 3, b"kept"))
             .await
             .unwrap();
         let mut s = wait("accept", server.accept()).await.expect("accept");
@@ -55,7 +46,7 @@ fn protocol_error(e: &Error) -> ProtocolError {
 
 #[test]
 fn a_frame_of_the_other_version_ends_the_session() {
-    let (e, kept) = server_sees(Protocol::Xtaci1, frame(2, Cmd::Nop, 0, &[]));
+    let (e, kept) = server_sees(Protocol::Xtaci1, xtaci_frame(2, XNOP, 0, &[]));
     assert_eq!(
         protocol_error(&e),
         ProtocolError::WrongVersion { version: 2 }
@@ -66,7 +57,7 @@ fn a_frame_of_the_other_version_ends_the_session() {
 
 #[test]
 fn an_upd_in_version_1_ends_the_session() {
-    let (e, _) = server_sees(Protocol::Xtaci1, frame(1, Cmd::Upd, 3, &[0; 8]));
+    let (e, _) = server_sees(Protocol::Xtaci1, xtaci_frame(1, XUPD, 3, &[0; 8]));
     assert_eq!(protocol_error(&e), ProtocolError::UpdInVersion1);
 }
 
@@ -75,7 +66,7 @@ fn data_beyond_the_window_on_version_2_ends_the_session() {
     // The window is 512 KiB by default; 9 frames of 65,535 bytes pass it.
     let mut flood = Vec::new();
     for _ in 0..9 {
-        flood.extend(frame(2, Cmd::Psh, 3, &[0u8; 65_535]));
+        flood.extend(xtaci_frame(2, PSH, 3, &[0u8; 65_535]));
     }
     let (e, _) = server_sees(Protocol::Xtaci2, flood);
     assert!(
@@ -89,13 +80,13 @@ fn data_beyond_the_window_on_version_2_ends_the_session() {
 
 #[test]
 fn a_syn_with_the_servers_parity_ends_the_session() {
-    let (e, _) = server_sees(Protocol::Xtaci2, frame(2, Cmd::Syn, 4, &[]));
+    let (e, _) = server_sees(Protocol::Xtaci2, xtaci_frame(2, SYN, 4, &[]));
     assert_eq!(protocol_error(&e), ProtocolError::WrongParity { stream: 4 });
 }
 
 #[test]
 fn a_fin_with_a_length_ends_the_session() {
-    let (e, _) = server_sees(Protocol::Xtaci2, frame(2, Cmd::Fin, 3, b"xx"));
+    let (e, _) = server_sees(Protocol::Xtaci2, xtaci_frame(2, FIN, 3, b"xx"));
     assert_eq!(
         protocol_error(&e),
         ProtocolError::BadLength { command: 1, len: 2 }

@@ -1,6 +1,6 @@
 //! Runtimes (tokio with 2 workers, smol with 2 executor threads; `SMUX_BENCH_WORKERS` for more or
-//! fewer) and transports (loopback TCP,
-//! in-memory pipe), behind one small interface so that every scenario is written once.
+//! fewer) and transports (loopback TCP, in-memory pipe), behind one small interface so that every
+//! scenario is written once.
 
 use std::future::Future;
 use std::io;
@@ -91,13 +91,7 @@ pub enum Rt {
 /// another thread to wake, and rtt and churn measure only what a message or a cycle costs in CPU.
 pub fn workers() -> usize {
     static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *WORKERS.get_or_init(|| match std::env::var("SMUX_BENCH_WORKERS") {
-        Ok(s) => match s.trim().parse() {
-            Ok(n) if n > 0 => n,
-            _ => panic!("SMUX_BENCH_WORKERS: not a positive number: {s}"),
-        },
-        Err(_) => 2,
-    })
+    *WORKERS.get_or_init(|| crate::env_count("SMUX_BENCH_WORKERS", 2))
 }
 
 impl Rt {

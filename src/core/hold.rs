@@ -31,36 +31,32 @@ impl<W: Default> Core<W> {
     /// Whether `frame` is to wait in the reader's buffer, unhandled (see the module's doc); if it
     /// is, reading pauses until it fits.
     pub(super) fn holds_back(&mut self, frame: &Frame<'_>) -> bool {
-        self.held = match *frame {
-            _ if !self.backlog_pauses() => None,
-            Frame::Syn(_) => Some(Held::Syn).filter(|&held| self.waits(held)),
-            Frame::Psh(sid, payload) if !payload.is_empty() => self.data_held(sid),
-            _ => None,
-        };
-        self.held.is_some()
-    }
-
-    /// [`Core::holds_back`] for a data frame of which only the header is known yet.
-    pub(super) fn holds_back_data(&mut self, sid: u32) -> bool {
-        self.held = if self.backlog_pauses() {
-            self.data_held(sid)
-        } else {
-            None
-        };
-        self.held.is_some()
-    }
-
-    /// Data for `sid` waits: the budget is spent, and its stream waits to be accepted (once the
-    /// budget is spent, and only then, a lookup per data frame).
-    fn data_held(&self, sid: u32) -> Option<Held> {
-        if !self.waits(Held::Data) {
-            return None;
+        match *frame {
+            Frame::Syn(_) => self.hold(Held::Syn, |_| true),
+            Frame::Psh(sid, payload) if !payload.is_empty() => self.holds_back_data(sid),
+            _ => {
+                self.held = None;
+                false
+            }
         }
-        let key = self.key_of_wire(sid)?;
-        self.streams
-            .get(key)
-            .is_some_and(|s| s.unclaimed)
-            .then_some(Held::Data)
+    }
+
+    /// [`Core::holds_back`] for a data frame of which only the header is known yet: it waits if
+    /// its stream waits to be accepted and the budget is spent.
+    pub(super) fn holds_back_data(&mut self, sid: u32) -> bool {
+        self.hold(Held::Data, |core| {
+            core.key_of_wire(sid)
+                .and_then(|key| core.streams.get(key))
+                .is_some_and(|s| s.unclaimed)
+        })
+    }
+
+    /// Holds a frame of kind `held` when the wire pauses, it does not fit yet, and `concerned`
+    /// (asked last: the data frame's lookup is made only once the budget is spent).
+    fn hold(&mut self, held: Held, concerned: impl FnOnce(&Self) -> bool) -> bool {
+        let holds = self.backlog_pauses() && self.waits(held) && concerned(self);
+        self.held = holds.then_some(held);
+        holds
     }
 
     /// Whether a frame of kind `held` does not fit yet.

@@ -869,6 +869,21 @@ impl Frame {
     }
 }
 
+/// xtaci/smux's keepalive and (version 2) window update; its SYN, FIN and PSH are the numbers
+/// above.
+pub const XNOP: u8 = 3;
+pub const XUPD: u8 = 4;
+
+/// An xtaci/smux frame's wire bytes: `version | cmd | length (LE u16) | sid (LE u32) | payload`.
+pub fn xtaci_frame(version: u8, cmd: u8, sid: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(payload.len()).expect("an xtaci payload fits 16 bits");
+    let mut v = vec![version, cmd];
+    v.extend_from_slice(&len.to_le_bytes());
+    v.extend_from_slice(&sid.to_le_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
 /// A client session's first frame: its offer of window growth (src/core/extension.rs).
 pub fn offer() -> Frame {
     Frame::new(VRM, 0x7973, 0x6D75_7831)
