@@ -189,3 +189,44 @@ fn on_xtaci_a_full_backlog_holds_back_only_the_next_stream() {
         });
     }
 }
+
+/// The peer's connection is cut inside a frame while frames wait behind a full backlog: what
+/// arrived whole is still delivered as the application accepts, and then every stream, accept
+/// and the driver hear the cut as an error, never as a clean end.
+#[test]
+fn on_xtaci_a_cut_behind_a_full_backlog_is_an_error_for_everyone() {
+    for (protocol, version) in [(Protocol::Xtaci1, 1), (Protocol::Xtaci2, 2)] {
+        smol::block_on(async {
+            let (session, driver, mut peer) = xtaci_server(protocol, 1);
+            let mut bytes = Vec::new();
+            for (sid, data) in [(3, b"a"), (5, b"b"), (7, b"c")] {
+                bytes.extend_from_slice(&xtaci_frame(version, SYN, sid, &[]));
+                bytes.extend_from_slice(&xtaci_frame(version, PSH, sid, data));
+            }
+            // Half of a data frame's header for stream 7, then the cut.
+            bytes.extend_from_slice(&xtaci_frame(version, PSH, 7, b"lost")[..4]);
+            wait("the frames", peer.write_all(&bytes)).await.unwrap();
+            until("the backlog to fill", || session.stats().reading_paused).await;
+            drop(peer);
+            let mut streams = Vec::new();
+            for want in [b"a", b"b", b"c"] {
+                let mut s = wait("accept", session.accept()).await.unwrap();
+                let mut b = [0u8; 1];
+                wait("read", s.read_exact(&mut b)).await.unwrap();
+                assert_eq!(&b, want, "{protocol:?}");
+                streams.push(s);
+            }
+            let r = wait("the driver", driver).await;
+            assert!(
+                matches!(r, Err(Error::LostMidFrame(_))),
+                "{protocol:?}: {r:?}"
+            );
+            for mut s in streams {
+                let mut b = [0u8; 1];
+                let r = wait("a read after the cut", s.read(&mut b)).await;
+                assert!(r.is_err(), "{protocol:?}: {r:?}");
+            }
+            assert!(wait("accept", session.accept()).await.is_err());
+        });
+    }
+}
