@@ -190,8 +190,8 @@ fn on_xtaci_a_full_backlog_holds_back_only_the_next_stream() {
     }
 }
 
-/// The peer's connection is cut inside a frame while frames wait behind a full backlog: what
-/// arrived whole is still delivered as the application accepts, and then every stream, accept
+/// The peer's connection is cut inside a frame while frames wait behind a full backlog: nothing
+/// is read past the held frames until the application accepts, and then every stream, accept
 /// and the driver hear the cut as an error, never as a clean end.
 #[test]
 fn on_xtaci_a_cut_behind_a_full_backlog_is_an_error_for_everyone() {
@@ -208,13 +208,31 @@ fn on_xtaci_a_cut_behind_a_full_backlog_is_an_error_for_everyone() {
             wait("the frames", peer.write_all(&bytes)).await.unwrap();
             until("the backlog to fill", || session.stats().reading_paused).await;
             drop(peer);
-            let mut streams = Vec::new();
-            for want in [b"a", b"b", b"c"] {
-                let mut s = wait("accept", session.accept()).await.unwrap();
-                let mut b = [0u8; 1];
-                wait("read", s.read_exact(&mut b)).await.unwrap();
-                assert_eq!(&b, want, "{protocol:?}");
-                streams.push(s);
+            // Stream 5's SYN waits while stream 3 does: the cut cannot be read before the
+            // application took stream 3, whose byte arrived whole.
+            let mut s = wait("accept", session.accept()).await.unwrap();
+            let mut b = [0u8; 1];
+            wait("read", s.read_exact(&mut b)).await.unwrap();
+            assert_eq!(&b, b"a", "{protocol:?}");
+            let mut streams = vec![s];
+            // From then on the cut may be read at any time: a failed session hands over nothing
+            // more (an accept fails, and so does every read, whatever the stream had buffered),
+            // and it always fails as cut mid-frame, never as a clean end.
+            let cut = |e: &dyn std::fmt::Debug| {
+                let e = format!("{e:?}");
+                assert!(e.contains("LostMidFrame"), "{protocol:?}: {e}");
+            };
+            for want in [b"b", b"c"] {
+                match wait("accept", session.accept()).await {
+                    Ok(mut s) => {
+                        match wait("read", s.read_exact(&mut b)).await {
+                            Ok(()) => assert_eq!(&b, want, "{protocol:?}"),
+                            Err(e) => cut(&e),
+                        }
+                        streams.push(s);
+                    }
+                    Err(e) => cut(&e),
+                }
             }
             let r = wait("the driver", driver).await;
             assert!(
